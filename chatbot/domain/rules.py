@@ -1,0 +1,170 @@
+"""The live-video policy's booking rules, as pure functions.
+
+``check_booking`` takes a proposed booking plus the facts the rules need (looked up by the
+booking service) and returns every violation at once, each tied to the form field it concerns
+and to the policy clause it enforces. No I/O here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from chatbot.policy import Policy
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str  # stable id, e.g. "school_hours"
+    field: str  # booking form field id
+    message: str  # plain English, shown to the member of staff
+    clause: str  # which part of the policy this enforces
+
+
+@dataclass(frozen=True)
+class ProposedBooking:
+    host_id: int
+    cohost_id: int | None
+    kind: str  # "one_to_one" | "group"
+    starts_at: datetime  # aware
+    minutes: int
+    platform: str
+    plan: str
+    pupil_count: int
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    now: datetime
+    unknown_pupils: tuple[str, ...] = ()
+    without_consent: tuple[str, ...] = ()  # pupils' short names
+    at_weekly_limit: tuple[str, ...] = ()
+    host_busy: bool = False
+    cohost_busy: bool = False
+    extra: tuple[Violation, ...] = field(default_factory=tuple)
+
+
+CLAUSES = {
+    "school_day": "Calls happen on school days only.",
+    "school_hours": "Calls happen within normal school hours.",
+    "length": "Calls are kept to a reasonable length.",
+    "notice": "Calls are arranged in advance, not on the spot.",
+    "weekly_limit": "No more than one call a week with each pupil.",
+    "consent": "Parents agree in writing before their child joins a call.",
+    "cohost": "A second member of staff joins the call.",
+    "platform": "Only the school's agreed platform is used.",
+    "plan": "The host has a plan for the conversation.",
+    "pupils": "Calls are with pupils on the school roll.",
+}
+
+
+def _v(rule: str, field_id: str, message: str) -> Violation:
+    return Violation(rule, field_id, message, CLAUSES[rule])
+
+
+def _names(names: tuple[str, ...]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def fmt_day(d: datetime) -> str:
+    return f"{d:%A} {d.day} {d:%B %Y}"
+
+
+def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> list[Violation]:
+    out: list[Violation] = []
+    local_start = p.starts_at.astimezone(policy.zone)
+    local_end = local_start + timedelta(minutes=p.minutes)
+    hours = policy.hours_text()
+
+    closed = policy.closed_reason(local_start.date())
+    if closed:
+        out.append(_v("school_day", "date", f"{closed}. Choose a school day."))
+    elif local_start.time() < policy.day_start or local_start.time() >= policy.day_end:
+        out.append(
+            _v("school_hours", "start",
+               f"{local_start:%H:%M} is outside school hours ({hours}).")
+        )
+    elif local_end.time() > policy.day_end or local_end.date() != local_start.date():
+        out.append(
+            _v("school_hours", "duration",
+               f"The call would end at {local_end:%H:%M}, after school hours end "
+               f"at {policy.day_end:%H:%M}. Start earlier or make it shorter.")
+        )
+
+    if p.minutes > policy.max_call_minutes:
+        out.append(
+            _v("length", "duration",
+               f"Calls can last at most {policy.max_call_minutes} minutes, "
+               "so families can get on with their day.")
+        )
+    elif p.minutes < policy.min_call_minutes:
+        out.append(
+            _v("length", "duration", f"A call needs at least {policy.min_call_minutes} minutes.")
+        )
+
+    if p.starts_at <= facts.now:
+        out.append(_v("notice", "start", "That time has already passed."))
+    elif p.starts_at < facts.now + timedelta(minutes=policy.min_notice_minutes):
+        out.append(
+            _v("notice", "start",
+               f"Calls must be booked at least {policy.min_notice_minutes} minutes ahead, "
+               "so the co-host, SLT and the family can be told.")
+        )
+
+    if facts.unknown_pupils:
+        out.append(
+            _v("pupils", "pupils",
+               f"Not on the pupil roster: {_names(facts.unknown_pupils)}. "
+               "Ask the office to import them.")
+        )
+    elif p.pupil_count == 0:
+        out.append(_v("pupils", "pupils", "Choose at least one pupil."))
+    elif p.kind == "one_to_one" and p.pupil_count > 1:
+        out.append(
+            _v("pupils", "kind", "A one-to-one call is with one pupil; choose group for more.")
+        )
+    if facts.without_consent:
+        out.append(
+            _v("consent", "pupils",
+               f"No written parental consent on file for {_names(facts.without_consent)}. "
+               "Record the parent's emailed agreement with /consent first.")
+        )
+    if facts.at_weekly_limit:
+        per = policy.calls_per_pupil_per_week
+        limit = "a call" if per == 1 else f"{per} calls"
+        out.append(
+            _v("weekly_limit", "pupils",
+               f"{_names(facts.at_weekly_limit)} already {'has' if len(facts.at_weekly_limit) == 1 else 'have'} "
+               f"{limit} that week (Monday to Sunday); the limit is {per} a week.")
+        )
+
+    if p.cohost_id is None:
+        if policy.cohost_required(p.kind):
+            kind = "group" if p.kind == "group" else "one-to-one"
+            out.append(
+                _v("cohost", "cohost",
+                   f"A second member of staff must join every {kind} call. Choose a co-host.")
+            )
+    elif p.cohost_id == p.host_id:
+        out.append(_v("cohost", "cohost", "The co-host must be a different member of staff."))
+    elif facts.cohost_busy:
+        out.append(_v("cohost", "cohost", "Your co-host already has a call at that time."))
+    if facts.host_busy:
+        out.append(_v("cohost", "start", "You already have a call at that time."))
+
+    agreed = {x.casefold() for x in policy.platforms}
+    if p.platform.casefold() not in agreed:
+        out.append(
+            _v("platform", "platform",
+               f"{p.platform or 'That platform'} is not agreed by the school. "
+               f"Use {_names(policy.platforms)}.")
+        )
+    if not p.plan.strip():
+        out.append(
+            _v("plan", "plan",
+               "Write a short plan for the conversation (for example, sharing work or a story).")
+        )
+    out.extend(facts.extra)
+    return out

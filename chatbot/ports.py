@@ -1,0 +1,91 @@
+"""Ports the core needs from the outside world; adapters implement them, tests fake them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from chatbot.interaction import UserRef
+from chatbot.ui import Message
+
+Role = Literal["dsl", "slt"]
+
+
+@dataclass(frozen=True)
+class StaffAddress:
+    """Everything a messenger may need to reach a staff member directly."""
+
+    staff_id: int
+    email: str
+    display_name: str
+    platform_user_id: str | None  # known id on this messenger's platform, if any
+
+
+class DeliveryError(Exception):
+    """A delivery failed; the outbox will retry it later.
+
+    ``retry_after`` (seconds) is honoured when the platform said how long to wait (HTTP 429).
+    ``kind`` is a short code safe for logs (never message content).
+    """
+
+    def __init__(self, kind: str, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(kind)
+        self.kind = kind
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class ChannelUnavailable(DeliveryError):
+    """The role channel is not configured, missing, or the bot is not in it."""
+
+    def __init__(self, kind: str = "channel_unavailable"):
+        super().__init__(kind, permanent=True)
+
+
+class Messenger(Protocol):
+    """Sends neutral messages on one platform. Each method returns the platform's message ref
+    (used to update the message in place later) and raises :class:`DeliveryError` on failure."""
+
+    platform: str
+
+    async def send_to_staff(self, to: StaffAddress, message: Message) -> str: ...
+
+    async def post_to_role(self, role: Role, message: Message) -> str: ...
+
+    async def update(self, ref: str, message: Message) -> None: ...
+
+
+class Directory(Protocol):
+    """Resolves a platform user to an email address (matched against the roster)."""
+
+    async def email_for(self, user: UserRef) -> str | None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock tests (and the console's demo) can set and advance."""
+
+    def __init__(self, at: datetime):
+        if at.tzinfo is None:
+            raise ValueError("FixedClock needs an aware datetime")
+        self._at = at
+
+    def now(self) -> datetime:
+        return self._at
+
+    def set(self, at: datetime) -> None:
+        self._at = at
+
+    def advance(self, **kwargs: float) -> None:
+        from datetime import timedelta
+
+        self._at = self._at + timedelta(**kwargs)

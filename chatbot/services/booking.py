@@ -1,0 +1,325 @@
+"""Booking a call: the form, the policy check, and storing the booking with its notices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatbot import notices, outbox
+from chatbot.core import Core
+from chatbot.domain.rules import BookingFacts, ProposedBooking, Violation, check_booking
+from chatbot.interaction import SubmittedValue
+from chatbot.services import audit
+from chatbot.services.forms import FieldError, many, one, parse_date, parse_int, parse_time, text
+from chatbot.services.identity import staff_by_email
+from chatbot.services.pupils import has_consent, pupils_by_upn
+from chatbot.storage.models import Booking, BookingPupil, Pupil, Staff
+from chatbot.ui import Form, Input, Option
+
+ACTIVE = ("awaiting_cohost", "confirmed")
+PLAN_MAX = 2000
+FORM_ID = "book_call"
+
+
+def booking_form(core: Core, initial: dict[str, str | tuple[str, ...]] | None = None) -> Form:
+    p = core.policy
+    init = initial or {}
+    kinds = (Option("one_to_one", "One-to-one"), Option("group", "Group"))
+    return Form(
+        id=FORM_ID,
+        title="Book a video call",
+        intro=(
+            f"Calls run on school days, {p.hours_text()}, for up to {p.max_call_minutes} "
+            f"minutes, at most {p.calls_per_pupil_per_week} a week per pupil, with written "
+            "parental consent and a second member of staff."
+        ),
+        submit_label="Book",
+        inputs=(
+            Input("pupils", "Pupils", "pupils", initial=init.get("pupils")),
+            Input("kind", "Type of call", "select", options=kinds,
+                  initial=init.get("kind", "one_to_one")),
+            Input("date", "Date", "date", initial=init.get("date")),
+            Input("start", "Start time", "time", initial=init.get("start"),
+                  placeholder="10:00"),
+            Input("duration", "Length in minutes", "number",
+                  initial=init.get("duration", str(min(20, p.max_call_minutes))),
+                  hint=f"At most {p.max_call_minutes}."),
+            Input("cohost", "Co-host (second member of staff)", "staff",
+                  required=p.cohost_required_one_to_one or p.cohost_required_group,
+                  initial=init.get("cohost")),
+            Input("platform", "Platform", "select",
+                  options=tuple(Option(x, x) for x in p.platforms),
+                  initial=init.get("platform", p.platforms[0])),
+            Input("plan", "Plan for the conversation", "long_text", max_length=PLAN_MAX,
+                  initial=init.get("plan"),
+                  placeholder="e.g. Sam shares their reading book; we sing the class song."),
+        ),
+    )
+
+
+@dataclass
+class BookingResult:
+    errors: dict[str, str] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+    booking: Booking | None = None
+    host: Staff | None = None
+    cohost: Staff | None = None
+
+
+def week_of(d: date) -> int:
+    iso = d.isocalendar()
+    return iso.year * 100 + iso.week
+
+
+def _add(errors: dict[str, str], field_id: str, message: str) -> None:
+    # Several rules can concern one field: show them all, one per sentence.
+    errors[field_id] = f"{errors[field_id]} {message}" if field_id in errors else message
+
+
+async def overlapping(s: AsyncSession, staff_ids: list[int], start: datetime,
+                      end: datetime) -> set[int]:
+    """Which of ``staff_ids`` already host or co-host an active call overlapping start..end."""
+    rows = await s.execute(
+        select(Booking.host_id, Booking.cohost_id).where(
+            Booking.status.in_(ACTIVE),
+            Booking.starts_at < end,
+            Booking.ends_at > start,
+            or_(Booking.host_id.in_(staff_ids), Booking.cohost_id.in_(staff_ids)),
+        )
+    )
+    busy: set[int] = set()
+    for host_id, cohost_id in rows:
+        busy.update(x for x in (host_id, cohost_id) if x in staff_ids)
+    return busy
+
+
+async def _week_slots(s: AsyncSession, pupil_id: int, week: int) -> list[int]:
+    rows = await s.execute(
+        select(BookingPupil.slot).where(
+            BookingPupil.pupil_id == pupil_id, BookingPupil.week == week,
+            BookingPupil.active.is_(True),
+        )
+    )
+    return [r for (r,) in rows]
+
+
+async def create_booking(core: Core, host: Staff, values: dict[str, SubmittedValue]) -> BookingResult:
+    """Check every rule at once; store the booking only if nothing is wrong."""
+    result = BookingResult(host=host)
+    errors = result.errors
+    p = core.policy
+    now = core.now()
+
+    def attempt(fn, *args):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args)
+        except FieldError as e:
+            _add(errors, e.field, e.message)
+            return None
+
+    day: date | None = attempt(parse_date, values, "date", "Date")
+    start_t: time | None = attempt(parse_time, values, "start", "Start time")
+    minutes: int | None = attempt(parse_int, values, "duration", "Length", 1, 24 * 60)
+    plan: str | None = attempt(text, values, "plan", "The plan", PLAN_MAX, False)
+    kind = one(values, "kind") or "one_to_one"
+    if kind not in ("one_to_one", "group"):
+        _add(errors, "kind", "Choose one-to-one or group.")
+    platform = one(values, "platform")[:100]
+    upns = [u.upper() for u in many(values, "pupils")][:100]
+    cohost_email = one(values, "cohost")
+
+    try:
+        async with core.db.transaction() as s:
+            pupils, unknown = await pupils_by_upn(s, upns)
+            cohost: Staff | None = None
+            if cohost_email:
+                cohost = await staff_by_email(s, cohost_email)
+                if cohost is None or not cohost.active:
+                    _add(errors, "cohost",
+                         f"{cohost_email[:80]} is not on the staff roster, so they can't co-host.")
+                    cohost = None
+            result.cohost = cohost
+
+            starts_at: datetime | None = None
+            facts_kwargs: dict[str, object] = {}
+            if day and start_t:
+                starts_at = datetime.combine(day, start_t, tzinfo=p.zone)
+            if starts_at is not None and minutes is not None:
+                end = starts_at + timedelta(minutes=minutes)
+                ids = [host.id] + ([cohost.id] if cohost else [])
+                busy = await overlapping(s, ids, starts_at, end)
+                facts_kwargs["host_busy"] = host.id in busy
+                facts_kwargs["cohost_busy"] = cohost is not None and cohost.id in busy
+                week = week_of(starts_at.date())
+                full = []
+                for pupil in pupils:
+                    if len(await _week_slots(s, pupil.id, week)) >= p.calls_per_pupil_per_week:
+                        full.append(pupil.short_name)
+                facts_kwargs["at_weekly_limit"] = tuple(full)
+            if p.consent_required:
+                facts_kwargs["without_consent"] = tuple(
+                    [x.short_name for x in pupils if not await has_consent(s, x.id)]
+                )
+            facts = BookingFacts(now=now, unknown_pupils=tuple(unknown), **facts_kwargs)  # type: ignore[arg-type]
+            proposal = ProposedBooking(
+                host_id=host.id,
+                cohost_id=cohost.id if cohost else (-1 if cohost_email else None),
+                kind=kind,
+                starts_at=starts_at or (now + timedelta(days=365)),
+                minutes=minutes or p.min_call_minutes,
+                platform=platform,
+                plan=plan if plan is not None else "x",
+                pupil_count=len(pupils) + len(unknown),
+            )
+            for v in check_booking(proposal, facts, p):
+                if v.field in errors and v.rule in ("school_day", "school_hours", "notice"):
+                    continue
+                if starts_at is None and v.rule in ("school_day", "school_hours", "notice"):
+                    continue
+                if minutes is None and v.rule == "length":
+                    continue
+                if v.field == "cohost" and "cohost" in errors:
+                    continue
+                result.violations.append(v)
+                _add(errors, v.field, v.message)
+            if errors:
+                raise _Refused()
+            assert starts_at is not None and minutes is not None and plan is not None
+            booking = await _store(core, s, host, cohost, kind, starts_at, minutes,
+                                   platform, plan, pupils)
+            result.booking = booking
+    except _Refused:
+        return result
+    except IntegrityError:
+        # Someone else booked one of these pupils into the same week a moment ago.
+        errors["pupils"] = (
+            "One of these pupils was booked into that week a moment ago; "
+            f"the limit is {p.calls_per_pupil_per_week} a week. Check /my-calls and try again."
+        )
+        result.booking = None
+    return result
+
+
+class _Refused(Exception):
+    """Raised inside the transaction so nothing from a refused booking is written."""
+
+
+async def _store(core: Core, s: AsyncSession, host: Staff, cohost: Staff | None, kind: str,
+                 starts_at: datetime, minutes: int, platform: str, plan: str,
+                 pupils: list[Pupil]) -> Booking:
+    p = core.policy
+    now = core.now()
+    canonical_platform = next(x for x in p.platforms if x.casefold() == platform.casefold())
+    booking = Booking(
+        host_id=host.id,
+        cohost_id=cohost.id if cohost else None,
+        kind=kind,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=minutes),
+        platform=canonical_platform,
+        plan=plan,
+        status="awaiting_cohost" if cohost else "confirmed",
+        created_at=now,
+    )
+    s.add(booking)
+    await s.flush()
+    week = week_of(starts_at.date())
+    for pupil in pupils:
+        taken = set(await _week_slots(s, pupil.id, week))
+        slot = next(i for i in range(p.calls_per_pupil_per_week + 1) if i not in taken)
+        s.add(BookingPupil(booking_id=booking.id, pupil_id=pupil.id, week=week, slot=slot,
+                           active=True))
+    await s.flush()
+    await s.refresh(booking, ["pupils"])
+    audit.record(s, at=now, actor=host, action="booking.create", subject_type="booking",
+                 subject_id=booking.id,
+                 detail={"status": booking.status, "cohost_id": booking.cohost_id,
+                         "pupil_ids": [x.id for x in pupils]})
+    if cohost is not None:
+        outbox.to_staff(s, now, cohost.id,
+                        notices.cohost_request(booking, host, cohost, p.zone),
+                        thread_key=f"cohost:{booking.id}")
+    else:
+        outbox.to_role(s, now, "slt", notices.slt_notice(booking, host, None, p.zone),
+                       thread_key=f"slt:{booking.id}")
+    return booking
+
+
+async def load(s: AsyncSession, booking_id: int, lock: bool = False) -> Booking | None:
+    q = select(Booking).where(Booking.id == booking_id)
+    if lock:
+        q = q.with_for_update()
+    return (await s.execute(q)).scalar_one_or_none()
+
+
+async def release_pupils(s: AsyncSession, booking: Booking) -> None:
+    """Free the pupils' weekly slots when a call will not happen."""
+    for bp in booking.pupils:
+        bp.active = False
+
+
+async def cancel(core: Core, actor: Staff, booking_id: int) -> tuple[str, Booking | None]:
+    """Cancel a call. Only its host (or SLT) may; tells the co-host and SLT."""
+    now = core.now()
+    zone = core.policy.zone
+    async with core.db.transaction() as s:
+        b = await load(s, booking_id, lock=True)
+        if b is None:
+            return "There is no such call.", None
+        if b.host_id != actor.id and not actor.has_role("slt", "admin"):
+            return "Only the host (or SLT) can cancel this call.", None
+        if b.status not in ACTIVE:
+            return f"{notices.ref(b)} is already {b.status.replace('_', ' ')}.", None
+        if b.ends_at <= now:
+            return "That call has already taken place.", None
+        was = b.status
+        b.status = "cancelled"
+        b.cancelled_at = now
+        await release_pupils(s, b)
+        host = await s.get(Staff, b.host_id)
+        cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
+        assert host is not None
+        audit.record(s, at=now, actor=actor, action="booking.cancel", subject_type="booking",
+                     subject_id=b.id, detail={"was": was})
+        if cohost is not None:
+            if was == "awaiting_cohost":
+                await outbox.update_thread(
+                    s, now, f"cohost:{b.id}",
+                    notices.cohost_request_closed(b, host, cohost, zone,
+                                                  "cancelled by the host; nothing to do."))
+            else:
+                outbox.to_staff(s, now, cohost.id,
+                                notices.cancelled(b, host, cohost, zone, False))
+        if was == "confirmed":
+            outbox.to_role(s, now, "slt", notices.cancelled(b, host, cohost, zone, True),
+                           thread_key=f"slt:{b.id}")
+        return f"Cancelled {notices.ref(b)} on {notices.when(b, zone)}.", b
+
+
+async def my_calls(core: Core, staff: Staff) -> list[Booking]:
+    now = core.now()
+    async with core.db.transaction() as s:
+        rows = await s.execute(
+            select(Booking)
+            .where(
+                or_(Booking.host_id == staff.id, Booking.cohost_id == staff.id),
+                or_(
+                    and_(Booking.status.in_(ACTIVE), Booking.ends_at > now),
+                    and_(Booking.status == "confirmed", Booking.ends_at <= now,
+                         Booking.host_id == staff.id,
+                         Booking.ends_at > now - timedelta(days=14)),
+                ),
+            )
+            .order_by(Booking.starts_at)
+            .limit(20)
+        )
+        return list(rows.scalars())
+
+
+async def count_active(s: AsyncSession) -> int:
+    return int((await s.execute(select(func.count(Booking.id)).where(
+        Booking.status.in_(ACTIVE)))).scalar_one())

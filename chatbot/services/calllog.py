@@ -1,0 +1,105 @@
+"""The Keeping in Touch log, written by the host after each call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from chatbot import notices
+from chatbot.core import Core
+from chatbot.interaction import SubmittedValue
+from chatbot.services import audit
+from chatbot.services.booking import load
+from chatbot.services.forms import FieldError, one, parse_int, text
+from chatbot.storage.models import Booking, CallLog, Staff
+from chatbot.ui import Form, Input, Option
+
+FORM_ID = "call_log"
+SUMMARY_MAX = 3000
+
+
+def log_form(b: Booking) -> Form:
+    minutes = int((b.ends_at - b.starts_at).total_seconds() // 60)
+    return Form(
+        id=FORM_ID,
+        title="Keeping in Touch log",
+        intro=f"{notices.ref(b)}: {notices.pupil_names(b)}.",
+        submit_label="Save log",
+        state={"booking_id": str(b.id)},
+        inputs=(
+            Input("attended", "Who attended", "text", max_length=500,
+                  initial=notices.pupil_names(b)),
+            Input("minutes", "How long it actually lasted (minutes)", "number",
+                  initial=str(minutes)),
+            Input("summary", "What you talked about", "long_text", max_length=SUMMARY_MAX),
+            Input("worrying", "Was anything worrying?", "select",
+                  options=(Option("no", "No"), Option("yes", "Yes: I will file a concern")),
+                  initial="no"),
+        ),
+    )
+
+
+@dataclass
+class LogResult:
+    errors: dict[str, str] = field(default_factory=dict)
+    booking: Booking | None = None
+    worrying: bool = False
+    message: str = ""
+
+
+async def open_form(core: Core, actor: Staff, booking_id: int) -> tuple[str | None, Form | None]:
+    async with core.db.transaction() as s:
+        b = await load(s, booking_id)
+        if b is None or b.host_id != actor.id:
+            return "Only the host of that call can write its log.", None
+        if b.status != "confirmed":
+            return f"{notices.ref(b)} did not go ahead, so it needs no log.", None
+        if b.starts_at > core.now():
+            return "The log is written after the call.", None
+        existing = (await s.execute(select(CallLog.id).where(CallLog.booking_id == b.id))).first()
+        if existing:
+            return f"The log for {notices.ref(b)} is already written. Thank you.", None
+        return None, log_form(b)
+
+
+async def save(core: Core, actor: Staff, booking_id: int,
+               values: dict[str, SubmittedValue]) -> LogResult:
+    res = LogResult()
+    now = core.now()
+    try:
+        attended = text(values, "attended", "Who attended", 500)
+    except FieldError as e:
+        res.errors[e.field] = e.message
+    try:
+        minutes = parse_int(values, "minutes", "Length", 0, 24 * 60)
+    except FieldError as e:
+        res.errors[e.field] = e.message
+    try:
+        summary = text(values, "summary", "The summary", SUMMARY_MAX)
+    except FieldError as e:
+        res.errors[e.field] = e.message
+    worrying = one(values, "worrying")
+    if worrying not in ("yes", "no"):
+        res.errors["worrying"] = "Answer yes or no."
+    if res.errors:
+        return res
+    async with core.db.transaction() as s:
+        b = await load(s, booking_id)
+        if b is None or b.host_id != actor.id or b.status != "confirmed":
+            res.errors["summary"] = "Only the host of a call that went ahead can write its log."
+            return res
+        if (await s.execute(select(CallLog.id).where(CallLog.booking_id == b.id))).first():
+            res.message = f"The log for {notices.ref(b)} was already saved."
+            res.booking = b
+            return res
+        log = CallLog(booking_id=b.id, attended=attended, actual_minutes=minutes,
+                      summary=summary, worrying=worrying == "yes", logged_by_id=actor.id,
+                      logged_at=now)
+        s.add(log)
+        await s.flush()
+        audit.record(s, at=now, actor=actor, action="calllog.save", subject_type="booking",
+                     subject_id=b.id, detail={"worrying": log.worrying})
+        res.booking, res.worrying = b, log.worrying
+        res.message = f"Saved the Keeping in Touch log for {notices.ref(b)}."
+    return res

@@ -1,0 +1,82 @@
+"""Turning submitted form values into typed values, with plain-English field errors."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time
+
+from chatbot.interaction import SubmittedValue
+
+DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
+TIME_RE = re.compile(r"^(\d{1,2})[:.](\d{2})$")
+
+
+class FieldError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def one(values: dict[str, SubmittedValue], key: str) -> str:
+    v = values.get(key, "")
+    if isinstance(v, list):
+        return str(v[0]).strip() if v else ""
+    return str(v).strip()
+
+
+def many(values: dict[str, SubmittedValue], key: str) -> list[str]:
+    v = values.get(key, [])
+    items = v if isinstance(v, list) else re.split(r"[,;\n]", v)
+    return [str(x).strip() for x in items if str(x).strip()]
+
+
+def text(values: dict[str, SubmittedValue], key: str, label: str, max_len: int,
+         required: bool = True) -> str:
+    v = one(values, key)
+    if required and not v:
+        raise FieldError(key, f"{label} is required.")
+    if len(v) > max_len:
+        raise FieldError(
+            key, f"{label} is too long ({len(v):,} characters); keep it under {max_len:,}."
+        )
+    return v
+
+
+def parse_date(values: dict[str, SubmittedValue], key: str, label: str = "Date") -> date:
+    v = one(values, key)
+    if not v:
+        raise FieldError(key, f"{label} is required.")
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(v, fmt).date()
+        except ValueError:
+            continue
+    raise FieldError(key, f"{v[:40]!r} is not a date. Use YYYY-MM-DD, for example 2026-12-01.")
+
+
+def parse_time(values: dict[str, SubmittedValue], key: str, label: str = "Time") -> time:
+    v = one(values, key)
+    if not v:
+        raise FieldError(key, f"{label} is required.")
+    m = TIME_RE.match(v)
+    if m:
+        h, mi = int(m.group(1)), int(m.group(2))
+        if h < 24 and mi < 60:
+            return time(h, mi)
+    raise FieldError(
+        key, f"{v[:40]!r} is not a time of day. Use 24-hour HH:MM, for example 10:30."
+    )
+
+
+def parse_int(values: dict[str, SubmittedValue], key: str, label: str, lo: int, hi: int) -> int:
+    v = one(values, key)
+    if not v:
+        raise FieldError(key, f"{label} is required.")
+    try:
+        n = int(v)
+    except ValueError:
+        raise FieldError(key, f"{label} must be a whole number of minutes.") from None
+    if not lo <= n <= hi:
+        raise FieldError(key, f"{label} must be between {lo} and {hi}.")
+    return n

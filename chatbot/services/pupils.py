@@ -1,0 +1,54 @@
+"""Pupil look-ups shared by booking, consent and concerns."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatbot.storage.models import Consent, Pupil
+from chatbot.ui import Option
+
+SEARCH_LIMIT = 50  # a picker never shows more than this (Slack allows 100 options)
+
+
+async def pupils_by_upn(s: AsyncSession, upns: list[str]) -> tuple[list[Pupil], list[str]]:
+    """The active pupils with these UPNs, and the UPNs not found (in the order given)."""
+    wanted = list(dict.fromkeys(u.strip().upper() for u in upns if u.strip()))
+    if not wanted:
+        return [], []
+    found = {
+        p.upn: p
+        for p in (
+            await s.execute(select(Pupil).where(Pupil.upn.in_(wanted), Pupil.active.is_(True)))
+        ).scalars()
+    }
+    return [found[u] for u in wanted if u in found], [u[:20] for u in wanted if u not in found]
+
+
+async def has_consent(s: AsyncSession, pupil_id: int) -> bool:
+    row = await s.execute(
+        select(Consent.id)
+        .where(Consent.pupil_id == pupil_id, Consent.withdrawn_at.is_(None))
+        .limit(1)
+    )
+    return row.first() is not None
+
+
+async def search(s: AsyncSession, query: str, limit: int = SEARCH_LIMIT) -> list[Option]:
+    """Pupils matching a name, class or UPN fragment; labels use forename + surname initial."""
+    q = query.strip().lower()[:50]
+    stmt = select(Pupil).where(Pupil.active.is_(True))
+    if q:
+        like = f"%{q}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(Pupil.forename + " " + Pupil.surname).like(like),
+                func.lower(Pupil.class_name).like(like),
+                func.lower(Pupil.upn) == q,
+            )
+        )
+    stmt = stmt.order_by(Pupil.forename, Pupil.surname, Pupil.id).limit(limit)
+    return [
+        Option(p.upn, f"{p.short_name} ({p.class_name})" if p.class_name else p.short_name)
+        for p in (await s.execute(stmt)).scalars()
+    ]

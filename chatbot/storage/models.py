@@ -1,0 +1,296 @@
+"""The database schema, as typed SQLAlchemy 2 ORM classes.
+
+All datetimes are stored as UTC (see :class:`UTCDateTime`); the school's timezone only matters
+when showing times to people and when applying the policy's hours.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: identical behaviour on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-case
+    forename: Mapped[str] = mapped_column(String(100))
+    surname: Mapped[str] = mapped_column(String(100))
+    roles: Mapped[str] = mapped_column(String(200), default="staff")  # ";"-separated
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(r for r in self.roles.split(";") if r)
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.role_set.intersection(roles))
+
+    @property
+    def name(self) -> str:
+        return f"{self.forename} {self.surname}"
+
+
+class PlatformIdentity(Base):
+    """A platform account matched (by email) to a staff member, cached after first contact."""
+
+    __tablename__ = "platform_identity"
+    __table_args__ = (UniqueConstraint("platform", "tenant", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    tenant: Mapped[str] = mapped_column(String(100), default="")
+    user_id: Mapped[str] = mapped_column(String(200))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    seen_at: Mapped[datetime]
+
+
+class Pupil(Base):
+    __tablename__ = "pupil"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    upn: Mapped[str] = mapped_column(String(20), unique=True)
+    forename: Mapped[str] = mapped_column(String(100))
+    surname: Mapped[str] = mapped_column(String(100))
+    class_name: Mapped[str] = mapped_column(String(50), default="")
+    parent_email: Mapped[str | None] = mapped_column(String(320))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    @property
+    def short_name(self) -> str:
+        """Forename and surname initial: how pupils are shown to other staff."""
+        return f"{self.forename} {self.surname[:1]}." if self.surname else self.forename
+
+    @property
+    def initials(self) -> str:
+        return f"{self.forename[:1]}{self.surname[:1]}".upper()
+
+
+class Consent(Base):
+    """A parent's written agreement to live video, with the evidence that it arrived."""
+
+    __tablename__ = "consent"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupil.id"), index=True)
+    parent_email: Mapped[str] = mapped_column(String(320))
+    received_at: Mapped[datetime]
+    evidence_kind: Mapped[str] = mapped_column(String(20))  # "message_id" | "eml_sha256"
+    evidence: Mapped[str] = mapped_column(String(1000))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    recorded_by_label: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_by_label: Mapped[str | None] = mapped_column(String(200))
+
+
+class Booking(Base):
+    __tablename__ = "booking"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    cohost_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "one_to_one" | "group"
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime]
+    platform: Mapped[str] = mapped_column(String(50))
+    plan: Mapped[str] = mapped_column(Text)
+    # awaiting_cohost -> confirmed | declined | lapsed | cancelled
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime]
+    cohost_answered_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    # Each sweep claims its step by setting one of these (an atomic UPDATE ... WHERE x IS NULL),
+    # so a step happens once even with several replicas and after a restart.
+    cohost_lapse_noted_at: Mapped[datetime | None]
+    checklist_sent_at: Mapped[datetime | None]
+    start_check_at: Mapped[datetime | None]
+    log_requested_at: Mapped[datetime | None]
+    log_nudged_at: Mapped[datetime | None]
+    log_reported_at: Mapped[datetime | None]
+
+    pupils: Mapped[list[BookingPupil]] = relationship(
+        back_populates="booking", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class BookingPupil(Base):
+    """A pupil on a booking. ``week`` (ISO year*100+week, school timezone) plus the partial
+    unique index below make "one call per pupil per week" hold even under concurrent bookings
+    (when the policy allows more than one a week, ``slot`` numbers them)."""
+
+    __tablename__ = "booking_pupil"
+    __table_args__ = (
+        Index(
+            "uq_booking_pupil_week_active",
+            "pupil_id",
+            "week",
+            "slot",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id"), index=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupil.id"), index=True)
+    week: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    booking: Mapped[Booking] = relationship(back_populates="pupils")
+    pupil: Mapped[Pupil] = relationship(lazy="joined")
+
+
+class ChecklistTick(Base):
+    __tablename__ = "checklist_tick"
+    __table_args__ = (UniqueConstraint("booking_id", "item_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id"), index=True)
+    item_key: Mapped[str] = mapped_column(String(50))
+    ticked_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    ticked_at: Mapped[datetime]
+
+
+class CallLog(Base):
+    """The Keeping in Touch record for one call."""
+
+    __tablename__ = "call_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id"), unique=True)
+    attended: Mapped[str] = mapped_column(Text)
+    actual_minutes: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(Text)
+    worrying: Mapped[bool] = mapped_column(Boolean)
+    logged_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    logged_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """A notification to deliver. Written in the same transaction as the change that caused it.
+
+    ``kind`` is "staff" (direct message to ``staff_id``), "role" (post to the ``role`` channel)
+    or "update" (re-render every delivered message sharing ``thread_key``).
+    ``thread_key`` names what the message is about (e.g. ``cohost:42``) so it can be updated.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    role: Mapped[str | None] = mapped_column(String(10))
+    thread_key: Mapped[str | None] = mapped_column(String(100), index=True)
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    platform: Mapped[str | None] = mapped_column(String(20))
+    message_ref: Mapped[str | None] = mapped_column(String(500))
+    # Set when a role channel could not be reached and the message went to people directly.
+    fallback_sent_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Append-only: rows are only ever inserted (see services.audit)."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    actor_label: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    subject_type: Mapped[str] = mapped_column(String(30))
+    subject_id: Mapped[str] = mapped_column(String(50))
+    detail: Mapped[dict[str, Any]]
+
+
+class ProcessedDelivery(Base):
+    """Platform delivery ids already handled (Slack retries, repeated Teams activities)."""
+
+    __tablename__ = "processed_delivery"
+    __table_args__ = (UniqueConstraint("platform", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+
+
+class ConversationReference(Base):
+    """Where a platform can reach a person or channel proactively (Teams needs these)."""
+
+    __tablename__ = "conversation_reference"
+    __table_args__ = (UniqueConstraint("platform", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(300))  # "user:<aad id>" or "channel:<id>"
+    reference: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

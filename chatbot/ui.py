@@ -1,0 +1,154 @@
+"""UI-neutral building blocks: messages and forms.
+
+Slack renders these as Block Kit, Teams as Adaptive Cards, the console as plain text.
+Everything here is plain data so it can be stored in the outbox as JSON and rendered later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ButtonStyle = Literal["default", "primary", "danger"]
+
+
+@dataclass(frozen=True)
+class Button:
+    action_id: str
+    label: str
+    value: str = ""
+    style: ButtonStyle = "default"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A paragraph of text. ``**bold**`` is the only markup; adapters translate it."""
+
+    text: str
+    kind: Literal["section"] = "section"
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Label/value pairs shown as a compact grid."""
+
+    items: tuple[tuple[str, str], ...]
+    kind: Literal["fields"] = "fields"
+
+
+@dataclass(frozen=True)
+class Actions:
+    buttons: tuple[Button, ...]
+    kind: Literal["actions"] = "actions"
+
+
+@dataclass(frozen=True)
+class Context:
+    lines: tuple[str, ...]
+    kind: Literal["context"] = "context"
+
+
+Block = Section | Fields | Actions | Context
+
+
+@dataclass(frozen=True)
+class Message:
+    """A chat message: ``text`` is the plain fallback (notifications, screen readers)."""
+
+    text: str
+    blocks: tuple[Block, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": [asdict(b) for b in self.blocks]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Message:
+        blocks: list[Block] = []
+        for b in data.get("blocks", []):
+            kind = b.get("kind")
+            if kind == "section":
+                blocks.append(Section(b["text"]))
+            elif kind == "fields":
+                blocks.append(Fields(tuple((str(k), str(v)) for k, v in b["items"])))
+            elif kind == "actions":
+                blocks.append(
+                    Actions(
+                        tuple(
+                            Button(x["action_id"], x["label"], x.get("value", ""), x["style"])
+                            for x in b["buttons"]
+                        )
+                    )
+                )
+            elif kind == "context":
+                blocks.append(Context(tuple(b["lines"])))
+            else:  # pragma: no cover - only our own JSON is stored
+                raise ValueError(f"unknown block kind {kind!r}")
+        return cls(text=data["text"], blocks=tuple(blocks))
+
+    def buttons(self) -> list[Button]:
+        return [btn for b in self.blocks if isinstance(b, Actions) for btn in b.buttons]
+
+
+InputKind = Literal[
+    "text",
+    "long_text",
+    "date",
+    "time",
+    "number",
+    "select",
+    "multi_select",
+    "staff",
+    "pupils",
+    "pupil",
+    "checkboxes",
+]
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Input:
+    """One form field.
+
+    Value conventions every adapter must follow when it submits a form:
+    ``date`` is ``YYYY-MM-DD``, ``time`` is ``HH:MM`` (24 hour), ``number`` a decimal string,
+    ``select``/``pupil`` a single option value, ``multi_select``/``pupils``/``checkboxes`` a
+    list of option values, ``staff`` the colleague's email address (adapters resolve their
+    own user pickers to an email), pupils by UPN. Missing optional values are omitted or "".
+    """
+
+    id: str
+    label: str
+    kind: InputKind
+    required: bool = True
+    options: tuple[Option, ...] = ()
+    initial: str | tuple[str, ...] | None = None
+    placeholder: str = ""
+    hint: str = ""
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class Form:
+    """A modal dialog (Slack modal, Teams card/task module, console prompts).
+
+    ``state`` round-trips untouched through the platform (Slack ``private_metadata``,
+    Teams card data) and comes back in the submit interaction.
+    """
+
+    id: str
+    title: str
+    inputs: tuple[Input, ...]
+    submit_label: str = "Submit"
+    intro: str = ""
+    state: dict[str, str] = field(default_factory=dict)
+
+    def input(self, input_id: str) -> Input:
+        for i in self.inputs:
+            if i.id == input_id:
+                return i
+        raise KeyError(input_id)

@@ -1,0 +1,132 @@
+"""Shared fixtures. The database is real: SQLite by default, PostgreSQL when
+TEST_DATABASE_URL=postgresql+asyncpg://... (CI runs the suite on both)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from chatbot.bot import Bot
+from chatbot.core import Core
+from chatbot.interaction import Interaction, UserRef
+from chatbot.outbox import Dispatcher
+from chatbot.policy import Policy
+from chatbot.ports import FixedClock
+from chatbot.services import consent, roster
+from chatbot.storage.db import Database
+from tests.fakes import RecordingMessenger
+
+# Monday 30 November 2026, 08:00 in London (GMT, so also UTC): a school day, before hours.
+MONDAY_8AM = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+STAFF_CSV = """email,forename,surname,roles
+teacher@school.test,Tess,Teacher,staff
+colleague@school.test,Colin,Colleague,staff
+other@school.test,Olive,Other,staff
+slt@school.test,Sally,Leader,staff;slt
+dsl@school.test,Dee,Lead,staff;dsl
+deputy@school.test,Dan,Deputy,staff;deputy_dsl
+head@school.test,Hal,Head,staff;slt;admin
+"""
+PUPILS_CSV = """upn,forename,surname,class,parent_email
+A123456789012,Sam,Taylor,Year 3,parent.sam@home.test
+B123456789012,Zoë,Ørsted-Núñez,Year 3,parent.zoe@home.test
+C123456789012,Noah,Nobody,Year 4,
+"""
+
+
+def database_url(tmp_path: Path) -> str:
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp_path}/test.db"
+
+
+async def fresh_database(url: str) -> Database:
+    db = Database(url)
+    if db.dialect == "postgresql":
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    await db.create_all()
+    return db
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return database_url(tmp_path)
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = await fresh_database(db_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(MONDAY_8AM)
+
+
+@pytest.fixture
+def policy() -> Policy:
+    return Policy()
+
+
+@pytest.fixture
+def core(db: Database, policy: Policy, clock: FixedClock) -> Core:
+    return Core(db=db, policy=policy, clock=clock)
+
+
+@pytest.fixture
+def messenger() -> RecordingMessenger:
+    return RecordingMessenger()
+
+
+@pytest.fixture
+def dispatcher(db: Database, clock: FixedClock, messenger: RecordingMessenger) -> Dispatcher:
+    return Dispatcher(db, clock, messenger)
+
+
+@pytest.fixture
+def bot(core: Core) -> Bot:
+    from chatbot.app import build_bot
+
+    return build_bot(core)
+
+
+@pytest.fixture
+async def school(core: Core) -> Core:
+    """Staff with every role, three pupils; Sam and Zoë have written consent, Noah has none."""
+    await roster.import_staff(core, STAFF_CSV)
+    await roster.import_pupils(core, PUPILS_CSV)
+    for upn, parent in (("A123456789012", "parent.sam@home.test"),
+                        ("B123456789012", "parent.zoe@home.test")):
+        res = await consent.grant(
+            core, upn=upn, parent_email=parent, received_at=MONDAY_8AM,
+            evidence_kind="message_id", evidence="<abc@home.test> Re: video calls", actor=None,
+        )
+        assert not res.errors
+    return core
+
+
+def user(email: str, platform: str = "console") -> UserRef:
+    return UserRef(platform=platform, user_id=email, email=email)  # type: ignore[arg-type]
+
+
+def command(email: str, name: str, text: str = "") -> Interaction:
+    return Interaction(platform="console", kind="command", actor=user(email), name=name, text=text)
+
+
+def submit(email: str, form: str, values: dict[str, object],
+           state: dict[str, str] | None = None) -> Interaction:
+    return Interaction(platform="console", kind="submit", actor=user(email), name=form,
+                       values=values, state=state or {})  # type: ignore[arg-type]
+
+
+def action(email: str, name: str, value: str, message_ref: str | None = "m1") -> Interaction:
+    return Interaction(platform="console", kind="action", actor=user(email), name=name,
+                       value=value, message_ref=message_ref)
