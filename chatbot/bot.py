@@ -178,6 +178,7 @@ class Bot:
                     buttons.append(Button("cohost.decline", "Decline", str(b.id), "danger"))
                 if past and b.host_id == staff.id and b.id not in logged:
                     buttons.append(Button("calllog.open", "Write the log", str(b.id), "primary"))
+                buttons.append(Button("concern.open", "Report a concern", f"booking:{b.id}"))
                 if buttons:
                     blocks.append(Actions(tuple(buttons)))
         return Message(f"You have {len(calls)} call(s).", tuple(blocks))

@@ -53,10 +53,19 @@ class UpdateMessage:
 
 
 @dataclass(frozen=True)
+class Popup:
+    """A read-only view shown only to the actor (Slack modal, Teams card, console text);
+    used for need-to-know details such as a concern's narrative."""
+
+    title: str
+    message: Message
+
+
+@dataclass(frozen=True)
 class Options:
     """Answer to an ``options`` interaction (pupil search)."""
 
     options: tuple[Option, ...] = field(default_factory=tuple)
 
 
-Effect = Reply | Ephemeral | OpenForm | FormErrors | CloseForm | UpdateMessage | Options
+Effect = Reply | Ephemeral | OpenForm | FormErrors | CloseForm | UpdateMessage | Popup | Options

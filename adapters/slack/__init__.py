@@ -1,0 +1,11 @@
+"""Slack adapter (slack-bolt). Placeholder until the Slack issue lands: mounts nothing."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.runtime import Runtime
+
+
+def mount(app: web.Application, runtime: Runtime) -> None:
+    return None

@@ -1,0 +1,67 @@
+"""Settings from the environment, with the names each ecosystem already uses."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from chatbot.storage.db import DEFAULT_URL, normalise_url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_URL
+    policy_path: str | None = None
+    # Slack
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""  # set => Socket Mode
+    slack_api_url: str = ""  # for tests / proxies; empty => Slack's own
+    slack_dsl_channel: str = ""
+    slack_slt_channel: str = ""
+    # Teams
+    teams_app_id: str = ""
+    teams_app_password: str = ""
+    teams_app_type: str = "SingleTenant"
+    teams_tenant_id: str = ""
+    teams_dsl_channel: str = ""
+    teams_slt_channel: str = ""
+    teams_service_url_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Sweeps
+    outbox_interval_seconds: float = 5.0
+    sweep_interval_seconds: float = 30.0
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+    @property
+    def teams_configured(self) -> bool:
+        return bool(self.teams_app_id)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+
+        def get(name: str, default: str = "") -> str:
+            return e.get(name, default).strip()
+
+        hosts = tuple(h.strip() for h in get("TEAMS_SERVICE_URL_HOSTS").split(",") if h.strip())
+        return cls(
+            database_url=normalise_url(get("DATABASE_URL") or DEFAULT_URL),
+            policy_path=get("CHATBOT_POLICY") or None,
+            slack_bot_token=get("SLACK_BOT_TOKEN"),
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            slack_app_token=get("SLACK_APP_TOKEN"),
+            slack_api_url=get("SLACK_API_URL"),
+            slack_dsl_channel=get("SLACK_DSL_CHANNEL_ID"),
+            slack_slt_channel=get("SLACK_SLT_CHANNEL_ID"),
+            teams_app_id=get("MicrosoftAppId"),
+            teams_app_password=get("MicrosoftAppPassword"),
+            teams_app_type=get("MicrosoftAppType") or "SingleTenant",
+            teams_tenant_id=get("MicrosoftAppTenantId"),
+            teams_dsl_channel=get("TEAMS_DSL_CHANNEL_ID"),
+            teams_slt_channel=get("TEAMS_SLT_CHANNEL_ID"),
+            teams_service_url_hosts=hosts,
+        )
