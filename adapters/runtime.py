@@ -70,15 +70,19 @@ class Runtime:
         self.dispatcher.messenger = messenger
 
 
-def runtime_for(core: Core, settings: Settings | None = None,
-                messenger: Messenger | None = None) -> Runtime:
+def runtime_for(
+    core: Core, settings: Settings | None = None, messenger: Messenger | None = None
+) -> Runtime:
     """A Runtime around an existing Core (tests, the console)."""
     m: Messenger = messenger or NoPlatformMessenger()
-    return Runtime(settings or Settings(), core, build_bot(core), m, Dispatcher(core.db, core.clock, m))
+    return Runtime(
+        settings or Settings(), core, build_bot(core), m, Dispatcher(core.db, core.clock, m)
+    )
 
 
-async def build_runtime(settings: Settings, clock: Clock | None = None,
-                        migrate: bool = True) -> Runtime:
+async def build_runtime(
+    settings: Settings, clock: Clock | None = None, migrate: bool = True
+) -> Runtime:
     policy = load_policy(settings.policy_path)
     db = Database(settings.database_url)
     if migrate:

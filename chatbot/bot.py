@@ -27,6 +27,7 @@ from chatbot.interaction import Interaction
 from chatbot.ports import Directory
 from chatbot.services import booking as booking_svc
 from chatbot.services import calllog, checklist, cohost, consent, pupils
+from chatbot.services.forms import one
 from chatbot.services.identity import resolve_staff
 from chatbot.storage.models import Booking, CallLog, ProcessedDelivery, Staff
 from chatbot.ui import Actions, Button, Context, Message, Section
@@ -88,8 +89,9 @@ class Bot:
 
     async def actor(self, i: Interaction) -> Staff | None:
         async with self.core.db.transaction() as s:
-            return await resolve_staff(s, i.actor, self.core.now(),
-                                       self.directories.get(i.platform))
+            return await resolve_staff(
+                s, i.actor, self.core.now(), self.directories.get(i.platform)
+            )
 
     async def _route(self, i: Interaction) -> list[Effect]:
         staff = await self.actor(i)
@@ -109,10 +111,18 @@ class Bot:
         if i.kind == "message":
             word = i.text.strip().lstrip("/").split(" ", 1)[0].lower()
             if word in COMMANDS and word != "help":
-                rest = i.text.strip().lstrip("/")[len(word):].strip()
+                rest = i.text.strip().lstrip("/")[len(word) :].strip()
                 return await self._command(
-                    Interaction(platform=i.platform, kind="command", actor=i.actor, name=word,
-                                text=rest, conversation=i.conversation), staff)
+                    Interaction(
+                        platform=i.platform,
+                        kind="command",
+                        actor=i.actor,
+                        name=word,
+                        text=rest,
+                        conversation=i.conversation,
+                    ),
+                    staff,
+                )
             return [Reply(help_message(self.core))]
         if i.kind == "action":
             handler = self._actions.get(i.name)
@@ -152,8 +162,13 @@ class Bot:
         blocks: list[Section | Actions | Context] = [Section("**Your calls**")]
         async with self.core.db.transaction() as s:
             logged = set(
-                (await s.execute(select(CallLog.booking_id).where(
-                    CallLog.booking_id.in_([b.id for b in calls])))).scalars()
+                (
+                    await s.execute(
+                        select(CallLog.booking_id).where(
+                            CallLog.booking_id.in_([b.id for b in calls])
+                        )
+                    )
+                ).scalars()
             )
             for b in calls:
                 host = await s.get(Staff, b.host_id)
@@ -161,14 +176,18 @@ class Bot:
                 assert host is not None
                 role = "You host" if b.host_id == staff.id else f"{host.name} hosts"
                 status = {"awaiting_cohost": "waiting for co-host", "confirmed": "confirmed"}[
-                    b.status]
+                    b.status
+                ]
                 past = b.ends_at <= now
                 if past:
                     status = "log written" if b.id in logged else "log still to write"
-                blocks.append(Section(
-                    f"**{notices.when(b, zone)}** · {notices.KIND_LABEL[b.kind]} with "
-                    f"{notices.pupil_names(b)} · {role}, co-host "
-                    f"{co.name if co else 'none'} · {status}"))
+                blocks.append(
+                    Section(
+                        f"**{notices.when(b, zone)}** · {notices.KIND_LABEL[b.kind]} with "
+                        f"{notices.pupil_names(b)} · {role}, co-host "
+                        f"{co.name if co else 'none'} · {status}"
+                    )
+                )
                 buttons: list[Button] = []
                 if b.host_id == staff.id and not past:
                     buttons.append(Button("checklist.open", "Checklist", str(b.id)))
@@ -226,7 +245,7 @@ class Bot:
 
     async def _checklist_open(self, i: Interaction, staff: Staff) -> list[Effect]:
         err, msg = await checklist.view(self.core, staff, _int(i.value))
-        return say(err) if err or msg is None else [Reply(msg)]
+        return [Reply(msg)] if msg is not None else say(err or "Could not open the checklist.")
 
     async def _checklist_tick(self, i: Interaction, staff: Staff) -> list[Effect]:
         booking_id, _, key = i.value.partition(":")
@@ -237,7 +256,7 @@ class Bot:
 
     async def _log_open(self, i: Interaction, staff: Staff) -> list[Effect]:
         err, form = await calllog.open_form(self.core, staff, _int(i.value))
-        return say(err) if err or form is None else [OpenForm(form)]
+        return [OpenForm(form)] if form is not None else say(err or "Could not open the log.")
 
     async def _log_submit(self, i: Interaction, staff: Staff) -> list[Effect]:
         res = await calllog.save(self.core, staff, _int(i.state.get("booking_id", "")), i.values)
@@ -257,14 +276,14 @@ class Bot:
         return [CloseForm(), *say(f"Recorded written consent for {res.pupil.short_name}.")]
 
     async def _consent_withdraw(self, i: Interaction, staff: Staff) -> list[Effect]:
-        upn = str(i.values.get("pupil", "") or "")
-        if isinstance(i.values.get("pupil"), list):
-            upn = (i.values["pupil"] or [""])[0]  # type: ignore[index]
+        upn = one(i.values, "pupil")
         err = await consent.withdraw(self.core, upn, staff)
         if err:
             return [FormErrors({"pupil": err})]
-        return [CloseForm(), *say("Consent withdrawn. That pupil can't be booked until it is "
-                                  "given again.")]
+        return [
+            CloseForm(),
+            *say("Consent withdrawn. That pupil can't be booked until it is given again."),
+        ]
 
     _actions: dict[str, Callable[[Bot, Interaction, Staff], Awaitable[list[Effect]]]] = {
         "cohost.accept": _cohost,
@@ -288,8 +307,11 @@ class Bot:
         assert i.delivery_id is not None
         try:
             async with self.core.db.transaction() as s:
-                s.add(ProcessedDelivery(platform=i.platform, delivery_id=i.delivery_id[:200],
-                                        at=self.core.now()))
+                s.add(
+                    ProcessedDelivery(
+                        platform=i.platform, delivery_id=i.delivery_id[:200], at=self.core.now()
+                    )
+                )
             return True
         except IntegrityError:
             return False
@@ -297,9 +319,12 @@ class Bot:
     async def _forget_delivery(self, i: Interaction) -> None:
         # The first attempt failed: let the platform's retry be processed.
         async with self.core.db.transaction() as s:
-            await s.execute(delete(ProcessedDelivery).where(
-                ProcessedDelivery.platform == i.platform,
-                ProcessedDelivery.delivery_id == (i.delivery_id or "")[:200]))
+            await s.execute(
+                delete(ProcessedDelivery).where(
+                    ProcessedDelivery.platform == i.platform,
+                    ProcessedDelivery.delivery_id == (i.delivery_id or "")[:200],
+                )
+            )
 
 
 class ConcernHooks:

@@ -43,8 +43,9 @@ def classes(b: Booking) -> str:
     return ", ".join(sorted({bp.pupil.class_name for bp in b.pupils if bp.pupil.class_name})) or "-"
 
 
-def details(b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo,
-            initials_only: bool = False) -> Fields:
+def details(
+    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, initials_only: bool = False
+) -> Fields:
     return Fields(
         (
             ("When", when(b, zone)),
@@ -80,8 +81,9 @@ def cohost_request(b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo) -> Me
     )
 
 
-def cohost_request_closed(b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo,
-                          outcome: str) -> Message:
+def cohost_request_closed(
+    b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo, outcome: str
+) -> Message:
     return Message(
         text=f"{ref(b)} on {when(b, zone)}: {outcome}",
         blocks=(
@@ -132,15 +134,17 @@ def declined_for_host(b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo) ->
                 f"**{cohost.name}** declined, so the call on {when(b, zone)} is not booked. "
                 "Choose another colleague to book it again."
             ),
-            Actions((Button("booking.rebook", "Book again with someone else", str(b.id),
-                            "primary"),)),
+            Actions(
+                (Button("booking.rebook", "Book again with someone else", str(b.id), "primary"),)
+            ),
             Context((ref(b),)),
         ),
     )
 
 
-def lapsed(b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo,
-           initials_only: bool) -> Message:
+def lapsed(
+    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, initials_only: bool
+) -> Message:
     who = cohost.name if cohost else "The co-host"
     return Message(
         text=f"{ref(b)} on {when(b, zone)} will not go ahead: {who} did not answer in time.",
@@ -166,8 +170,9 @@ def slt_notice(b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo) ->
     )
 
 
-def cancelled(b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo,
-              initials_only: bool) -> Message:
+def cancelled(
+    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, initials_only: bool
+) -> Message:
     return Message(
         text=f"Cancelled: video call on {when(b, zone)} (host {host.name}).",
         blocks=(

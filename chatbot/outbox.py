@@ -10,7 +10,6 @@ pending with a later ``due_at``: delivery is at-least-once and never silently dr
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -260,8 +259,14 @@ class Dispatcher:
             row.claimed_until = None
             row.last_error = kind[:200]
         level = logging.WARNING if row.attempts < 5 else logging.ERROR
-        log.log(level, "outbox %s not delivered (%s), attempt %s; retry in %.0fs",
-                row_id, kind, row.attempts, delay)
+        log.log(
+            level,
+            "outbox %s not delivered (%s), attempt %s; retry in %.0fs",
+            row_id,
+            kind,
+            row.attempts,
+            delay,
+        )
 
     async def _channel_fallback(self, row_id: int, exc: ChannelUnavailable) -> None:
         """The DSL or SLT channel cannot be reached: say so loudly, send the message to the
@@ -272,13 +277,20 @@ class Dispatcher:
                 return
             log.error(
                 "ROLE CHANNEL UNREACHABLE: %s channel (%s); outbox %s sent to people directly",
-                row.role, exc.kind, row_id,
+                row.role,
+                exc.kind,
+                row_id,
             )
             if row.fallback_sent_at is None:
                 roles = ("dsl", "deputy_dsl") if row.role == "dsl" else ("slt",)
                 for person in await people_with_roles(s, roles):
-                    to_staff(s, self.clock.now(), person.id, Message.from_json(row.payload),
-                             thread_key=row.thread_key)
+                    to_staff(
+                        s,
+                        self.clock.now(),
+                        person.id,
+                        Message.from_json(row.payload),
+                        thread_key=row.thread_key,
+                    )
                 row.fallback_sent_at = self.clock.now()
             row.attempts += 1
             row.due_at = self.clock.now() + timedelta(seconds=backoff(row.attempts))

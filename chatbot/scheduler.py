@@ -29,7 +29,12 @@ def make_scheduler(jobs: dict[str, tuple[Job, float]]) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     for name, (job, seconds) in jobs.items():
         scheduler.add_job(
-            _guarded(name, job), "interval", seconds=seconds, id=name, max_instances=1,
-            coalesce=True, misfire_grace_time=None,
+            _guarded(name, job),
+            "interval",
+            seconds=seconds,
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
         )
     return scheduler

@@ -22,6 +22,7 @@ from chatbot.core import Core
 from chatbot.services import audit
 from chatbot.services.booking import release_pupils
 from chatbot.services.checklist import ticked_keys
+from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, CallLog, Staff
 
 log = logging.getLogger("chatbot.sweeps")
@@ -29,23 +30,28 @@ log = logging.getLogger("chatbot.sweeps")
 Step = Callable[[Core, AsyncSession, Booking, datetime], Awaitable[None]]
 
 
-async def _claim(s: AsyncSession, b: Booking, column: InstrumentedAttribute[Any],
-                 now: datetime) -> bool:
-    res = await s.execute(
-        update(Booking)
-        .where(Booking.id == b.id, column.is_(None))
-        .values({column.key: now})
-        .execution_options(synchronize_session=False)
-    )
-    return res.rowcount == 1
+async def _claim(
+    s: AsyncSession, b: Booking, column: InstrumentedAttribute[Any], now: datetime
+) -> bool:
+    stmt = update(Booking).where(Booking.id == b.id, column.is_(None)).values({column.key: now})
+    return await rows_changed(s, stmt) == 1
 
 
-async def _run(core: Core, column: InstrumentedAttribute[Any], where: list[Any], step: Step,
-               name: str) -> int:
+async def _run(
+    core: Core, column: InstrumentedAttribute[Any], where: list[Any], step: Step, name: str
+) -> int:
     now = core.now()
     async with core.db.transaction() as s:
-        ids = list((await s.execute(select(Booking.id).where(column.is_(None), *where)
-                                    .order_by(Booking.starts_at).limit(200))).scalars())
+        ids = list(
+            (
+                await s.execute(
+                    select(Booking.id)
+                    .where(column.is_(None), *where)
+                    .order_by(Booking.starts_at)
+                    .limit(200)
+                )
+            ).scalars()
+        )
     done = 0
     for booking_id in ids:
         async with core.db.transaction() as s:
@@ -74,16 +80,28 @@ async def _lapse(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None
     b.status = "lapsed"
     await release_pupils(s, b)
     host, cohost = await _people(s, b)
-    audit.record(s, at=now, actor=None, action="booking.lapse", subject_type="booking",
-                 subject_id=b.id, detail={"reason": "cohost_no_answer"})
+    audit.record(
+        s,
+        at=now,
+        actor=None,
+        action="booking.lapse",
+        subject_type="booking",
+        subject_id=b.id,
+        detail={"reason": "cohost_no_answer"},
+    )
     outbox.to_staff(s, now, host.id, notices.lapsed(b, host, cohost, zone, False))
-    outbox.to_role(s, now, "slt", notices.lapsed(b, host, cohost, zone, True),
-                   thread_key=f"slt:{b.id}")
+    outbox.to_role(
+        s, now, "slt", notices.lapsed(b, host, cohost, zone, True), thread_key=f"slt:{b.id}"
+    )
     if cohost is not None:
         await outbox.update_thread(
-            s, now, f"cohost:{b.id}",
-            notices.cohost_request_closed(b, host, cohost, zone,
-                                          "no answer in time; the call is not going ahead."))
+            s,
+            now,
+            f"cohost:{b.id}",
+            notices.cohost_request_closed(
+                b, host, cohost, zone, "no answer in time; the call is not going ahead."
+            ),
+        )
 
 
 async def _checklist(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None:
@@ -99,15 +117,22 @@ async def _start_check(core: Core, s: AsyncSession, b: Booking, now: datetime) -
     done = await ticked_keys(s, b.id)
     missing = [i for i in core.policy.checklist if i.key not in done]
     if missing:
-        audit.record(s, at=now, actor=None, action="checklist.incomplete_at_start",
-                     subject_type="booking", subject_id=b.id,
-                     detail={"missing": [i.key for i in missing]})
+        audit.record(
+            s,
+            at=now,
+            actor=None,
+            action="checklist.incomplete_at_start",
+            subject_type="booking",
+            subject_id=b.id,
+            detail={"missing": [i.key for i in missing]},
+        )
         outbox.to_staff(s, now, b.host_id, notices.unticked_at_start(b, core.policy, missing))
 
 
 async def _logged(s: AsyncSession, b: Booking) -> bool:
-    return (await s.execute(select(CallLog.id).where(CallLog.booking_id == b.id))).first() \
-        is not None
+    return (
+        await s.execute(select(CallLog.id).where(CallLog.booking_id == b.id))
+    ).first() is not None
 
 
 async def _log_request(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None:
@@ -123,10 +148,17 @@ async def _log_nudge(core: Core, s: AsyncSession, b: Booking, now: datetime) -> 
 async def _log_report(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None:
     if not await _logged(s, b):
         host, cohost = await _people(s, b)
-        audit.record(s, at=now, actor=None, action="calllog.missing_reported",
-                     subject_type="booking", subject_id=b.id)
-        outbox.to_role(s, now, "slt", notices.log_missing_for_slt(b, host, cohost,
-                                                                  core.policy.zone))
+        audit.record(
+            s,
+            at=now,
+            actor=None,
+            action="calllog.missing_reported",
+            subject_type="booking",
+            subject_id=b.id,
+        )
+        outbox.to_role(
+            s, now, "slt", notices.log_missing_for_slt(b, host, cohost, core.policy.zone)
+        )
 
 
 async def run_booking_sweeps(core: Core) -> int:
@@ -135,24 +167,66 @@ async def run_booking_sweeps(core: Core) -> int:
     now = core.now()
     confirmed = Booking.status == "confirmed"
     total = 0
-    total += await _run(core, Booking.cohost_lapse_noted_at, [
-        Booking.status == "awaiting_cohost",
-        Booking.starts_at <= now + timedelta(minutes=p.cohost_answer_by_minutes),
-    ], _lapse, "cohost_lapse")
-    total += await _run(core, Booking.checklist_sent_at, [
-        confirmed, Booking.starts_at <= now + timedelta(minutes=p.checklist_lead_minutes),
-        Booking.ends_at > now,
-    ], _checklist, "checklist")
-    total += await _run(core, Booking.start_check_at, [
-        confirmed, Booking.starts_at <= now, Booking.ends_at > now,
-    ], _start_check, "start_check")
-    total += await _run(core, Booking.log_requested_at, [
-        confirmed, Booking.ends_at <= now,
-    ], _log_request, "log_request")
-    total += await _run(core, Booking.log_nudged_at, [
-        confirmed, Booking.ends_at <= now - timedelta(minutes=p.log_nudge_after_minutes),
-    ], _log_nudge, "log_nudge")
-    total += await _run(core, Booking.log_reported_at, [
-        confirmed, Booking.ends_at <= now - timedelta(minutes=p.log_report_after_minutes),
-    ], _log_report, "log_report")
+    total += await _run(
+        core,
+        Booking.cohost_lapse_noted_at,
+        [
+            Booking.status == "awaiting_cohost",
+            Booking.starts_at <= now + timedelta(minutes=p.cohost_answer_by_minutes),
+        ],
+        _lapse,
+        "cohost_lapse",
+    )
+    total += await _run(
+        core,
+        Booking.checklist_sent_at,
+        [
+            confirmed,
+            Booking.starts_at <= now + timedelta(minutes=p.checklist_lead_minutes),
+            Booking.ends_at > now,
+        ],
+        _checklist,
+        "checklist",
+    )
+    total += await _run(
+        core,
+        Booking.start_check_at,
+        [
+            confirmed,
+            Booking.starts_at <= now,
+            Booking.ends_at > now,
+        ],
+        _start_check,
+        "start_check",
+    )
+    total += await _run(
+        core,
+        Booking.log_requested_at,
+        [
+            confirmed,
+            Booking.ends_at <= now,
+        ],
+        _log_request,
+        "log_request",
+    )
+    total += await _run(
+        core,
+        Booking.log_nudged_at,
+        [
+            confirmed,
+            Booking.ends_at <= now - timedelta(minutes=p.log_nudge_after_minutes),
+        ],
+        _log_nudge,
+        "log_nudge",
+    )
+    total += await _run(
+        core,
+        Booking.log_reported_at,
+        [
+            confirmed,
+            Booking.ends_at <= now - timedelta(minutes=p.log_report_after_minutes),
+        ],
+        _log_report,
+        "log_report",
+    )
     return total

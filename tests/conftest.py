@@ -44,13 +44,27 @@ def database_url(tmp_path: Path) -> str:
     return os.environ.get("TEST_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp_path}/test.db"
 
 
-async def fresh_database(url: str) -> Database:
-    db = Database(url)
+def pg_schema() -> str:
+    """Each test process gets its own PostgreSQL schema, so parallel runs don't collide."""
+    return f"test_{os.getpid()}"
+
+
+def open_database(url: str) -> Database:
+    """A Database on ``url``; on PostgreSQL, confined to this process's schema."""
+    if url.startswith("postgresql"):
+        return Database(url, connect_args={"server_settings": {"search_path": pg_schema()}})
+    return Database(url)
+
+
+async def fresh_database(url: str, create: bool = True) -> Database:
+    """An empty database (tables created from the models unless ``create`` is False)."""
+    db = open_database(url)
     if db.dialect == "postgresql":
         async with db.engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    await db.create_all()
+            await conn.execute(text(f"DROP SCHEMA IF EXISTS {pg_schema()} CASCADE"))
+            await conn.execute(text(f"CREATE SCHEMA {pg_schema()}"))
+    if create:
+        await db.create_all()
     return db
 
 
@@ -103,11 +117,18 @@ async def school(core: Core) -> Core:
     """Staff with every role, three pupils; Sam and Zoë have written consent, Noah has none."""
     await roster.import_staff(core, STAFF_CSV)
     await roster.import_pupils(core, PUPILS_CSV)
-    for upn, parent in (("A123456789012", "parent.sam@home.test"),
-                        ("B123456789012", "parent.zoe@home.test")):
+    for upn, parent in (
+        ("A123456789012", "parent.sam@home.test"),
+        ("B123456789012", "parent.zoe@home.test"),
+    ):
         res = await consent.grant(
-            core, upn=upn, parent_email=parent, received_at=MONDAY_8AM,
-            evidence_kind="message_id", evidence="<abc@home.test> Re: video calls", actor=None,
+            core,
+            upn=upn,
+            parent_email=parent,
+            received_at=MONDAY_8AM,
+            evidence_kind="message_id",
+            evidence="<abc@home.test> Re: video calls",
+            actor=None,
         )
         assert not res.errors
     return core
@@ -121,12 +142,25 @@ def command(email: str, name: str, text: str = "") -> Interaction:
     return Interaction(platform="console", kind="command", actor=user(email), name=name, text=text)
 
 
-def submit(email: str, form: str, values: dict[str, object],
-           state: dict[str, str] | None = None) -> Interaction:
-    return Interaction(platform="console", kind="submit", actor=user(email), name=form,
-                       values=values, state=state or {})  # type: ignore[arg-type]
+def submit(
+    email: str, form: str, values: dict[str, object], state: dict[str, str] | None = None
+) -> Interaction:
+    return Interaction(
+        platform="console",
+        kind="submit",
+        actor=user(email),
+        name=form,
+        values=values,
+        state=state or {},
+    )  # type: ignore[arg-type]
 
 
 def action(email: str, name: str, value: str, message_ref: str | None = "m1") -> Interaction:
-    return Interaction(platform="console", kind="action", actor=user(email), name=name,
-                       value=value, message_ref=message_ref)
+    return Interaction(
+        platform="console",
+        kind="action",
+        actor=user(email),
+        name=name,
+        value=value,
+        message_ref=message_ref,
+    )

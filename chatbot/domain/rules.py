@@ -83,21 +83,26 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
         out.append(_v("school_day", "date", f"{closed}. Choose a school day."))
     elif local_start.time() < policy.day_start or local_start.time() >= policy.day_end:
         out.append(
-            _v("school_hours", "start",
-               f"{local_start:%H:%M} is outside school hours ({hours}).")
+            _v("school_hours", "start", f"{local_start:%H:%M} is outside school hours ({hours}).")
         )
     elif local_end.time() > policy.day_end or local_end.date() != local_start.date():
         out.append(
-            _v("school_hours", "duration",
-               f"The call would end at {local_end:%H:%M}, after school hours end "
-               f"at {policy.day_end:%H:%M}. Start earlier or make it shorter.")
+            _v(
+                "school_hours",
+                "duration",
+                f"The call would end at {local_end:%H:%M}, after school hours end "
+                f"at {policy.day_end:%H:%M}. Start earlier or make it shorter.",
+            )
         )
 
     if p.minutes > policy.max_call_minutes:
         out.append(
-            _v("length", "duration",
-               f"Calls can last at most {policy.max_call_minutes} minutes, "
-               "so families can get on with their day.")
+            _v(
+                "length",
+                "duration",
+                f"Calls can last at most {policy.max_call_minutes} minutes, "
+                "so families can get on with their day.",
+            )
         )
     elif p.minutes < policy.min_call_minutes:
         out.append(
@@ -108,16 +113,22 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
         out.append(_v("notice", "start", "That time has already passed."))
     elif p.starts_at < facts.now + timedelta(minutes=policy.min_notice_minutes):
         out.append(
-            _v("notice", "start",
-               f"Calls must be booked at least {policy.min_notice_minutes} minutes ahead, "
-               "so the co-host, SLT and the family can be told.")
+            _v(
+                "notice",
+                "start",
+                f"Calls must be booked at least {policy.min_notice_minutes} minutes ahead, "
+                "so the co-host, SLT and the family can be told.",
+            )
         )
 
     if facts.unknown_pupils:
         out.append(
-            _v("pupils", "pupils",
-               f"Not on the pupil roster: {_names(facts.unknown_pupils)}. "
-               "Ask the office to import them.")
+            _v(
+                "pupils",
+                "pupils",
+                f"Not on the pupil roster: {_names(facts.unknown_pupils)}. "
+                "Ask the office to import them.",
+            )
         )
     elif p.pupil_count == 0:
         out.append(_v("pupils", "pupils", "Choose at least one pupil."))
@@ -127,25 +138,35 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
         )
     if facts.without_consent:
         out.append(
-            _v("consent", "pupils",
-               f"No written parental consent on file for {_names(facts.without_consent)}. "
-               "Record the parent's emailed agreement with /consent first.")
+            _v(
+                "consent",
+                "pupils",
+                f"No written parental consent on file for {_names(facts.without_consent)}. "
+                "Record the parent's emailed agreement with /consent first.",
+            )
         )
     if facts.at_weekly_limit:
         per = policy.calls_per_pupil_per_week
         limit = "a call" if per == 1 else f"{per} calls"
+        verb = "has" if len(facts.at_weekly_limit) == 1 else "have"
         out.append(
-            _v("weekly_limit", "pupils",
-               f"{_names(facts.at_weekly_limit)} already {'has' if len(facts.at_weekly_limit) == 1 else 'have'} "
-               f"{limit} that week (Monday to Sunday); the limit is {per} a week.")
+            _v(
+                "weekly_limit",
+                "pupils",
+                f"{_names(facts.at_weekly_limit)} already {verb} {limit} that week "
+                f"(Monday to Sunday); the limit is {per} a week.",
+            )
         )
 
     if p.cohost_id is None:
         if policy.cohost_required(p.kind):
             kind = "group" if p.kind == "group" else "one-to-one"
             out.append(
-                _v("cohost", "cohost",
-                   f"A second member of staff must join every {kind} call. Choose a co-host.")
+                _v(
+                    "cohost",
+                    "cohost",
+                    f"A second member of staff must join every {kind} call. Choose a co-host.",
+                )
             )
     elif p.cohost_id == p.host_id:
         out.append(_v("cohost", "cohost", "The co-host must be a different member of staff."))
@@ -157,14 +178,20 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
     agreed = {x.casefold() for x in policy.platforms}
     if p.platform.casefold() not in agreed:
         out.append(
-            _v("platform", "platform",
-               f"{p.platform or 'That platform'} is not agreed by the school. "
-               f"Use {_names(policy.platforms)}.")
+            _v(
+                "platform",
+                "platform",
+                f"{p.platform or 'That platform'} is not agreed by the school. "
+                f"Use {_names(policy.platforms)}.",
+            )
         )
     if not p.plan.strip():
         out.append(
-            _v("plan", "plan",
-               "Write a short plan for the conversation (for example, sharing work or a story).")
+            _v(
+                "plan",
+                "plan",
+                "Write a short plan for the conversation (for example, sharing work or a story).",
+            )
         )
     out.extend(facts.extra)
     return out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +22,7 @@ from chatbot.services.pupils import has_consent, pupils_by_upn
 from chatbot.storage.models import Booking, BookingPupil, Pupil, Staff
 from chatbot.ui import Form, Input, Option
 
+T = TypeVar("T")
 ACTIVE = ("awaiting_cohost", "confirmed")
 PLAN_MAX = 2000
 FORM_ID = "book_call"
@@ -40,23 +43,44 @@ def booking_form(core: Core, initial: dict[str, str | tuple[str, ...]] | None = 
         submit_label="Book",
         inputs=(
             Input("pupils", "Pupils", "pupils", initial=init.get("pupils")),
-            Input("kind", "Type of call", "select", options=kinds,
-                  initial=init.get("kind", "one_to_one")),
+            Input(
+                "kind",
+                "Type of call",
+                "select",
+                options=kinds,
+                initial=init.get("kind", "one_to_one"),
+            ),
             Input("date", "Date", "date", initial=init.get("date")),
-            Input("start", "Start time", "time", initial=init.get("start"),
-                  placeholder="10:00"),
-            Input("duration", "Length in minutes", "number",
-                  initial=init.get("duration", str(min(20, p.max_call_minutes))),
-                  hint=f"At most {p.max_call_minutes}."),
-            Input("cohost", "Co-host (second member of staff)", "staff",
-                  required=p.cohost_required_one_to_one or p.cohost_required_group,
-                  initial=init.get("cohost")),
-            Input("platform", "Platform", "select",
-                  options=tuple(Option(x, x) for x in p.platforms),
-                  initial=init.get("platform", p.platforms[0])),
-            Input("plan", "Plan for the conversation", "long_text", max_length=PLAN_MAX,
-                  initial=init.get("plan"),
-                  placeholder="e.g. Sam shares their reading book; we sing the class song."),
+            Input("start", "Start time", "time", initial=init.get("start"), placeholder="10:00"),
+            Input(
+                "duration",
+                "Length in minutes",
+                "number",
+                initial=init.get("duration", str(min(20, p.max_call_minutes))),
+                hint=f"At most {p.max_call_minutes}.",
+            ),
+            Input(
+                "cohost",
+                "Co-host (second member of staff)",
+                "staff",
+                required=p.cohost_required_one_to_one or p.cohost_required_group,
+                initial=init.get("cohost"),
+            ),
+            Input(
+                "platform",
+                "Platform",
+                "select",
+                options=tuple(Option(x, x) for x in p.platforms),
+                initial=init.get("platform", p.platforms[0]),
+            ),
+            Input(
+                "plan",
+                "Plan for the conversation",
+                "long_text",
+                max_length=PLAN_MAX,
+                initial=init.get("plan"),
+                placeholder="e.g. Sam shares their reading book; we sing the class song.",
+            ),
         ),
     )
 
@@ -80,8 +104,9 @@ def _add(errors: dict[str, str], field_id: str, message: str) -> None:
     errors[field_id] = f"{errors[field_id]} {message}" if field_id in errors else message
 
 
-async def overlapping(s: AsyncSession, staff_ids: list[int], start: datetime,
-                      end: datetime) -> set[int]:
+async def overlapping(
+    s: AsyncSession, staff_ids: list[int], start: datetime, end: datetime
+) -> set[int]:
     """Which of ``staff_ids`` already host or co-host an active call overlapping start..end."""
     rows = await s.execute(
         select(Booking.host_id, Booking.cohost_id).where(
@@ -100,31 +125,34 @@ async def overlapping(s: AsyncSession, staff_ids: list[int], start: datetime,
 async def _week_slots(s: AsyncSession, pupil_id: int, week: int) -> list[int]:
     rows = await s.execute(
         select(BookingPupil.slot).where(
-            BookingPupil.pupil_id == pupil_id, BookingPupil.week == week,
+            BookingPupil.pupil_id == pupil_id,
+            BookingPupil.week == week,
             BookingPupil.active.is_(True),
         )
     )
     return [r for (r,) in rows]
 
 
-async def create_booking(core: Core, host: Staff, values: dict[str, SubmittedValue]) -> BookingResult:
+async def create_booking(
+    core: Core, host: Staff, values: dict[str, SubmittedValue]
+) -> BookingResult:
     """Check every rule at once; store the booking only if nothing is wrong."""
     result = BookingResult(host=host)
     errors = result.errors
     p = core.policy
     now = core.now()
 
-    def attempt(fn, *args):  # type: ignore[no-untyped-def]
+    def attempt(fn: Callable[[], T]) -> T | None:
         try:
-            return fn(*args)
+            return fn()
         except FieldError as e:
             _add(errors, e.field, e.message)
             return None
 
-    day: date | None = attempt(parse_date, values, "date", "Date")
-    start_t: time | None = attempt(parse_time, values, "start", "Start time")
-    minutes: int | None = attempt(parse_int, values, "duration", "Length", 1, 24 * 60)
-    plan: str | None = attempt(text, values, "plan", "The plan", PLAN_MAX, False)
+    day = attempt(lambda: parse_date(values, "date", "Date"))
+    start_t = attempt(lambda: parse_time(values, "start", "Start time"))
+    minutes = attempt(lambda: parse_int(values, "duration", "Length", 1, 24 * 60))
+    plan = attempt(lambda: text(values, "plan", "The plan", PLAN_MAX, False))
     kind = one(values, "kind") or "one_to_one"
     if kind not in ("one_to_one", "group"):
         _add(errors, "kind", "Choose one-to-one or group.")
@@ -139,8 +167,11 @@ async def create_booking(core: Core, host: Staff, values: dict[str, SubmittedVal
             if cohost_email:
                 cohost = await staff_by_email(s, cohost_email)
                 if cohost is None or not cohost.active:
-                    _add(errors, "cohost",
-                         f"{cohost_email[:80]} is not on the staff roster, so they can't co-host.")
+                    _add(
+                        errors,
+                        "cohost",
+                        f"{cohost_email[:80]} is not on the staff roster, so they can't co-host.",
+                    )
                     cohost = None
             result.cohost = cohost
 
@@ -189,8 +220,9 @@ async def create_booking(core: Core, host: Staff, values: dict[str, SubmittedVal
             if errors:
                 raise _Refused()
             assert starts_at is not None and minutes is not None and plan is not None
-            booking = await _store(core, s, host, cohost, kind, starts_at, minutes,
-                                   platform, plan, pupils)
+            booking = await _store(
+                core, s, host, cohost, kind, starts_at, minutes, platform, plan, pupils
+            )
             result.booking = booking
     except _Refused:
         return result
@@ -208,9 +240,18 @@ class _Refused(Exception):
     """Raised inside the transaction so nothing from a refused booking is written."""
 
 
-async def _store(core: Core, s: AsyncSession, host: Staff, cohost: Staff | None, kind: str,
-                 starts_at: datetime, minutes: int, platform: str, plan: str,
-                 pupils: list[Pupil]) -> Booking:
+async def _store(
+    core: Core,
+    s: AsyncSession,
+    host: Staff,
+    cohost: Staff | None,
+    kind: str,
+    starts_at: datetime,
+    minutes: int,
+    platform: str,
+    plan: str,
+    pupils: list[Pupil],
+) -> Booking:
     p = core.policy
     now = core.now()
     canonical_platform = next(x for x in p.platforms if x.casefold() == platform.casefold())
@@ -231,21 +272,42 @@ async def _store(core: Core, s: AsyncSession, host: Staff, cohost: Staff | None,
     for pupil in pupils:
         taken = set(await _week_slots(s, pupil.id, week))
         slot = next(i for i in range(p.calls_per_pupil_per_week + 1) if i not in taken)
-        s.add(BookingPupil(booking_id=booking.id, pupil_id=pupil.id, week=week, slot=slot,
-                           active=True))
+        s.add(
+            BookingPupil(
+                booking_id=booking.id, pupil_id=pupil.id, week=week, slot=slot, active=True
+            )
+        )
     await s.flush()
     await s.refresh(booking, ["pupils"])
-    audit.record(s, at=now, actor=host, action="booking.create", subject_type="booking",
-                 subject_id=booking.id,
-                 detail={"status": booking.status, "cohost_id": booking.cohost_id,
-                         "pupil_ids": [x.id for x in pupils]})
+    audit.record(
+        s,
+        at=now,
+        actor=host,
+        action="booking.create",
+        subject_type="booking",
+        subject_id=booking.id,
+        detail={
+            "status": booking.status,
+            "cohost_id": booking.cohost_id,
+            "pupil_ids": [x.id for x in pupils],
+        },
+    )
     if cohost is not None:
-        outbox.to_staff(s, now, cohost.id,
-                        notices.cohost_request(booking, host, cohost, p.zone),
-                        thread_key=f"cohost:{booking.id}")
+        outbox.to_staff(
+            s,
+            now,
+            cohost.id,
+            notices.cohost_request(booking, host, cohost, p.zone),
+            thread_key=f"cohost:{booking.id}",
+        )
     else:
-        outbox.to_role(s, now, "slt", notices.slt_notice(booking, host, None, p.zone),
-                       thread_key=f"slt:{booking.id}")
+        outbox.to_role(
+            s,
+            now,
+            "slt",
+            notices.slt_notice(booking, host, None, p.zone),
+            thread_key=f"slt:{booking.id}",
+        )
     return booking
 
 
@@ -283,20 +345,35 @@ async def cancel(core: Core, actor: Staff, booking_id: int) -> tuple[str, Bookin
         host = await s.get(Staff, b.host_id)
         cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
         assert host is not None
-        audit.record(s, at=now, actor=actor, action="booking.cancel", subject_type="booking",
-                     subject_id=b.id, detail={"was": was})
+        audit.record(
+            s,
+            at=now,
+            actor=actor,
+            action="booking.cancel",
+            subject_type="booking",
+            subject_id=b.id,
+            detail={"was": was},
+        )
         if cohost is not None:
             if was == "awaiting_cohost":
                 await outbox.update_thread(
-                    s, now, f"cohost:{b.id}",
-                    notices.cohost_request_closed(b, host, cohost, zone,
-                                                  "cancelled by the host; nothing to do."))
+                    s,
+                    now,
+                    f"cohost:{b.id}",
+                    notices.cohost_request_closed(
+                        b, host, cohost, zone, "cancelled by the host; nothing to do."
+                    ),
+                )
             else:
-                outbox.to_staff(s, now, cohost.id,
-                                notices.cancelled(b, host, cohost, zone, False))
+                outbox.to_staff(s, now, cohost.id, notices.cancelled(b, host, cohost, zone, False))
         if was == "confirmed":
-            outbox.to_role(s, now, "slt", notices.cancelled(b, host, cohost, zone, True),
-                           thread_key=f"slt:{b.id}")
+            outbox.to_role(
+                s,
+                now,
+                "slt",
+                notices.cancelled(b, host, cohost, zone, True),
+                thread_key=f"slt:{b.id}",
+            )
         return f"Cancelled {notices.ref(b)} on {notices.when(b, zone)}.", b
 
 
@@ -309,9 +386,12 @@ async def my_calls(core: Core, staff: Staff) -> list[Booking]:
                 or_(Booking.host_id == staff.id, Booking.cohost_id == staff.id),
                 or_(
                     and_(Booking.status.in_(ACTIVE), Booking.ends_at > now),
-                    and_(Booking.status == "confirmed", Booking.ends_at <= now,
-                         Booking.host_id == staff.id,
-                         Booking.ends_at > now - timedelta(days=14)),
+                    and_(
+                        Booking.status == "confirmed",
+                        Booking.ends_at <= now,
+                        Booking.host_id == staff.id,
+                        Booking.ends_at > now - timedelta(days=14),
+                    ),
                 ),
             )
             .order_by(Booking.starts_at)
@@ -321,5 +401,8 @@ async def my_calls(core: Core, staff: Staff) -> list[Booking]:
 
 
 async def count_active(s: AsyncSession) -> int:
-    return int((await s.execute(select(func.count(Booking.id)).where(
-        Booking.status.in_(ACTIVE)))).scalar_one())
+    return int(
+        (
+            await s.execute(select(func.count(Booking.id)).where(Booking.status.in_(ACTIVE)))
+        ).scalar_one()
+    )

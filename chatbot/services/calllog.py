@@ -28,14 +28,20 @@ def log_form(b: Booking) -> Form:
         submit_label="Save log",
         state={"booking_id": str(b.id)},
         inputs=(
-            Input("attended", "Who attended", "text", max_length=500,
-                  initial=notices.pupil_names(b)),
-            Input("minutes", "How long it actually lasted (minutes)", "number",
-                  initial=str(minutes)),
+            Input(
+                "attended", "Who attended", "text", max_length=500, initial=notices.pupil_names(b)
+            ),
+            Input(
+                "minutes", "How long it actually lasted (minutes)", "number", initial=str(minutes)
+            ),
             Input("summary", "What you talked about", "long_text", max_length=SUMMARY_MAX),
-            Input("worrying", "Was anything worrying?", "select",
-                  options=(Option("no", "No"), Option("yes", "Yes: I will file a concern")),
-                  initial="no"),
+            Input(
+                "worrying",
+                "Was anything worrying?",
+                "select",
+                options=(Option("no", "No"), Option("yes", "Yes: I will file a concern")),
+                initial="no",
+            ),
         ),
     )
 
@@ -63,8 +69,9 @@ async def open_form(core: Core, actor: Staff, booking_id: int) -> tuple[str | No
         return None, log_form(b)
 
 
-async def save(core: Core, actor: Staff, booking_id: int,
-               values: dict[str, SubmittedValue]) -> LogResult:
+async def save(
+    core: Core, actor: Staff, booking_id: int, values: dict[str, SubmittedValue]
+) -> LogResult:
     res = LogResult()
     now = core.now()
     try:
@@ -93,13 +100,26 @@ async def save(core: Core, actor: Staff, booking_id: int,
             res.message = f"The log for {notices.ref(b)} was already saved."
             res.booking = b
             return res
-        log = CallLog(booking_id=b.id, attended=attended, actual_minutes=minutes,
-                      summary=summary, worrying=worrying == "yes", logged_by_id=actor.id,
-                      logged_at=now)
+        log = CallLog(
+            booking_id=b.id,
+            attended=attended,
+            actual_minutes=minutes,
+            summary=summary,
+            worrying=worrying == "yes",
+            logged_by_id=actor.id,
+            logged_at=now,
+        )
         s.add(log)
         await s.flush()
-        audit.record(s, at=now, actor=actor, action="calllog.save", subject_type="booking",
-                     subject_id=b.id, detail={"worrying": log.worrying})
+        audit.record(
+            s,
+            at=now,
+            actor=actor,
+            action="calllog.save",
+            subject_type="booking",
+            subject_id=b.id,
+            detail={"worrying": log.worrying},
+        )
         res.booking, res.worrying = b, log.worrying
         res.message = f"Saved the Keeping in Touch log for {notices.ref(b)}."
     return res

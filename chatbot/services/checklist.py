@@ -35,7 +35,9 @@ async def view(core: Core, actor: Staff, booking_id: int) -> tuple[str | None, M
         return None, notices.checklist(b, core.policy, await ticked_keys(s, b.id))
 
 
-async def tick(core: Core, actor: Staff, booking_id: int, item_key: str) -> tuple[str | None, Message | None]:
+async def tick(
+    core: Core, actor: Staff, booking_id: int, item_key: str
+) -> tuple[str | None, Message | None]:
     """Tick one item (idempotent: a second click changes nothing). Returns (error, message)."""
     if core.policy and item_key not in {i.key for i in core.policy.checklist}:
         return "That checklist item is not in the school's checklist.", None
@@ -49,10 +51,20 @@ async def tick(core: Core, actor: Staff, booking_id: int, item_key: str) -> tupl
                 return f"This call is {b.status.replace('_', ' ')}; nothing to tick.", None
             done = await ticked_keys(s, b.id)
             if item_key not in done:
-                s.add(ChecklistTick(booking_id=b.id, item_key=item_key, ticked_by_id=actor.id,
-                                    ticked_at=now))
-                audit.record(s, at=now, actor=actor, action="checklist.tick",
-                             subject_type="booking", subject_id=b.id, detail={"item": item_key})
+                s.add(
+                    ChecklistTick(
+                        booking_id=b.id, item_key=item_key, ticked_by_id=actor.id, ticked_at=now
+                    )
+                )
+                audit.record(
+                    s,
+                    at=now,
+                    actor=actor,
+                    action="checklist.tick",
+                    subject_type="booking",
+                    subject_id=b.id,
+                    detail={"item": item_key},
+                )
                 done.add(item_key)
             return None, notices.checklist(b, core.policy, done)
     except IntegrityError:  # a concurrent click ticked it first

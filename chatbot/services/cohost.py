@@ -14,6 +14,7 @@ from chatbot import notices, outbox
 from chatbot.core import Core
 from chatbot.services import audit
 from chatbot.services.booking import load, release_pupils
+from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Staff
 from chatbot.ui import Message
 
@@ -36,13 +37,14 @@ async def answer(core: Core, actor: Staff, booking_id: int, accept: bool) -> Ans
         if b.cohost_id != actor.id:
             return Answer(False, "Only the invited co-host can answer this request.")
         won = (
-            await s.execute(
+            await rows_changed(
+                s,
                 update(Booking)
                 .where(Booking.id == booking_id, Booking.status == "awaiting_cohost")
-                .values(status=new_status, cohost_answered_at=now)
-                .execution_options(synchronize_session=False)
+                .values(status=new_status, cohost_answered_at=now),
             )
-        ).rowcount == 1
+            == 1
+        )
         await s.refresh(b)
         host = await s.get(Staff, b.host_id)
         assert host is not None
@@ -55,14 +57,20 @@ async def answer(core: Core, actor: Staff, booking_id: int, accept: bool) -> Ans
             }.get(b.status, f"{b.status}.")
             msg = notices.cohost_request_closed(b, host, actor, zone, outcome)
             return Answer(False, f"Already answered: {outcome}", msg)
-        audit.record(s, at=now, actor=actor,
-                     action="cohost.accept" if accept else "cohost.decline",
-                     subject_type="booking", subject_id=b.id)
+        audit.record(
+            s,
+            at=now,
+            actor=actor,
+            action="cohost.accept" if accept else "cohost.decline",
+            subject_type="booking",
+            subject_id=b.id,
+        )
         if accept:
             outcome = "you accepted; the call is confirmed."
             outbox.to_staff(s, now, host.id, notices.confirmed_for_host(b, host, actor, zone))
-            outbox.to_role(s, now, "slt", notices.slt_notice(b, host, actor, zone),
-                           thread_key=f"slt:{b.id}")
+            outbox.to_role(
+                s, now, "slt", notices.slt_notice(b, host, actor, zone), thread_key=f"slt:{b.id}"
+            )
         else:
             outcome = "you declined. The host has been told."
             await release_pupils(s, b)

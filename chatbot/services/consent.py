@@ -13,8 +13,8 @@ from chatbot.core import Core
 from chatbot.interaction import SubmittedValue
 from chatbot.services import audit
 from chatbot.services.forms import FieldError, one, parse_date, parse_time, text
-from chatbot.services.roster import EMAIL_RE
 from chatbot.services.identity import normalise_email
+from chatbot.services.roster import EMAIL_RE
 from chatbot.storage.models import Consent, Pupil, Staff
 from chatbot.ui import Form, Input
 
@@ -37,8 +37,12 @@ def consent_form() -> Form:
             Input("parent_email", "Parent's email address", "text", max_length=320),
             Input("received_date", "Date their email arrived", "date"),
             Input("received_time", "Time it arrived", "time", required=False, placeholder="09:30"),
-            Input("evidence", "Evidence: the email's Message-ID or subject", "text",
-                  max_length=EVIDENCE_MAX),
+            Input(
+                "evidence",
+                "Evidence: the email's Message-ID or subject",
+                "text",
+                max_length=EVIDENCE_MAX,
+            ),
         ),
     )
 
@@ -102,9 +106,15 @@ async def grant(
         )
         s.add(c)
         await s.flush()
-        audit.record(s, at=now, actor=actor or actor_label, action="consent.grant",
-                     subject_type="pupil", subject_id=pupil.id,
-                     detail={"consent_id": c.id, "evidence_kind": evidence_kind})
+        audit.record(
+            s,
+            at=now,
+            actor=actor or actor_label,
+            action="consent.grant",
+            subject_type="pupil",
+            subject_id=pupil.id,
+            detail={"consent_id": c.id, "evidence_kind": evidence_kind},
+        )
         res.consent, res.pupil = c, pupil
     return res
 
@@ -114,7 +124,9 @@ def eml_evidence(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-async def grant_from_form(core: Core, actor: Staff, values: dict[str, SubmittedValue]) -> ConsentResult:
+async def grant_from_form(
+    core: Core, actor: Staff, values: dict[str, SubmittedValue]
+) -> ConsentResult:
     res = ConsentResult()
     try:
         day = parse_date(values, "received_date", "Date")
@@ -139,12 +151,20 @@ async def grant_from_form(core: Core, actor: Staff, values: dict[str, SubmittedV
         return res
     assert day is not None
     received = datetime.combine(day, t, tzinfo=core.policy.zone)
-    return await grant(core, upn=upn, parent_email=one(values, "parent_email"),
-                       received_at=received, evidence_kind="message_id", evidence=evidence,
-                       actor=actor)
+    return await grant(
+        core,
+        upn=upn,
+        parent_email=one(values, "parent_email"),
+        received_at=received,
+        evidence_kind="message_id",
+        evidence=evidence,
+        actor=actor,
+    )
 
 
-async def withdraw(core: Core, upn: str, actor: Staff | None, actor_label: str = "cli") -> str | None:
+async def withdraw(
+    core: Core, upn: str, actor: Staff | None, actor_label: str = "cli"
+) -> str | None:
     """Withdraw every current consent for the pupil. Returns an error message, or None."""
     now = core.now()
     async with core.db.transaction() as s:
@@ -154,18 +174,30 @@ async def withdraw(core: Core, upn: str, actor: Staff | None, actor_label: str =
         if pupil is None:
             return f"{upn[:20]!r} is not on the pupil roster."
         current = (
-            await s.execute(
-                select(Consent).where(Consent.pupil_id == pupil.id, Consent.withdrawn_at.is_(None))
+            (
+                await s.execute(
+                    select(Consent).where(
+                        Consent.pupil_id == pupil.id, Consent.withdrawn_at.is_(None)
+                    )
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not current:
             return f"{pupil.short_name} has no consent on file to withdraw."
         for c in current:
             c.withdrawn_at = now
             c.withdrawn_by_label = actor.email if actor else actor_label
-        audit.record(s, at=now, actor=actor or actor_label, action="consent.withdraw",
-                     subject_type="pupil", subject_id=pupil.id,
-                     detail={"consent_ids": [c.id for c in current]})
+        audit.record(
+            s,
+            at=now,
+            actor=actor or actor_label,
+            action="consent.withdraw",
+            subject_type="pupil",
+            subject_id=pupil.id,
+            detail={"consent_ids": [c.id for c in current]},
+        )
     return None
 
 

@@ -31,8 +31,9 @@ def many(values: dict[str, SubmittedValue], key: str) -> list[str]:
     return [str(x).strip() for x in items if str(x).strip()]
 
 
-def text(values: dict[str, SubmittedValue], key: str, label: str, max_len: int,
-         required: bool = True) -> str:
+def text(
+    values: dict[str, SubmittedValue], key: str, label: str, max_len: int, required: bool = True
+) -> str:
     v = one(values, key)
     if required and not v:
         raise FieldError(key, f"{label} is required.")
@@ -64,9 +65,7 @@ def parse_time(values: dict[str, SubmittedValue], key: str, label: str = "Time")
         h, mi = int(m.group(1)), int(m.group(2))
         if h < 24 and mi < 60:
             return time(h, mi)
-    raise FieldError(
-        key, f"{v[:40]!r} is not a time of day. Use 24-hour HH:MM, for example 10:30."
-    )
+    raise FieldError(key, f"{v[:40]!r} is not a time of day. Use 24-hour HH:MM, for example 10:30.")
 
 
 def parse_int(values: dict[str, SubmittedValue], key: str, label: str, lo: int, hi: int) -> int:

@@ -165,10 +165,17 @@ async def import_staff(core: Core, text: str, actor: str = "cli") -> ImportRepor
                 report.updated += 1
         if report.usable:
             audit.record(
-                s, at=now, actor=actor, action="roster.import_staff", subject_type="roster",
+                s,
+                at=now,
+                actor=actor,
+                action="roster.import_staff",
+                subject_type="roster",
                 subject_id="staff",
-                detail={"created": report.created, "updated": report.updated,
-                        "rejected": len(report.rejected)},
+                detail={
+                    "created": report.created,
+                    "updated": report.updated,
+                    "rejected": len(report.rejected),
+                },
             )
     return report
 
@@ -209,9 +216,15 @@ async def import_pupils(core: Core, text: str, actor: str = "cli") -> ImportRepo
             if pupil is None:
                 s.add(
                     Pupil(
-                        upn=upn, forename=forename, surname=surname, class_name=class_name,
-                        parent_email=parent_email, date_of_birth=dob, active=True,
-                        created_at=now, updated_at=now,
+                        upn=upn,
+                        forename=forename,
+                        surname=surname,
+                        class_name=class_name,
+                        parent_email=parent_email,
+                        date_of_birth=dob,
+                        active=True,
+                        created_at=now,
+                        updated_at=now,
                     )
                 )
                 report.created += 1
@@ -225,9 +238,16 @@ async def import_pupils(core: Core, text: str, actor: str = "cli") -> ImportRepo
                 report.updated += 1
         if report.usable:
             audit.record(
-                s, at=now, actor=actor, action="roster.import_pupils", subject_type="roster",
+                s,
+                at=now,
+                actor=actor,
+                action="roster.import_pupils",
+                subject_type="roster",
                 subject_id="pupils",
-                detail={"created": report.created, "updated": report.updated,
-                        "rejected": len(report.rejected)},
+                detail={
+                    "created": report.created,
+                    "updated": report.updated,
+                    "rejected": len(report.rejected),
+                },
             )
     return report

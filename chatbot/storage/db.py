@@ -88,3 +88,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def rows_changed(session: AsyncSession, statement: Any) -> int:
+    """Run an UPDATE/DELETE and return how many rows it changed (the basis of every
+    "exactly once" claim in the services: the caller that changed the row won)."""
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0))

@@ -294,3 +294,58 @@ class ConversationReference(Base):
     key: Mapped[str] = mapped_column(String(300))  # "user:<aad id>" or "channel:<id>"
     reference: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class Concern(Base):
+    """A safeguarding concern reported to the DSL (see chatbot.services.concerns).
+
+    The narrative lives only here and is shown only through "View details" or an export; alerts,
+    audit rows and logs carry the reference, category and ids. The chase columns are claimed by
+    conditional UPDATEs (``... WHERE resent_at IS NULL``), as the booking sweeps do.
+    """
+
+    __tablename__ = "concern"
+    __table_args__ = (UniqueConstraint("year", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)  # C-2026-0042
+    year: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    reporter_label: Mapped[str] = mapped_column(String(320))
+    pupil_id: Mapped[int | None] = mapped_column(ForeignKey("pupil.id"), index=True)
+    subject_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    category: Mapped[str] = mapped_column(String(50))
+    immediate_risk: Mapped[bool] = mapped_column(Boolean)
+    happened_at: Mapped[datetime]
+    narrative: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime] = mapped_column(index=True)
+    out_of_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    ack_due_at: Mapped[datetime] = mapped_column(index=True)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    acknowledged_by_label: Mapped[str | None] = mapped_column(String(320))
+    resent_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed
+    closed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ConcernEvent(Base):
+    """The concern's chronology. Append-only: rows are inserted, never updated; they are only
+    deleted with the concern itself when it passes its retention date (and is not on hold)."""
+
+    __tablename__ = "concern_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    concern_id: Mapped[int] = mapped_column(ForeignKey("concern.id"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(30))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    actor_label: Mapped[str] = mapped_column(String(320))
+    detail: Mapped[str] = mapped_column(String(500), default="")  # never the narrative
+    note: Mapped[str | None] = mapped_column(Text)  # DSL notes and outcomes
+    outbox_id: Mapped[int | None] = mapped_column(Integer, unique=True)  # "delivered" events

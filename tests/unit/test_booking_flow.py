@@ -20,13 +20,16 @@ GOOD = {
 }
 
 
-async def test_full_booking_to_slt(school, bot: Bot, dispatcher: Dispatcher,
-                                   messenger: RecordingMessenger) -> None:
+async def test_full_booking_to_slt(
+    school, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
     effects = await bot.handle(command("teacher@school.test", "book-call"))
     assert isinstance(effects[0], OpenForm) and effects[0].form.id == "book_call"
     effects = await bot.handle(submit("teacher@school.test", "book_call", GOOD))
     assert isinstance(effects[0], CloseForm), effects
-    assert isinstance(effects[1], Reply) and "Waiting for Colin Colleague" in effects[1].message.text
+    assert (
+        isinstance(effects[1], Reply) and "Waiting for Colin Colleague" in effects[1].message.text
+    )
     await dispatcher.drain()
     [req] = messenger.to("colleague@school.test")
     assert [b.action_id for b in req.buttons()] == ["cohost.accept", "cohost.decline"]
@@ -42,8 +45,9 @@ async def test_full_booking_to_slt(school, bot: Bot, dispatcher: Dispatcher,
 
 
 async def test_refusal_names_fields(school, bot: Bot) -> None:
-    bad = dict(GOOD, date="2026-12-05", start="25:00", duration="45", cohost="",
-               platform="Skype", plan="")
+    bad = dict(
+        GOOD, date="2026-12-05", start="25:00", duration="45", cohost="", platform="Skype", plan=""
+    )
     effects = await bot.handle(submit("teacher@school.test", "book_call", bad))
     [err] = effects
     assert isinstance(err, FormErrors)

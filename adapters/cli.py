@@ -1,0 +1,221 @@
+"""The `chatbot` command: serve, console, database, roster, consent, policy, manifests."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from chatbot.config import Settings
+from chatbot.core import Core
+from chatbot.policy import PolicyError, load_policy
+from chatbot.ports import SystemClock
+from chatbot.storage.db import Database
+from chatbot.storage.migrate import upgrade
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="chatbot",
+        description="Safe live video for schools: a Slack and Teams bot. Settings come from "
+        "the environment (DATABASE_URL, CHATBOT_POLICY, SLACK_*, MicrosoftApp*).",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="run the HTTP server for Slack and Teams")
+    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--port", type=int, default=3978)
+    s.add_argument(
+        "--production",
+        action="store_true",
+        help="refuse to start without Teams or Slack credentials",
+    )
+
+    c = sub.add_parser("console", help="chat with the bot in this terminal")
+    c.add_argument("--as", dest="email", help="your school email (must be on the roster)")
+    c.add_argument("--demo", action="store_true", help="load a demo school first")
+
+    d = sub.add_parser("db", help="database maintenance")
+    d.add_argument("action", choices=["upgrade"])
+
+    imp = sub.add_parser("import", help="import the staff or pupil roster from CSV")
+    imp.add_argument("what", choices=["staff", "pupils"])
+    imp.add_argument("file", type=Path)
+
+    con = sub.add_parser("consent", help="record written parental consent")
+    csub = con.add_subparsers(dest="consent_cmd", required=True)
+    g = csub.add_parser("grant", help="record a parent's written agreement")
+    g.add_argument("upn")
+    g.add_argument("--parent-email", required=True)
+    g.add_argument(
+        "--received",
+        required=True,
+        help="when their email arrived: YYYY-MM-DD or 'YYYY-MM-DD HH:MM' (school time)",
+    )
+    ev = g.add_mutually_exclusive_group(required=True)
+    ev.add_argument("--evidence", help="the email's Message-ID and subject")
+    ev.add_argument("--eml", type=Path, help="the saved .eml file (its SHA-256 is stored)")
+    w = csub.add_parser("withdraw", help="withdraw consent")
+    w.add_argument("upn")
+    csub.add_parser("list", help="pupils with consent on file")
+
+    pol = sub.add_parser("policy", help="the school policy in force")
+    pol.add_argument("action", choices=["show"])
+
+    man = sub.add_parser("manifest", help="Slack manifest / Teams app package")
+    msub = man.add_subparsers(dest="platform", required=True)
+    ms = msub.add_parser("slack", help="print the Slack app manifest")
+    ms.add_argument("--url", required=True, help="public base URL, e.g. https://bot.school.uk")
+    mt = msub.add_parser("teams", help="build the Teams app package (zip)")
+    mt.add_argument("--app-id", required=True)
+    mt.add_argument("--out", type=Path, default=Path("app.zip"))
+
+    try:
+        from adapters import concerns_cli
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        concerns_cli.add_parser(sub)
+    return p
+
+
+async def _core(settings: Settings) -> Core:
+    policy = load_policy(settings.policy_path)
+    db = Database(settings.database_url)
+    await upgrade(db)
+    return Core(db=db, policy=policy, clock=SystemClock())
+
+
+def _parse_received(text: str, core: Core) -> datetime:
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=core.policy.zone)
+        except ValueError:
+            continue
+    raise SystemExit(f"--received {text!r}: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM'")
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.cmd == "policy":
+        print(load_policy(settings.policy_path).to_toml(), end="")
+        return 0
+    if args.cmd == "manifest":
+        if args.platform == "slack":
+            from adapters.slack.manifest import main as slack_manifest
+
+            return slack_manifest(args)
+        from adapters.teams.package import main as teams_package
+
+        return teams_package(args)
+    if args.cmd == "serve":
+        from adapters.serve import serve
+
+        return await serve(settings, args.host, args.port, args.production)
+    if args.cmd == "console":
+        from adapters.console.main import run_console
+
+        return await run_console(settings, args.email, args.demo)
+
+    core = await _core(settings)
+    try:
+        return await _run_with_core(args, core)
+    finally:
+        await core.db.dispose()
+
+
+async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
+    from chatbot.services import consent, roster
+
+    if args.cmd == "db":
+        print(f"Database is up to date ({core.db.dialect}).")
+        return 0
+    if args.cmd == "import":
+        try:
+            text = args.file.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"Cannot read {args.file}: {exc}", file=sys.stderr)
+            return 2
+        fn = roster.import_staff if args.what == "staff" else roster.import_pupils
+        try:
+            report = await fn(core, text, actor="cli")
+        except roster.RosterError as exc:
+            print(f"{args.file}: {exc}", file=sys.stderr)
+            return 2
+        for line, reason in report.rejected:
+            print(f"{args.file}:{line}: skipped: {reason}", file=sys.stderr)
+        print(
+            f"{args.what}: {report.created} added, {report.updated} updated, "
+            f"{len(report.rejected)} skipped."
+        )
+        if report.usable == 0:
+            print("No usable rows: nothing was imported.", file=sys.stderr)
+            return 1
+        return 0
+    if args.cmd == "consent":
+        if args.consent_cmd == "grant":
+            if args.eml:
+                try:
+                    evidence, kind = consent.eml_evidence(args.eml), "eml_sha256"
+                except OSError as exc:
+                    print(f"Cannot read {args.eml}: {exc}", file=sys.stderr)
+                    return 2
+            else:
+                evidence, kind = args.evidence, "message_id"
+            res = await consent.grant(
+                core,
+                upn=args.upn,
+                parent_email=args.parent_email,
+                received_at=_parse_received(args.received, core),
+                evidence_kind=kind,
+                evidence=evidence,
+                actor=None,
+            )
+            if res.errors:
+                for field, msg in res.errors.items():
+                    print(f"{field}: {msg}", file=sys.stderr)
+                return 2
+            assert res.pupil is not None
+            print(f"Recorded written consent for {res.pupil.short_name} ({res.pupil.upn}).")
+            return 0
+        if args.consent_cmd == "withdraw":
+            err = await consent.withdraw(core, args.upn, None)
+            if err:
+                print(err, file=sys.stderr)
+                return 2
+            print(f"Consent withdrawn for {args.upn.upper()}.")
+            return 0
+        rows = await consent.listing(core)
+        for pupil, c in rows:
+            when = c.received_at.astimezone(core.policy.zone).strftime("%Y-%m-%d %H:%M")
+            print(f"{pupil.upn}  {pupil.short_name:<24} {c.parent_email:<32} received {when}")
+        print(f"{len(rows)} pupil(s) with consent on file.")
+        return 0
+    if args.cmd == "concerns":
+        from adapters import concerns_cli
+
+        return await concerns_cli.run(args, core)
+    raise AssertionError(args.cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = _parser().parse_args(argv)
+    if args.cmd == "console":
+        logging.getLogger().setLevel(logging.WARNING)  # keep the chat readable
+    settings = Settings.from_env()
+    try:
+        return asyncio.run(_run(args, settings))
+    except PolicyError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""A small demo school, so a newcomer can book a call in a minute."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from chatbot.core import Core
+from chatbot.services import consent, roster
+
+STAFF = """email,forename,surname,roles
+teacher@ashlea.example,Tess,Teacher,staff
+ta@ashlea.example,Tom,Assistant,staff
+slt@ashlea.example,Sally,Leader,staff;slt
+dsl@ashlea.example,Dee,Safeguarding,staff;dsl
+deputy@ashlea.example,Dan,Deputy,staff;deputy_dsl
+head@ashlea.example,Hal,Head,staff;slt;admin
+"""
+PUPILS = """UPN,Legal Forename,Legal Surname,Reg Group,Primary Contact Email
+A100000000001,Amira,Khan,Year 2,amira.parent@home.example
+A100000000002,Ben,Okafor,Year 2,ben.parent@home.example
+A100000000003,Chloé,Dubois,Year 3,chloe.parent@home.example
+A100000000004,Dylan,Evans,Year 3,
+"""
+WITH_CONSENT = ("A100000000001", "A100000000002", "A100000000003")
+DEMO_USER = "teacher@ashlea.example"
+
+
+async def seed(core: Core) -> None:
+    await roster.import_staff(core, STAFF, actor="demo")
+    await roster.import_pupils(core, PUPILS, actor="demo")
+    current = {p.upn for p, _ in await consent.listing(core)}
+    for upn in WITH_CONSENT:
+        if upn in current:
+            continue
+        await consent.grant(
+            core,
+            upn=upn,
+            parent_email=f"{upn.lower()}@home.example",
+            received_at=core.now() - timedelta(days=3),
+            evidence_kind="message_id",
+            evidence="Re: video calls (demo)",
+            actor=None,
+            actor_label="demo",
+        )
+
+
+def next_school_day(core: Core) -> date:
+    d = core.local(core.now()).date() + timedelta(days=1)
+    while not core.policy.is_school_day(d):
+        d += timedelta(days=1)
+    return d
+
+
+def intro(core: Core) -> str:
+    day = next_school_day(core)
+    return (
+        "Demo school loaded: staff teacher@, ta@, slt@, dsl@, deputy@, head@ashlea.example; "
+        "pupils Amira, Ben and Chloé have consent, Dylan has none.\n"
+        f"Try: /book-call, pupils 'Amira', date {day.isoformat()}, start 10:00, co-host "
+        "ta@ashlea.example. Then '/as ta@ashlea.example' and click Accept.\n"
+    )

@@ -1,0 +1,28 @@
+"""`chatbot console`: wire a Runtime to the terminal."""
+
+from __future__ import annotations
+
+import sys
+
+from adapters.console.app import Console, stdin_reader
+from adapters.console.demo import DEMO_USER, intro, seed
+from adapters.runtime import build_runtime
+from chatbot.config import Settings
+
+
+async def run_console(settings: Settings, email: str | None, demo: bool) -> int:
+    runtime = await build_runtime(settings)
+    try:
+        if demo:
+            await seed(runtime.core)
+            print(intro(runtime.core))
+        who = email or (DEMO_USER if demo else None)
+        if not who:
+            print(
+                "Say who you are: chatbot console --as you@school.uk (or --demo).", file=sys.stderr
+            )
+            return 2
+        console = Console(runtime, who, stdin_reader, lambda s: print(s, end="", flush=True))
+        return await console.run()
+    finally:
+        await runtime.core.db.dispose()

@@ -1,0 +1,62 @@
+"""Plain-text rendering of the core's neutral messages and forms."""
+
+from __future__ import annotations
+
+import re
+
+from chatbot.ui import Actions, Button, Context, Fields, Form, Input, Message, Section
+
+BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def plain(text: str) -> str:
+    return BOLD.sub(r"\1", text)
+
+
+def message_text(message: Message, number: dict[int, Button] | None = None, start: int = 1) -> str:
+    """Render a message; buttons are numbered from ``start`` and recorded in ``number``."""
+    lines: list[str] = []
+    n = start
+    if not message.blocks:
+        lines.append(plain(message.text))
+    for block in message.blocks:
+        if isinstance(block, Section):
+            lines.append(plain(block.text))
+        elif isinstance(block, Fields):
+            width = max(len(k) for k, _ in block.items) if block.items else 0
+            lines.extend(f"  {k.ljust(width)}  {v}" for k, v in block.items)
+        elif isinstance(block, Context):
+            lines.extend(f"  ({line})" for line in block.lines)
+        elif isinstance(block, Actions):
+            for b in block.buttons:
+                if number is not None:
+                    number[n] = b
+                lines.append(f"  [{n}] {b.label}")
+                n += 1
+    return "\n".join(lines)
+
+
+def input_prompt(i: Input) -> str:
+    kind_hint = {
+        "date": "YYYY-MM-DD",
+        "time": "HH:MM, 24-hour",
+        "number": "a number",
+        "staff": "a colleague's school email",
+        "pupils": "names or UPNs, separated by commas",
+        "pupil": "a name or UPN",
+        "long_text": "one line",
+    }.get(i.kind, "")
+    parts = [i.label]
+    if kind_hint:
+        parts.append(f"({kind_hint})")
+    if not i.required:
+        parts.append("[optional]")
+    if i.initial:
+        init = ", ".join(i.initial) if isinstance(i.initial, tuple) else i.initial
+        parts.append(f"[{init}]")
+    return " ".join(parts)
+
+
+def form_header(form: Form) -> str:
+    head = f"== {form.title} ==  (type 'cancel' to stop)"
+    return f"{head}\n{form.intro}" if form.intro else head
