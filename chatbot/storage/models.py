@@ -24,8 +24,11 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from chatbot.storage import append_only
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -269,6 +272,12 @@ class AuditEvent(Base):
     subject_type: Mapped[str] = mapped_column(String(30))
     subject_id: Mapped[str] = mapped_column(String(50))
     detail: Mapped[dict[str, Any]]
+
+
+@event.listens_for(AuditEvent.__table__, "after_create")
+def _audit_append_only(target: Any, connection: Connection, **kw: Any) -> None:
+    for stmt in append_only.statements(connection.dialect.name, target.name):
+        connection.exec_driver_sql(stmt)
 
 
 class ProcessedDelivery(Base):

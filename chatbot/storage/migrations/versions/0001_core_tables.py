@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import chatbot.storage.models
+from chatbot.storage import append_only
 
 
 revision = '0001'
@@ -211,6 +212,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_checklist_tick_booking_id'), ['booking_id'], unique=False)
 
     # ### end Alembic commands ###
+    for stmt in append_only.statements(op.get_bind().dialect.name, "audit_event"):
+        op.execute(stmt)
 
 
 def downgrade() -> None:

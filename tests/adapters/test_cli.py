@@ -1,0 +1,141 @@
+"""The `chatbot` command, run as a real process against a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PUPILS_CSV, STAFF_CSV
+
+
+def chatbot(
+    tmp_path: Path, *args: str, policy: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    env.pop("CHATBOT_POLICY", None)
+    if policy is not None:
+        env["CHATBOT_POLICY"] = str(policy)
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_import_reports_bad_rows_with_line_numbers(tmp_path: Path) -> None:
+    f = tmp_path / "staff.csv"
+    f.write_text(STAFF_CSV + "not-an-email,Bad,Row,staff\nx@school.test,Ex,Ample,wizard\n")
+    r = chatbot(tmp_path, "import", "staff", str(f))
+    assert r.returncode == 0, r.stderr
+    assert "7 added" in r.stdout and "2 skipped" in r.stdout
+    assert ":9: skipped" in r.stderr and "not an email address" in r.stderr
+    assert ":10: skipped" in r.stderr and "unknown role 'wizard'" in r.stderr
+    again = chatbot(tmp_path, "import", "staff", str(f))
+    assert "0 added, 7 updated" in again.stdout
+
+
+def test_file_with_no_usable_rows_exits_non_zero(tmp_path: Path) -> None:
+    f = tmp_path / "pupils.csv"
+    f.write_text("upn,forename,surname\nnope,A,B\n")
+    r = chatbot(tmp_path, "import", "pupils", str(f))
+    assert r.returncode == 1
+    assert "No usable rows" in r.stderr
+
+
+def test_missing_column_named(tmp_path: Path) -> None:
+    f = tmp_path / "pupils.csv"
+    f.write_text("name,class\nSam,Year 3\n")
+    r = chatbot(tmp_path, "import", "pupils", str(f))
+    assert r.returncode == 2
+    assert "no column for upn" in r.stderr
+
+
+def test_consent_grant_list_withdraw(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text(PUPILS_CSV)
+    assert chatbot(tmp_path, "import", "pupils", str(tmp_path / "p.csv")).returncode == 0
+    eml = tmp_path / "reply.eml"
+    eml.write_bytes(b"Subject: Re: video calls\r\n\r\nYes, happy for Sam to join.\r\n")
+    r = chatbot(
+        tmp_path,
+        "consent",
+        "grant",
+        "A123456789012",
+        "--parent-email",
+        "parent.sam@home.test",
+        "--received",
+        "2026-11-27 18:05",
+        "--eml",
+        str(eml),
+    )
+    assert r.returncode == 0, r.stderr
+    listed = chatbot(tmp_path, "consent", "list")
+    assert "A123456789012" in listed.stdout and "1 pupil(s)" in listed.stdout
+    bad = chatbot(
+        tmp_path,
+        "consent",
+        "grant",
+        "Z999999999999",
+        "--parent-email",
+        "x@y.test",
+        "--received",
+        "2026-11-27",
+        "--evidence",
+        "<id@x> Re: calls",
+    )
+    assert bad.returncode == 2 and "not on the pupil roster" in bad.stderr
+    assert chatbot(tmp_path, "consent", "withdraw", "A123456789012").returncode == 0
+    assert "0 pupil(s)" in chatbot(tmp_path, "consent", "list").stdout
+
+
+def test_policy_show_prints_defaults(tmp_path: Path) -> None:
+    r = chatbot(tmp_path, "policy", "show")
+    assert r.returncode == 0
+    assert 'start = "09:00"' in r.stdout and "Zoom" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[hours]\nstart = "25:00"\n', "start"),
+        ('[hours]\nstart = "15:00"\nend = "09:00"\n', "end"),
+        ('[calls]\nmax_minutes = "long"\n', "max_minutes"),
+        ("[calls]\nsurprise = 1\n", "surprise"),
+    ],
+)
+def test_bad_policy_file_stops_start_up(tmp_path: Path, toml: str, named: str) -> None:
+    f = tmp_path / "policy.toml"
+    f.write_text(toml)
+    for args in (("policy", "show"), ("db", "upgrade")):
+        r = chatbot(tmp_path, *args, policy=f)
+        assert r.returncode == 2
+        assert "Cannot start" in r.stderr and named in r.stderr
+
+
+def test_db_upgrade_creates_sqlite_file(tmp_path: Path) -> None:
+    r = chatbot(tmp_path, "db", "upgrade")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "cli.db").exists()
+
+
+def test_console_demo_with_piped_stdin(tmp_path: Path) -> None:
+    env = dict(os.environ, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/demo.db")
+    r = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "console", "--demo"],
+        input="/my-calls\n/help\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Demo school loaded" in r.stdout
+    assert "no upcoming calls" in r.stdout

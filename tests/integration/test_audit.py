@@ -1,0 +1,24 @@
+"""The audit trail is append-only in the database itself, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import DBAPIError
+
+from chatbot.core import Core
+from chatbot.storage.models import AuditEvent
+
+
+async def test_audit_rows_cannot_be_changed_or_deleted(school: Core) -> None:
+    async with school.db.transaction() as s:
+        count = (await s.execute(select(func.count(AuditEvent.id)))).scalar_one()
+    assert count >= 3  # two roster imports and the consents in the fixture
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with school.db.transaction() as s:
+            await s.execute(update(AuditEvent).values(actor_label="someone else"))
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with school.db.transaction() as s:
+            await s.execute(delete(AuditEvent))
+    async with school.db.transaction() as s:
+        assert (await s.execute(select(func.count(AuditEvent.id)))).scalar_one() == count
