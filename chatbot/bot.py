@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -28,7 +29,7 @@ from chatbot.ports import Directory
 from chatbot.services import booking as booking_svc
 from chatbot.services import calllog, checklist, cohost, consent, pupils
 from chatbot.services.forms import one
-from chatbot.services.identity import resolve_staff
+from chatbot.services.identity import known_staff, remember
 from chatbot.storage.models import Booking, CallLog, ProcessedDelivery, Staff
 from chatbot.ui import Actions, Button, Context, Message, Section
 
@@ -88,17 +89,23 @@ class Bot:
             raise
 
     async def actor(self, i: Interaction) -> Staff | None:
+        async with self.core.db.reading() as s:
+            found, staff = await known_staff(s, i.actor)
+        if found:
+            return staff
+        email = i.actor.email
+        directory = self.directories.get(i.platform)
+        if not email and directory is not None:
+            email = await directory.email_for(i.actor)  # a network call: outside any transaction
         async with self.core.db.transaction() as s:
-            return await resolve_staff(
-                s, i.actor, self.core.now(), self.directories.get(i.platform)
-            )
+            return await remember(s, i.actor, email, self.core.now())
 
     async def _route(self, i: Interaction) -> list[Effect]:
         staff = await self.actor(i)
         if self._concerns is not None and self._concerns.claims(i):
             return await self._concerns.handle(i, staff)
         if i.kind == "options":
-            async with self.core.db.transaction() as s:
+            async with self.core.db.reading() as s:
                 if staff is None:
                     return [Options(())]
                 return [Options(tuple(await pupils.search(s, i.text)))]
@@ -160,7 +167,7 @@ class Bot:
             text = "You have no upcoming calls. Book one with /book-call."
             return Message(text, (Section(text),))
         blocks: list[Section | Actions | Context] = [Section("**Your calls**")]
-        async with self.core.db.transaction() as s:
+        async with self.core.db.reading() as s:
             logged = set(
                 (
                     await s.execute(
@@ -207,7 +214,9 @@ class Bot:
         if res.errors:
             return [FormErrors(res.errors)]
         assert res.booking is not None
-        msg = notices.booked_for_host(res.booking, staff, res.cohost, self.core.policy.zone)
+        b = res.booking
+        answer_by = b.starts_at - timedelta(minutes=self.core.policy.cohost_answer_by_minutes)
+        msg = notices.booked_for_host(b, staff, res.cohost, self.core.policy.zone, answer_by)
         return [CloseForm(), Reply(msg)]
 
     async def _cancel(self, i: Interaction, staff: Staff) -> list[Effect]:

@@ -29,7 +29,7 @@ class Settings:
     teams_slt_channel: str = ""
     teams_service_url_hosts: tuple[str, ...] = field(default_factory=tuple)
     # Sweeps
-    outbox_interval_seconds: float = 5.0
+    outbox_interval_seconds: float = 2.0
     sweep_interval_seconds: float = 30.0
 
     @property

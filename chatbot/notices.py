@@ -94,12 +94,17 @@ def cohost_request_closed(
     )
 
 
-def booked_for_host(b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo) -> Message:
+def booked_for_host(
+    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, answer_by: datetime
+) -> Message:
     if b.status == "confirmed":
         head = f"Booked and confirmed: {when(b, zone)}."
     else:
         assert cohost is not None
-        head = f"Booked {when(b, zone)}. Waiting for {cohost.name} to accept as co-host."
+        head = (
+            f"Booked {when(b, zone)}. Waiting for {cohost.name} to accept as co-host "
+            f"(by {short_when(answer_by, zone)}, or the call will not go ahead)."
+        )
     return Message(
         text=head,
         blocks=(

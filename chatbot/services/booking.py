@@ -379,7 +379,7 @@ async def cancel(core: Core, actor: Staff, booking_id: int) -> tuple[str, Bookin
 
 async def my_calls(core: Core, staff: Staff) -> list[Booking]:
     now = core.now()
-    async with core.db.transaction() as s:
+    async with core.db.reading() as s:
         rows = await s.execute(
             select(Booking)
             .where(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.interaction import UserRef
-from chatbot.ports import Directory
 from chatbot.storage.models import PlatformIdentity, Staff
 
 
@@ -22,15 +22,8 @@ async def staff_by_email(s: AsyncSession, email: str) -> Staff | None:
     ).scalar_one_or_none()
 
 
-async def resolve_staff(
-    s: AsyncSession, user: UserRef, now: datetime, directory: Directory | None = None
-) -> Staff | None:
-    """The active staff member behind ``user``, or None if they are not on the roster.
-
-    The first contact looks the user's email up (from the interaction, else the platform
-    directory) and caches the match, so later messages to them can use their platform id.
-    """
-    ident = (
+async def _identity(s: AsyncSession, user: UserRef) -> PlatformIdentity | None:
+    return (
         await s.execute(
             select(PlatformIdentity).where(
                 PlatformIdentity.platform == user.platform,
@@ -39,22 +32,40 @@ async def resolve_staff(
             )
         )
     ).scalar_one_or_none()
-    email = user.email
-    if ident is not None and ident.staff_id is not None and not email:
-        staff = await s.get(Staff, ident.staff_id)
-        return staff if staff is not None and staff.active else None
-    if not email and directory is not None:
-        email = await directory.email_for(user)
-    if not email:
-        return None
-    staff = await staff_by_email(s, email)
-    if ident is None:
-        ident = PlatformIdentity(
-            platform=user.platform, tenant=user.tenant, user_id=user.user_id, seen_at=now
-        )
-        s.add(ident)
-    ident.email = normalise_email(email)
-    ident.staff_id = staff.id if staff is not None else None
-    ident.seen_at = now
-    await s.flush()
+
+
+def _active(staff: Staff | None) -> Staff | None:
     return staff if staff is not None and staff.active else None
+
+
+async def known_staff(s: AsyncSession, user: UserRef) -> tuple[bool, Staff | None]:
+    """Read-only fast path. (True, staff) when ``user`` was already matched to a member of
+    staff; (False, None) when they are new, unmatched or their email changed."""
+    ident = await _identity(s, user)
+    if ident is None or ident.staff_id is None:
+        return False, None
+    if user.email and normalise_email(user.email) != ident.email:
+        return False, None
+    return True, _active(await s.get(Staff, ident.staff_id))
+
+
+async def remember(
+    s: AsyncSession, user: UserRef, email: str | None, now: datetime
+) -> Staff | None:
+    """Match ``user`` to the roster by ``email`` and cache the match (so later messages can
+    use their platform id). Returns the active staff member, or None if not on the roster."""
+    staff = await staff_by_email(s, email) if email else None
+    try:
+        async with s.begin_nested():
+            ident = await _identity(s, user)
+            if ident is None:
+                ident = PlatformIdentity(
+                    platform=user.platform, tenant=user.tenant, user_id=user.user_id, seen_at=now
+                )
+                s.add(ident)
+            ident.email = normalise_email(email) if email else None
+            ident.staff_id = staff.id if staff is not None else None
+            ident.seen_at = now
+    except IntegrityError:
+        pass  # a concurrent first message from the same user recorded it; the match stands
+    return _active(staff)

@@ -36,7 +36,7 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str = DEFAULT_URL, immediate: bool = True, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
@@ -54,8 +54,9 @@ def make_engine(url: str = DEFAULT_URL, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:
-            # Take the write lock up front: no "database is locked" half-way through a change.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock up front (no "database is locked" half-way through a
+            # change); readers use a plain BEGIN and, thanks to WAL, never wait for writers.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
@@ -68,6 +69,12 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.read_engine = (
+            make_engine(self.url, immediate=False, **engine_kwargs)
+            if is_sqlite(self.url)
+            else self.engine
+        )
+        self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -79,6 +86,12 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction: on SQLite it does not take the write lock."""
+        async with self.read_sessions() as session, session.begin():
+            yield session
+
     async def create_all(self) -> None:
         """Create tables straight from the models (tests). Production uses migrations."""
         from chatbot.storage.models import Base
@@ -88,6 +101,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 async def rows_changed(session: AsyncSession, statement: Any) -> int:
