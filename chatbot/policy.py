@@ -151,7 +151,7 @@ class Policy:
     cohost_required_one_to_one: bool = True
     platforms: tuple[str, ...] = ("Zoom",)
     consent_required: bool = True
-    cohost_answer_by_minutes: int = 60
+    cohost_answer_by_minutes: int = 30
     checklist_lead_minutes: int = 15
     log_nudge_after_minutes: int = 120
     log_report_after_minutes: int = 1440
@@ -490,6 +490,12 @@ class _Reader:
                 "calls", "log_report_after_minutes", "log_nudge_after_minutes",
                 p.log_report_after_minutes < p.log_nudge_after_minutes,
                 "SLT must not be told about an unlogged call before the host is reminded",
+            ),
+            (
+                "calls", "cohost_answer_by_minutes", "min_notice_minutes",
+                p.cohost_answer_by_minutes >= p.min_notice_minutes,
+                "the co-host's deadline must fall after the latest possible booking, so "
+                "cohost_answer_by_minutes must be less than min_notice_minutes",
             ),
             (
                 "concerns", "urgent_ack_minutes", "ack_minutes",

@@ -96,6 +96,9 @@ async def save(
         if b is None or b.host_id != actor.id or b.status != "confirmed":
             res.errors["summary"] = "Only the host of a call that went ahead can write its log."
             return res
+        if b.starts_at > now:
+            res.errors["summary"] = "The log is written after the call."
+            return res
         if (await s.execute(select(CallLog.id).where(CallLog.booking_id == b.id))).first():
             res.message = f"The log for {notices.ref(b)} was already saved."
             res.booking = b

@@ -209,4 +209,4 @@ async def listing(core: Core) -> list[tuple[Pupil, Consent]]:
             .where(Consent.withdrawn_at.is_(None))
             .order_by(Pupil.surname, Pupil.forename)
         )
-        return [(p, c) for p, c in rows.tuples()]
+        return [(p, c) for p, c in rows]

@@ -353,3 +353,12 @@ def test_example_error_message(tmp_path: Path) -> None:
 def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot be read"):
         load_policy(tmp_path / "nope.toml")
+
+
+def test_cohost_deadline_must_leave_time_to_answer(tmp_path: Path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text("[calls]\nmin_notice_minutes = 60\ncohost_answer_by_minutes = 60\n")
+    with pytest.raises(PolicyError, match=r"\[calls\] cohost_answer_by_minutes"):
+        load_policy(f)
+    f.write_text("[calls]\nmin_notice_minutes = 120\ncohost_answer_by_minutes = 60\n")
+    assert load_policy(f).cohost_answer_by_minutes == 60

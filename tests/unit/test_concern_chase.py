@@ -1,0 +1,223 @@
+"""The chase (re-send, then escalate) on a fixed clock; out-of-hours; concerns about staff."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from chatbot.bot import Bot
+from chatbot.core import Core
+from chatbot.effects import Ephemeral, Popup, Reply
+from chatbot.outbox import Dispatcher
+from chatbot.ports import FixedClock
+from tests.conftest import action
+from tests.fakes import RecordingMessenger
+from tests.unit.test_concern_support import MONDAY_10AM, audits, concerns, events, file_concern
+
+DSLS = {"dsl@school.test", "deputy@school.test"}
+SLT = {"slt@school.test", "head@school.test"}
+
+
+def dm_targets(m: RecordingMessenger) -> list[str]:
+    return sorted(s.to for s in m.sent if s.kind == "staff")
+
+
+async def sweep(bot: Bot) -> int:
+    return await bot._concerns.sweep()  # type: ignore[union-attr]
+
+
+@pytest.fixture(autouse=True)
+def in_school_hours(clock: FixedClock) -> None:
+    clock.set(MONDAY_10AM)
+
+
+async def test_chase_resends_then_escalates_at_configured_times(
+    school: Core, bot: Bot, clock: FixedClock, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    await file_concern(bot)
+    await dispatcher.drain()
+    assert len(messenger.to("dsl")) == 1 and dm_targets(messenger) == []
+    clock.advance(minutes=9)
+    assert await sweep(bot) == 0
+    await dispatcher.drain()
+    assert len(messenger.to("dsl")) == 1
+    clock.advance(minutes=2)  # 11 minutes: past concern_ack_minutes (10)
+    assert await sweep(bot) == 1
+    await dispatcher.drain()
+    [_, reminder] = messenger.to("dsl")
+    assert "Reminder" in reminder.text and dm_targets(messenger) == []
+    assert await sweep(bot) == 0  # claimed once
+    clock.advance(minutes=8)  # 19 minutes: escalation is due at 20
+    assert await sweep(bot) == 0
+    clock.advance(minutes=2)
+    assert await sweep(bot) == 1
+    await dispatcher.drain()
+    assert dm_targets(messenger) == sorted(DSLS | SLT)
+    assert all("Escalation" in m.text for w in DSLS | SLT for m in messenger.to(w))
+    [c] = await concerns(school)
+    kinds = [k for k in await events(school, c.id) if k != "delivered"]
+    assert kinds == ["filed", "resent", "escalated"]
+    assert len(await audits(school, "concern.escalated")) == 1
+    clock.advance(hours=2)
+    assert await sweep(bot) == 0  # nothing more: escalation happens once
+    # Acknowledging updates the channel posts and every escalation DM.
+    await bot.handle(action("dsl@school.test", "concern.ack", str(c.id)))
+    await dispatcher.drain()
+    updates = [s for s in messenger.sent if s.kind == "update"]
+    assert len(updates) == 2 + len(DSLS | SLT)
+
+
+async def test_urgent_concern_chased_sooner(
+    school: Core, bot: Bot, clock: FixedClock, dispatcher: Dispatcher
+) -> None:
+    await file_concern(bot, risk="yes")
+    clock.advance(minutes=1)
+    assert await sweep(bot) == 0
+    clock.advance(minutes=1, seconds=30)  # 2.5 min: past concern_urgent_ack_minutes (2)
+    assert await sweep(bot) == 1
+    clock.advance(minutes=1)  # 3.5
+    assert await sweep(bot) == 0
+    clock.advance(minutes=1)  # 4.5
+    assert await sweep(bot) == 1
+
+
+async def test_acknowledged_concern_is_not_chased(
+    school: Core, bot: Bot, clock: FixedClock
+) -> None:
+    await file_concern(bot)
+    [c] = await concerns(school)
+    await bot.handle(action("deputy@school.test", "concern.ack", str(c.id)))
+    clock.advance(hours=1)
+    assert await sweep(bot) == 0
+    assert await events(school, c.id) == ["filed", "acknowledged"]
+
+
+async def test_configured_ack_minutes(school: Core, bot: Bot, clock: FixedClock) -> None:
+    school.policy = dataclasses.replace(school.policy, concern_ack_minutes=30)
+    await file_concern(bot)
+    clock.advance(minutes=29)
+    assert await sweep(bot) == 0
+    clock.advance(minutes=2)
+    assert await sweep(bot) == 1
+
+
+async def test_restart_past_both_deadlines_resends_and_escalates(
+    school: Core, bot: Bot, clock: FixedClock
+) -> None:
+    await file_concern(bot)
+    clock.advance(hours=3)  # the bot was down
+    assert await sweep(bot) == 2
+    [c] = await concerns(school)
+    assert await events(school, c.id) == ["filed", "resent", "escalated"]
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 11, 30, 7, 0, tzinfo=UTC),  # Monday before school
+        datetime(2026, 11, 30, 16, 30, tzinfo=UTC),  # Monday after school
+        datetime(2026, 12, 5, 11, 0, tzinfo=UTC),  # Saturday
+        datetime(2026, 12, 25, 11, 0, tzinfo=UTC),  # Christmas Day (bank holiday)
+    ],
+)
+async def test_out_of_hours_alerts_slt_at_once(
+    school: Core,
+    bot: Bot,
+    clock: FixedClock,
+    dispatcher: Dispatcher,
+    messenger: RecordingMessenger,
+    when: datetime,
+) -> None:
+    clock.set(when)
+    effects = await file_concern(bot, when_date=when.date().isoformat(), when_time="06:00")
+    [receipt] = [e for e in effects if isinstance(e, Reply)]
+    assert "SLT have been alerted too" in json.dumps(receipt.message.to_json())
+    await dispatcher.drain()
+    assert len(messenger.to("dsl")) == 1 and len(messenger.to("slt")) == 1
+    [c] = await concerns(school)
+    assert c.out_of_hours
+
+
+async def test_in_hours_does_not_alert_slt_at_once(
+    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    await file_concern(bot)
+    await dispatcher.drain()
+    assert messenger.to("slt") == [] and dm_targets(messenger) == []
+
+
+async def test_concern_about_staff_goes_to_dsl_channel_and_head(
+    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    await file_concern(bot, category="staff_conduct", staff="colleague@school.test")
+    await dispatcher.drain()
+    [alert] = messenger.to("dsl")
+    assert "Colin" not in json.dumps(alert.to_json())  # named only in the details
+    assert dm_targets(messenger) == ["head@school.test"]
+    assert messenger.to("colleague@school.test") == []
+    [c] = await concerns(school)
+    [eff] = await bot.handle(action("dsl@school.test", "concern.view", str(c.id)))
+    assert isinstance(eff, Popup) and "Colin Colleague" in json.dumps(eff.message.to_json())
+
+
+async def test_concern_about_a_dsl_never_reaches_them(
+    school: Core, bot: Bot, clock: FixedClock, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    await file_concern(bot, category="staff_conduct", staff="dsl@school.test")
+    await dispatcher.drain()
+    assert messenger.to("dsl") == []  # not the DSL channel: the subject would see it
+    assert dm_targets(messenger) == ["deputy@school.test", "head@school.test"]
+    [c] = await concerns(school)
+    # The subject cannot view it, even with the DSL role; the deputy can.
+    [eff] = await bot.handle(action("dsl@school.test", "concern.view", str(c.id)))
+    assert isinstance(eff, Ephemeral)
+    [eff] = await bot.handle(action("dsl@school.test", "concern.ack", str(c.id)))
+    assert isinstance(eff, Ephemeral) and "Only the DSL" in eff.message.text
+    [eff] = await bot.handle(action("deputy@school.test", "concern.view", str(c.id)))
+    assert isinstance(eff, Popup)
+    clock.advance(minutes=30)
+    await sweep(bot)
+    await dispatcher.drain()
+    assert "dsl@school.test" not in {s.to for s in messenger.sent}
+    assert set(dm_targets(messenger)) == {
+        "deputy@school.test",
+        "head@school.test",
+        "slt@school.test",
+    }
+    # The head teacher may acknowledge a concern about staff.
+    await bot.handle(action("head@school.test", "concern.ack", str(c.id)))
+    [c] = await concerns(school)
+    assert c.acknowledged_by_label == "Hal Head"
+
+
+async def test_staff_concern_out_of_hours_dms_slt_not_the_subject(
+    school: Core, bot: Bot, clock: FixedClock, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    clock.set(datetime(2026, 11, 30, 18, 0, tzinfo=UTC))
+    await file_concern(bot, category="staff_conduct", staff="slt@school.test")
+    await dispatcher.drain()
+    assert messenger.to("slt") == []  # the SLT channel would include the subject
+    assert len(messenger.to("dsl")) == 1
+    assert dm_targets(messenger) == ["head@school.test"]  # head once, though also SLT
+
+
+async def test_head_teacher_from_policy(
+    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    school.policy = dataclasses.replace(school.policy, head_teacher_email="Other@school.test")
+    await file_concern(bot, category="staff_conduct", staff="colleague@school.test")
+    await dispatcher.drain()
+    assert dm_targets(messenger) == ["head@school.test", "other@school.test"]
+
+
+async def test_missing_dsl_channel_falls_back_to_dms(
+    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    messenger.missing_roles = {"dsl"}
+    await file_concern(bot)
+    await dispatcher.drain()  # the channel fails: direct messages are queued instead
+    await dispatcher.drain()
+    assert set(dm_targets(messenger)) == DSLS

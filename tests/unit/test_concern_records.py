@@ -1,0 +1,192 @@
+"""Export, legal hold and retention purge, through `chatbot concerns ...` handlers."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from adapters import concerns_cli
+from chatbot.bot import Bot
+from chatbot.core import Core
+from chatbot.outbox import Dispatcher
+from chatbot.ports import FixedClock
+from chatbot.services.concern_records import retain_until
+from chatbot.storage.models import Concern, ConcernEvent, OutboxMessage, Pupil
+from tests.conftest import action
+from tests.unit.test_concern_support import (
+    MONDAY_10AM,
+    NARRATIVE,
+    audits,
+    concerns,
+    count,
+    events,
+    file_concern,
+)
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    concerns_cli.add_parser(sub)
+    return p.parse_args(["concerns", *argv])
+
+
+async def cli(core: Core, *argv: str) -> int:
+    args = parse(*argv)
+    assert args.handler is concerns_cli.run
+    return await concerns_cli.run(args, core)
+
+
+@pytest.fixture(autouse=True)
+def in_school_hours(clock: FixedClock) -> None:
+    clock.set(MONDAY_10AM)
+
+
+async def test_export_writes_chronology_and_is_audited(
+    school: Core,
+    bot: Bot,
+    dispatcher: Dispatcher,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    await file_concern(bot)
+    await dispatcher.drain()
+    [c] = await concerns(school)
+    school.clock.advance(minutes=1)  # type: ignore[attr-defined]
+    await bot.handle(action("dsl@school.test", "concern.view", str(c.id)))
+    await bot.handle(action("dsl@school.test", "concern.ack", str(c.id)))
+    out = tmp_path / "record.txt"
+    assert (
+        await cli(
+            school,
+            "export",
+            "--reference",
+            c.reference.lower(),
+            "--out",
+            str(out),
+            "--as",
+            "dsl@school.test",
+        )
+        == 0
+    )
+    text = out.read_text()
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert c.reference in text and NARRATIVE in text and "Sam Taylor" in text
+    for line in ("Filed", "Alert delivered", "Details viewed", "Acknowledged", "Record exported"):
+        assert line in text, line
+    chronology = text.split("Chronology:")[1]
+    order = [
+        chronology.index(w)
+        for w in ("Filed", "Alert delivered", "Details viewed", "Acknowledged", "Record exported")
+    ]
+    assert order == sorted(order), chronology
+    [a] = await audits(school, "concern.export")
+    assert a.actor_label == "dsl@school.test" and a.subject_id == c.reference
+    assert NARRATIVE not in capsys.readouterr().out  # only the file holds the record
+
+    assert (
+        await cli(school, "export", "--reference", c.reference, "--as", "deputy@school.test") == 0
+    )
+    assert NARRATIVE in capsys.readouterr().out
+
+
+async def test_export_refused_for_non_dsl(
+    school: Core, bot: Bot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await file_concern(bot)
+    [c] = await concerns(school)
+    out = tmp_path / "record.txt"
+    for who in ("teacher@school.test", "head@school.test", "nobody@else.test"):
+        assert (
+            await cli(school, "export", "--reference", c.reference, "--out", str(out), "--as", who)
+            == 2
+        )
+    assert not out.exists()
+    assert NARRATIVE not in capsys.readouterr().out
+    assert [a.actor_label for a in await audits(school, "concern.export_refused")] == [
+        "teacher@school.test",
+        "head@school.test",
+        "nobody@else.test",
+    ]
+    assert await audits(school, "concern.export") == []
+    assert await cli(school, "export", "--reference", "C-1999-0001", "--as", "dsl@school.test") == 2
+
+
+def test_retention_date() -> None:
+    assert retain_until(date(2010, 5, 4), 0) == date(2035, 5, 4)
+    assert retain_until(date(2010, 5, 4), 6) == date(2041, 5, 4)
+    assert retain_until(date(2008, 2, 29), 0) == date(2033, 3, 1)
+    assert retain_until(None, 6) is None
+
+
+async def _set_dob(core: Core, upn: str, dob: date) -> None:
+    async with core.db.transaction() as s:
+        await s.execute(update(Pupil).where(Pupil.upn == upn).values(date_of_birth=dob))
+
+
+async def test_purge_respects_retention_and_legal_hold(
+    school: Core, bot: Bot, dispatcher: Dispatcher, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _set_dob(school, "A123456789012", date(2000, 1, 1))  # 25 on 1 Jan 2025: past
+    await _set_dob(school, "C123456789012", date(2019, 5, 5))  # 25 in 2044: keep
+    await file_concern(bot)  # C-0001 Sam: past retention -> purged
+    await file_concern(bot)  # C-0002 Sam: past retention but on legal hold -> kept
+    await file_concern(bot, pupil="C123456789012")  # C-0003: not yet due -> kept
+    await file_concern(bot, pupil="")  # C-0004: no pupil -> kept, review by hand
+    await dispatcher.drain()
+    await bot._concerns.sweep()  # type: ignore[union-attr]
+    assert (
+        await cli(school, "hold", "--reference", "C-2026-0002", "--on", "--as", "dsl@school.test")
+        == 0
+    )
+    [h] = await audits(school, "concern.legal_hold")
+    assert h.detail == {"on": True} and h.actor_label == "dsl@school.test"
+
+    assert await cli(school, "purge", "--dry-run") == 0
+    said = capsys.readouterr().out
+    assert "Would delete 1 record(s) past retention: C-2026-0001" in said
+    assert "legal hold: C-2026-0002" in said and "C-2026-0004" in said
+    assert await count(school, Concern) == 4
+
+    assert await cli(school, "purge") == 0
+    assert [c.reference for c in await concerns(school)] == [
+        "C-2026-0002",
+        "C-2026-0003",
+        "C-2026-0004",
+    ]
+    gone_id = 1
+    assert await events(school, gone_id) == []
+    async with school.db.transaction() as s:
+        from sqlalchemy import select
+
+        keys = set((await s.execute(select(OutboxMessage.thread_key))).scalars())
+    assert "concern:1" not in keys and "concern:2" in keys
+    [p] = await audits(school, "concern.purge")
+    assert p.subject_id == "C-2026-0001" and p.detail == {"retained_until": "2025-01-01"}
+
+    # Lifting the hold lets the next purge remove it.
+    assert await cli(school, "hold", "--reference", "C-2026-0002", "--off") == 0
+    assert await cli(school, "purge") == 0
+    assert [c.reference for c in await concerns(school)] == ["C-2026-0003", "C-2026-0004"]
+    assert await count(school, ConcernEvent) > 0
+
+
+async def test_review_years_extend_retention(school: Core, bot: Bot) -> None:
+    import dataclasses
+
+    school.policy = dataclasses.replace(school.policy, retention_review_years=2)
+    await _set_dob(school, "A123456789012", date(2000, 1, 1))  # kept until 1 Jan 2027
+    await file_concern(bot)
+    assert await cli(school, "purge") == 0
+    assert await count(school, Concern) == 1
+    school.clock.set(MONDAY_10AM.replace(year=2027, month=1, day=2))  # type: ignore[attr-defined]
+    assert await cli(school, "purge") == 0
+    assert await count(school, Concern) == 0
+
+
+async def test_hold_unknown_reference(school: Core) -> None:
+    assert await cli(school, "hold", "--reference", "C-2026-9999", "--on") == 2

@@ -1,0 +1,164 @@
+"""Written parental consent: grant, withdraw, list; bad input refused with nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from chatbot.bot import Bot
+from chatbot.core import Core
+from chatbot.effects import CloseForm, FormErrors, OpenForm
+from chatbot.services import consent
+from chatbot.storage.models import AuditEvent, Consent, Staff
+from tests.conftest import MONDAY_8AM, command, submit
+
+NOAH = "C123456789012"
+SAM = "A123456789012"
+RECEIVED = datetime(2026, 11, 29, 18, 5, tzinfo=UTC)
+
+
+async def consents(core: Core) -> list[Consent]:
+    async with core.db.transaction() as s:
+        return list((await s.execute(select(Consent).order_by(Consent.id))).scalars())
+
+
+async def audit_count(core: Core, action: str) -> int:
+    async with core.db.transaction() as s:
+        q = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)
+        return int((await s.execute(q)).scalar_one())
+
+
+async def grant(core: Core, **changes: object) -> consent.ConsentResult:
+    args: dict[str, object] = {
+        "upn": NOAH,
+        "parent_email": "Parent.Noah@Home.test",
+        "received_at": RECEIVED,
+        "evidence_kind": "message_id",
+        "evidence": "<CAF123@mail.home.test> Re: video calls",
+        "actor": None,
+    }
+    args.update(changes)
+    return await consent.grant(core, **args)  # type: ignore[arg-type]
+
+
+async def test_grant_withdraw_list(school: Core) -> None:
+    before = len(await consents(school))  # Sam and Zoë already have consent
+    res = await grant(school)
+    assert res.errors == {} and res.pupil is not None and res.pupil.upn == NOAH
+    rows = await consents(school)
+    assert len(rows) == before + 1
+    c = rows[-1]
+    assert c.parent_email == "parent.noah@home.test"
+    assert c.received_at == RECEIVED and c.recorded_at == MONDAY_8AM
+    assert c.evidence == "<CAF123@mail.home.test> Re: video calls"
+    assert c.recorded_by_label == "cli" and c.withdrawn_at is None
+    assert {p.upn for p, _ in await consent.listing(school)} == {SAM, "B123456789012", NOAH}
+
+    assert await consent.withdraw(school, NOAH.lower(), None) is None
+    [c] = [x for x in await consents(school) if x.id == c.id]
+    assert c.withdrawn_at == MONDAY_8AM and c.withdrawn_by_label == "cli"
+    assert NOAH not in {p.upn for p, _ in await consent.listing(school)}
+    assert await audit_count(school, "consent.grant") == 3
+    assert await audit_count(school, "consent.withdraw") == 1
+
+    err = await consent.withdraw(school, NOAH, None)
+    assert err is not None and "no consent on file" in err
+    err = await consent.withdraw(school, "Z999999999999", None)
+    assert err is not None and "not on the pupil roster" in err
+
+
+async def test_listing_shows_pupils_by_name(school: Core) -> None:
+    listed = await consent.listing(school)
+    assert sorted(p.short_name for p, _ in listed) == ["Sam T.", "Zoë Ø."]
+
+
+async def test_bad_input_refused_nothing_written(school: Core) -> None:
+    before = await consents(school)
+    cases: list[tuple[dict[str, object], str, str]] = [
+        ({"parent_email": "not an email"}, "parent_email", "not an email address"),
+        ({"parent_email": ""}, "parent_email", "not an email address"),
+        ({"parent_email": "a" * 400 + "@home.test"}, "parent_email", "not an email address"),
+        ({"evidence": ""}, "evidence", "Message-ID or subject"),
+        ({"evidence": "   "}, "evidence", "Message-ID or subject"),
+        ({"evidence": "x" * 10_000}, "evidence", "too long"),
+        ({"upn": "Z999999999999"}, "pupil", "not on the pupil roster"),
+        ({"upn": "Ørsted"}, "pupil", "not on the pupil roster"),
+        ({"received_at": datetime(2026, 12, 25, tzinfo=UTC)}, "received_date", "future"),
+    ]
+    for change, field, words in cases:
+        res = await grant(school, **change)
+        assert field in res.errors and words in res.errors[field], (change, res.errors)
+        assert res.consent is None
+    assert [c.id for c in await consents(school)] == [c.id for c in before]
+    assert await audit_count(school, "consent.grant") == 2  # only the fixture's two
+
+
+def test_eml_evidence_sha256(tmp_path: Path) -> None:
+    eml = tmp_path / "reply.eml"
+    body = "From: parent@home.test\r\nSubject: Re: video calls\r\n\r\nYes, we agree. Zoë\r\n"
+    eml.write_bytes(body.encode("utf-8"))
+    digest = consent.eml_evidence(eml)
+    assert digest == hashlib.sha256(body.encode("utf-8")).hexdigest()
+    assert len(digest) == 64
+
+
+async def test_eml_evidence_stored(school: Core, tmp_path: Path) -> None:
+    eml = tmp_path / "reply.eml"
+    eml.write_bytes(b"Subject: Re: video calls\r\n\r\nYes.\r\n")
+    res = await grant(school, evidence_kind="eml_sha256", evidence=consent.eml_evidence(eml))
+    assert res.errors == {}
+    c = (await consents(school))[-1]
+    assert c.evidence_kind == "eml_sha256"
+    assert c.evidence == hashlib.sha256(eml.read_bytes()).hexdigest()
+
+
+FORM = {
+    "pupil": NOAH,
+    "parent_email": "parent.noah@home.test",
+    "received_date": "2026-11-29",
+    "received_time": "18:05",
+    "evidence": "<CAF123@mail.home.test> Re: video calls",
+}
+
+
+async def test_consent_form_from_chat(school: Core, bot: Bot) -> None:
+    [opened] = await bot.handle(command("teacher@school.test", "consent"))
+    assert isinstance(opened, OpenForm) and opened.form.id == "consent"
+    effects = await bot.handle(submit("teacher@school.test", "consent", FORM))
+    assert isinstance(effects[0], CloseForm), effects
+    assert "Noah N." in str(effects[1])
+    c = (await consents(school))[-1]
+    async with school.db.transaction() as s:
+        tess = await s.execute(select(Staff).where(Staff.email == "teacher@school.test"))
+        tess_id = tess.scalar_one().id
+    assert (c.recorded_by_id, c.recorded_by_label) == (tess_id, "teacher@school.test")
+    assert c.received_at == RECEIVED  # 18:05 London time in November is 18:05 UTC
+
+    [opened] = await bot.handle(command("teacher@school.test", "consent", "withdraw"))
+    assert isinstance(opened, OpenForm) and opened.form.id == "consent_withdraw"
+    effects = await bot.handle(submit("teacher@school.test", "consent_withdraw", {"pupil": NOAH}))
+    assert isinstance(effects[0], CloseForm), effects
+    assert (await consents(school))[-1].withdrawn_by_label == "teacher@school.test"
+
+
+async def test_consent_form_refuses_bad_input(school: Core, bot: Bot) -> None:
+    before = len(await consents(school))
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"parent_email": "nope"}, "parent_email"),
+        ({"evidence": ""}, "evidence"),
+        ({"pupil": ""}, "pupil"),
+        ({"pupil": "Z999999999999"}, "pupil"),
+        ({"received_date": "yesterday"}, "received_date"),
+        ({"received_time": "25:00"}, "received_time"),
+    ]
+    for change, field in cases:
+        [err] = await bot.handle(submit("teacher@school.test", "consent", {**FORM, **change}))
+        assert isinstance(err, FormErrors) and field in err.errors, (change, err)
+    assert len(await consents(school)) == before
+    [err] = await bot.handle(
+        submit("teacher@school.test", "consent_withdraw", {"pupil": "Z999999999999"})
+    )
+    assert isinstance(err, FormErrors) and "pupil" in err.errors
