@@ -1,11 +1,561 @@
-"""Slack adapter (slack-bolt). Placeholder until the Slack issue lands: mounts nothing."""
+"""Slack adapter (slack-bolt AsyncApp): Slack payloads -> Interaction -> Bot -> Effects -> Web API.
+
+A thin translator. No business rule lives here: the core decides, this module only renders.
+
+- HTTP at ``POST /slack/events`` (commands, interactivity, options and events on one URL), with
+  every request's signature checked by bolt (wrong, missing or stale: 401, nothing processed).
+- Socket Mode when ``SLACK_APP_TOKEN`` is set (no public URL needed).
+- Every interaction is handed to the core *before* the ack (``process_before_response``), so a
+  safeguarding submission is committed before Slack is told it arrived and field errors can go
+  back as ``response_action: errors``. Follow-up Web API calls for the same user (opening a
+  modal, a direct message, editing the clicked message) run right after the ack.
+- ``Interaction.delivery_id`` (the event id, or the trigger id of a command, click or submission)
+  makes the core ignore a delivery it has already processed (``X-Slack-Retry-Num`` retries).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.app.async_app import AsyncApp
 
 from adapters.runtime import Runtime
+from adapters.slack.blocks import (
+    action_name,
+    errors_payload,
+    form_view,
+    home_view,
+    message_payload,
+    options_payload,
+    popup_view,
+    view_state,
+    view_values,
+)
+from adapters.slack.messenger import SlackDirectory, SlackMessenger, web_client
+from chatbot.effects import (
+    CloseForm,
+    Effect,
+    Ephemeral,
+    FormErrors,
+    OpenForm,
+    Options,
+    Popup,
+    Reply,
+    UpdateMessage,
+)
+from chatbot.interaction import ConversationRef, Interaction, UserRef
+from chatbot.ui import Form, Message, Section
+
+log = logging.getLogger("chatbot.slack")
+
+EVENTS_PATH = "/slack/events"
+SORRY = "Sorry, something went wrong on our side. Please try again in a minute."
+NOT_CONFIGURED = """Slack is not configured, so POST /slack/events is switched off.
+To connect Slack:
+  1. Create the app from manifest/slack.yaml (chatbot manifest slack --url https://YOUR-HOST).
+  2. Install it to the workspace and set SLACK_BOT_TOKEN (xoxb-..., OAuth & Permissions).
+  3. Set SLACK_SIGNING_SECRET (Basic Information) for HTTP, or SLACK_APP_TOKEN (xapp-...,
+     connections:write) to use Socket Mode without a public URL.
+  4. Set SLACK_DSL_CHANNEL_ID and SLACK_SLT_CHANNEL_ID and /invite the bot to both channels."""
+
+
+def _missing(settings: Any) -> list[str]:
+    missing = []
+    if not settings.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN")
+    if not (settings.slack_signing_secret or settings.slack_app_token):
+        missing.append("SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)")
+    return missing
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an interaction came from: what the effects may be rendered onto."""
+
+    user_id: str
+    team_id: str
+    trigger_id: str | None = None
+    response_url: str | None = None
+    channel_id: str | None = None
+    message_ts: str | None = None
+    ephemeral: bool = False
+    view: dict[str, Any] | None = None  # the modal or Home view the click came from
+
+
+class SlackAdapter:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.client = web_client(self.settings)
+        self.messenger = SlackMessenger(self.client, self.settings)
+        self.directory = SlackDirectory(self.client)
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._socket: Any = None
+        self._socket_task: asyncio.Task[None] | None = None
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=self.settings.slack_signing_secret or "",
+            process_before_response=True,
+            request_verification_enabled=True,
+            logger=logging.getLogger("chatbot.slack.bolt"),
+        )
+        self.app.command(re.compile(r"^/.+"))(self.on_command)
+        self.app.view(re.compile(r".*"))(self.on_submit)
+        self.app.action(re.compile(r".*"))(self.on_action)
+        self.app.options(re.compile(r".*"))(self.on_options)
+        self.app.event("app_home_opened")(self.on_home_opened)
+
+    @property
+    def bot(self) -> Any:
+        return self.runtime.bot
+
+    # ----- lifecycle -----
+
+    async def start(self, _app: web.Application | None = None) -> None:
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            self.client.session = self.session
+        if self.settings.slack_app_token and self._socket is None:
+            from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
+            # Connect in the background: the client keeps retrying until Slack answers, and the
+            # server (Teams, /healthz, the outbox) must not wait for it.
+            self._socket_task = asyncio.get_running_loop().create_task(self._connect_socket())
+
+    async def _connect_socket(self) -> None:
+        try:
+            await self._socket.connect_async()
+            log.info("Slack Socket Mode connected")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("Slack Socket Mode could not connect: %s", _describe(exc))
+
+    async def stop(self, _app: web.Application | None = None) -> None:
+        await self.wait_idle(timeout=5)
+        if self._socket is not None:
+            try:
+                await asyncio.wait_for(self._socket.close_async(), timeout=5)
+            except Exception:  # pragma: no cover - best effort on shutdown
+                log.warning("Socket Mode did not close cleanly")
+            if self._socket_task is not None:
+                self._socket_task.cancel()
+                await asyncio.gather(self._socket_task, return_exceptions=True)
+            self._socket = None
+            self._socket_task = None
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+            self.client.session = None
+
+    async def wait_idle(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Wait for follow-up Web API calls already started (tests, shutdown)."""
+        while self._tasks:
+            pending = list(self._tasks)
+            done, not_done = await asyncio.wait(pending, timeout=timeout)
+            if not_done:
+                log.warning("%s Slack follow-up call(s) still running", len(not_done))
+                return
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await self.app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    def _later(self, steps: list[Callable[[], Awaitable[None]]]) -> None:
+        if not steps:
+            return
+
+        async def run() -> None:
+            for step in steps:
+                try:
+                    await step()
+                except Exception as exc:
+                    log.error("Slack follow-up call failed: %s", _describe(exc))
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ----- inbound -----
+
+    @staticmethod
+    def _user(user_id: str, team_id: str, name: str = "") -> UserRef:
+        return UserRef(platform="slack", user_id=user_id, tenant=team_id or "", display_name=name)
+
+    @staticmethod
+    def _conversation(channel_id: str | None) -> ConversationRef | None:
+        if not channel_id:
+            return None
+        kind = "personal" if channel_id.startswith("D") else "channel"
+        return ConversationRef("slack", channel_id, kind)  # type: ignore[arg-type]
+
+    async def on_command(self, ack: Any, body: dict[str, Any]) -> None:
+        origin = Origin(
+            user_id=body.get("user_id", ""),
+            team_id=body.get("team_id", ""),
+            trigger_id=body.get("trigger_id"),
+            response_url=body.get("response_url"),
+            channel_id=body.get("channel_id"),
+        )
+        interaction = Interaction(
+            platform="slack",
+            kind="command",
+            actor=self._user(origin.user_id, origin.team_id, body.get("user_name", "")),
+            name=str(body.get("command", "")).lstrip("/"),
+            text=str(body.get("text", ""))[:3000],
+            conversation=self._conversation(origin.channel_id),
+            # No delivery id: a command only opens a form or shows a list (nothing is written),
+            # and Slack does not retry slash commands, so no dedupe write is spent on them.
+        )
+        try:
+            effects = await self.bot.handle(interaction)
+        except Exception:
+            log.exception("command /%s failed", interaction.name[:30])
+            await ack(text=SORRY)
+            return
+        ack_body: dict[str, Any] = {}
+        steps: list[Callable[[], Awaitable[None]]] = []
+        for effect in effects:
+            if isinstance(effect, Ephemeral) and not ack_body:
+                # The command's own response is private to the user: no channel membership needed.
+                ack_body = {"response_type": "ephemeral", **message_payload(effect.message)}
+            else:
+                steps.extend(self._render(effect, origin))
+        await ack(**ack_body)
+        self._later(steps)
+
+    async def on_submit(self, ack: Any, body: dict[str, Any]) -> None:
+        view = body.get("view") or {}
+        user = body.get("user") or {}
+        team_id = (body.get("team") or {}).get("id") or user.get("team_id", "")
+        origin = Origin(user_id=user.get("id", ""), team_id=team_id, view=view)
+        values, pickers = view_values(view)
+        for input_id in pickers:
+            values[input_id] = await self._emails_for(values[input_id])
+        trigger = body.get("trigger_id")
+        interaction = Interaction(
+            platform="slack",
+            kind="submit",
+            actor=self._user(origin.user_id, team_id, user.get("username") or user.get("name", "")),
+            name=str(view.get("callback_id", "")),
+            values=values,
+            state=view_state(view),
+            delivery_id=f"trigger:{trigger}"
+            if trigger
+            else f"view:{view.get('id')}:{view.get('hash')}",
+        )
+        # No try/except: if the core fails, bolt answers 500 and the modal stays open with
+        # the user's text in it, rather than closing as if the report had been saved.
+        effects = await self.bot.handle(interaction)
+        ack_body: dict[str, Any] | None = None
+        steps: list[Callable[[], Awaitable[None]]] = []
+        for effect in effects:
+            if ack_body is None and isinstance(effect, FormErrors):
+                ack_body = {
+                    "response_action": "errors",
+                    "errors": errors_payload(effect.errors, view),
+                }
+            elif ack_body is None and isinstance(effect, OpenForm):
+                labels = await self._pupil_labels(effect.form, interaction.actor)
+                ack_body = {"response_action": "update", "view": form_view(effect.form, labels)}
+            elif ack_body is None and isinstance(effect, Popup):
+                ack_body = {
+                    "response_action": "update",
+                    "view": popup_view(effect.title, effect.message),
+                }
+            elif ack_body is None and isinstance(effect, CloseForm):
+                ack_body = {}
+            else:
+                steps.extend(self._render(effect, origin))
+        await ack(**(ack_body or {}))
+        self._later(steps)
+
+    async def on_action(self, ack: Any, body: dict[str, Any]) -> None:
+        actions = body.get("actions") or []
+        if not actions:
+            await ack()
+            return
+        act = actions[0]
+        user = body.get("user") or {}
+        team_id = (body.get("team") or {}).get("id") or user.get("team_id", "")
+        container = body.get("container") or {}
+        channel_id = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+        view = body.get("view") if container.get("type") == "view" else None
+        origin = Origin(
+            user_id=user.get("id", ""),
+            team_id=team_id,
+            trigger_id=body.get("trigger_id"),
+            response_url=body.get("response_url"),
+            channel_id=channel_id,
+            message_ts=message_ts,
+            ephemeral=bool(container.get("is_ephemeral")),
+            view=view,
+        )
+        if view is not None:
+            ref = f"view:{view.get('id', '')}"
+        elif channel_id and message_ts:
+            ref = f"{channel_id}:{message_ts}"
+        else:
+            ref = None
+        value = act.get("value")
+        if value is None:
+            value = (act.get("selected_option") or {}).get("value", "")
+        interaction = Interaction(
+            platform="slack",
+            kind="action",
+            actor=self._user(origin.user_id, team_id, user.get("username") or user.get("name", "")),
+            name=action_name(str(act.get("action_id", ""))),
+            value=str(value),
+            conversation=self._conversation(channel_id),
+            message_ref=ref,
+            delivery_id=f"trigger:{origin.trigger_id}" if origin.trigger_id else None,
+        )
+        try:
+            effects = await self.bot.handle(interaction)
+        except Exception:
+            log.exception("action %s failed", interaction.name[:40])
+            await ack()
+            if origin.response_url:
+                self._later([lambda: self._respond(origin.response_url or "", _say(SORRY))])
+            return
+        await ack()
+        steps: list[Callable[[], Awaitable[None]]] = []
+        for effect in effects:
+            steps.extend(self._render(effect, origin))
+        self._later(steps)
+
+    async def on_options(self, ack: Any, body: dict[str, Any]) -> None:
+        user = body.get("user") or {}
+        team_id = (body.get("team") or {}).get("id") or user.get("team_id", "")
+        interaction = Interaction(
+            platform="slack",
+            kind="options",
+            actor=self._user(user.get("id", ""), team_id),
+            name=action_name(str(body.get("action_id") or body.get("block_id") or "")),
+            text=str(body.get("value", ""))[:100],
+        )
+        try:
+            effects = await self.bot.handle(interaction)
+        except Exception:
+            log.exception("options lookup failed")
+            effects = []
+        found = next((e for e in effects if isinstance(e, Options)), Options(()))
+        await ack(options=options_payload(found.options))
+
+    async def on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("tab") != "home":
+            return
+        user_id = str(event.get("user", ""))
+        event_id = body.get("event_id")
+        message = await self._my_calls(
+            self._user(user_id, str(body.get("team_id", ""))),
+            delivery_id=f"event:{event_id}" if event_id else None,
+        )
+        if message is not None:
+            self._later([lambda: self._publish_home(user_id, message)])
+
+    # ----- helpers for inbound -----
+
+    async def _emails_for(self, value: Any) -> Any:
+        """A users picker's Slack user id(s) -> the colleague's email (the core's convention).
+
+        A Slack user with no email (a bot, a hidden profile) becomes a value that can never
+        match the roster, so the core says plainly that they are not on the staff roster."""
+        if isinstance(value, list):
+            return [await self._emails_for(v) for v in value]
+        if not value:
+            return ""
+        info = await self.directory.profile(str(value))
+        email = ((info or {}).get("profile") or {}).get("email")
+        if info and email and not info.get("is_bot") and not info.get("deleted"):
+            return str(email)
+        name = (info or {}).get("real_name") or (info or {}).get("name") or "That Slack user"
+        return f"{str(name)[:60]} (no school email in Slack)"
+
+    async def _pupil_labels(self, form: Form, actor: UserRef) -> dict[str, str]:
+        """Names for pupils already chosen in a form (a re-booking), asked of the core."""
+        labels: dict[str, str] = {}
+        for inp in form.inputs:
+            if inp.kind not in ("pupil", "pupils") or not inp.initial:
+                continue
+            upns = [inp.initial] if isinstance(inp.initial, str) else list(inp.initial)
+            for upn in upns[:20]:
+                effects = await self.bot.handle(
+                    Interaction(
+                        platform="slack", kind="options", actor=actor, name=inp.id, text=upn
+                    )
+                )
+                for e in effects:
+                    if isinstance(e, Options):
+                        labels.update({o.value: o.label for o in e.options if o.value == upn})
+        return labels
+
+    async def _my_calls(self, actor: UserRef, delivery_id: str | None = None) -> Message | None:
+        effects = await self.bot.handle(
+            Interaction(
+                platform="slack",
+                kind="command",
+                actor=actor,
+                name="my-calls",
+                delivery_id=delivery_id,
+            )
+        )
+        for e in effects:
+            if isinstance(e, Reply | Ephemeral | UpdateMessage):
+                return e.message
+        return None
+
+    # ----- outbound: effects -> Web API calls -----
+
+    def _render(self, effect: Effect, o: Origin) -> list[Callable[[], Awaitable[None]]]:
+        """Web API calls for one effect, to run after the ack (in order)."""
+        if isinstance(effect, Reply):
+            return [lambda: self._dm(o.user_id, effect.message)]
+        if isinstance(effect, Ephemeral):
+            return [lambda: self._ephemeral(o, effect.message)]
+        if isinstance(effect, OpenForm):
+            return [lambda: self._open_form(o, effect.form)]
+        if isinstance(effect, Popup):
+            return [lambda: self._open_view(o, popup_view(effect.title, effect.message))]
+        if isinstance(effect, UpdateMessage):
+            return [lambda: self._update(o, effect.message)]
+        if isinstance(effect, FormErrors):
+            text = " ".join(effect.errors.values()) or "That could not be saved."
+            return [lambda: self._ephemeral(o, _say(text))]
+        if isinstance(effect, CloseForm | Options):
+            return []
+        log.warning("no Slack rendering for %s", type(effect).__name__)  # pragma: no cover
+        return []  # pragma: no cover
+
+    async def _dm(self, user_id: str, message: Message) -> None:
+        # chat:write can post to a user id: Slack delivers it in the app's DM (Messages tab).
+        await self.client.chat_postMessage(
+            channel=user_id, unfurl_links=False, unfurl_media=False, **message_payload(message)
+        )
+
+    async def _ephemeral(self, o: Origin, message: Message) -> None:
+        if o.response_url:
+            await self._respond(o.response_url, message)
+        elif o.channel_id and not o.channel_id.startswith("D"):
+            await self.client.chat_postEphemeral(
+                channel=o.channel_id, user=o.user_id, **message_payload(message)
+            )
+        else:
+            await self._dm(o.user_id, message)
+
+    async def _respond(self, url: str, message: Message, replace: bool = False) -> None:
+        body: dict[str, Any] = {**message_payload(message)}
+        if replace:
+            body["replace_original"] = True
+        else:
+            body["response_type"] = "ephemeral"
+            body["replace_original"] = False
+        if self.session is None or self.session.closed:
+            await self.start()
+        assert self.session is not None
+        async with self.session.post(url, json=body) as resp:
+            if resp.status >= 300:
+                log.warning("response_url answered HTTP %s", resp.status)
+
+    async def _open_form(self, o: Origin, form: Form) -> None:
+        actor = self._user(o.user_id, o.team_id)
+        await self._open_view(o, form_view(form, await self._pupil_labels(form, actor)))
+
+    async def _open_view(self, o: Origin, view: dict[str, Any]) -> None:
+        if not o.trigger_id:
+            log.warning("cannot open a modal without a trigger id")
+            return
+        if o.view is not None and o.view.get("type") == "modal":
+            await self.client.views_push(trigger_id=o.trigger_id, view=view)
+        else:
+            await self.client.views_open(trigger_id=o.trigger_id, view=view)
+
+    async def _update(self, o: Origin, message: Message) -> None:
+        if o.view is not None and o.view.get("type") == "home":
+            # The Home tab always shows the user's calls: refresh it rather than replace it.
+            fresh = await self._my_calls(self._user(o.user_id, o.team_id))
+            await self._publish_home(o.user_id, fresh or message)
+        elif o.view is not None:
+            title = ((o.view.get("title") or {}).get("text")) or "Details"
+            await self.client.views_update(
+                view_id=o.view.get("id"), view=popup_view(title, message)
+            )
+        elif o.ephemeral and o.response_url:
+            await self._respond(o.response_url, message, replace=True)
+        elif o.channel_id and o.message_ts:
+            await self.client.chat_update(
+                channel=o.channel_id, ts=o.message_ts, **message_payload(message)
+            )
+        elif o.response_url:
+            await self._respond(o.response_url, message, replace=True)
+        else:
+            await self._dm(o.user_id, message)
+
+    async def _publish_home(self, user_id: str, message: Message) -> None:
+        await self.client.views_publish(user_id=user_id, view=home_view(message))
+
+
+def _say(text: str) -> Message:
+    return Message(text, (Section(text),))
+
+
+def _describe(exc: Exception) -> str:
+    data = getattr(getattr(exc, "response", None), "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return f"{type(exc).__name__}: {data['error']}"
+    return type(exc).__name__
+
+
+SLACK: web.AppKey[SlackAdapter] = web.AppKey("slack", SlackAdapter)
+
+
+async def _not_configured(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"ok": False, "error": "slack_not_configured", "help": NOT_CONFIGURED}, status=503
+    )
 
 
 def mount(app: web.Application, runtime: Runtime) -> None:
-    return None
+    """Add ``POST /slack/events`` (and Socket Mode) and make Slack the outbox's messenger."""
+    settings = runtime.settings
+    if not settings.slack_enabled:
+        if settings.slack_bot_token or settings.slack_signing_secret or settings.slack_app_token:
+            log.warning(
+                "Slack is half configured; missing %s.\n%s",
+                ", ".join(_missing(settings)),
+                NOT_CONFIGURED,
+            )
+        else:
+            log.info(NOT_CONFIGURED)
+        app.router.add_post(EVENTS_PATH, _not_configured)
+        return
+    adapter = SlackAdapter(runtime)
+    app[SLACK] = adapter
+    runtime.use_messenger(adapter.messenger)
+    runtime.bot.directories["slack"] = adapter.directory
+    if settings.slack_signing_secret:
+        app.router.add_post(EVENTS_PATH, adapter.handle_http)
+        log.info("Slack: HTTP requests at POST %s (signatures verified)", EVENTS_PATH)
+    else:
+        app.router.add_post(EVENTS_PATH, _not_configured)
+    if settings.slack_app_token:
+        log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set)")
+    for role, channel in (("DSL", settings.slack_dsl_channel), ("SLT", settings.slack_slt_channel)):
+        if not channel:
+            log.warning(
+                "SLACK_%s_CHANNEL_ID is not set: %s alerts go to people directly", role, role
+            )
+    app.on_startup.append(adapter.start)
+    app.on_cleanup.append(adapter.stop)

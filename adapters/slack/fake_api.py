@@ -1,0 +1,319 @@
+"""A loopback stand-in for the Slack Web API, for tests and the benchmark.
+
+A real aiohttp server on 127.0.0.1 that records every method called with its body and answers
+the way Slack does for the methods the adapter uses. ``fail_next`` makes the next calls answer
+HTTP 429 (with ``Retry-After``) or 5xx, to show the outbox recovers without losing anything.
+Also serves ``response_url`` posts at ``/response/<id>``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Call:
+    method: str
+    body: dict[str, Any]
+    token: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Failure:
+    status: int
+    retry_after: float | None = None
+    methods: tuple[str, ...] = ()  # empty: any method
+    error: str = ""  # HTTP 200 with ok:false and this error, when status == 200
+
+
+@dataclass
+class FakeSlackAPI:
+    token: str = "xoxb-test"
+    users: dict[str, str] = field(default_factory=dict)  # user id -> email
+    bots: set[str] = field(default_factory=set)
+    missing_channels: set[str] = field(default_factory=set)
+    bot_user_id: str = "UBOT"
+    team_id: str = "T0SCHOOL"
+    record: bool = True
+    calls: list[Call] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)  # response_url posts
+    failures: list[Failure] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._n = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # ----- control -----
+
+    def fail_next(
+        self,
+        n: int,
+        status: int = 500,
+        retry_after: float | None = None,
+        methods: tuple[str, ...] = (),
+        error: str = "",
+    ) -> None:
+        self.failures.extend(Failure(status, retry_after, methods, error) for _ in range(n))
+
+    def called(self, method: str) -> list[dict[str, Any]]:
+        return [c.body for c in self.calls if c.method == method]
+
+    def methods(self) -> list[str]:
+        return [c.method for c in self.calls]
+
+    def clear(self) -> None:
+        self.calls.clear()
+        self.responses.clear()
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def response_url(self, key: str = "r1") -> str:
+        return f"{self.url}/response/{key}"
+
+    # ----- server -----
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/response/{key}", self._response)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        self.url = f"http://{host}:{sock.getsockname()[1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        body: dict[str, Any] = dict(request.query)
+        raw = await request.read()
+        if raw:
+            if request.content_type == "application/json":
+                body.update(json.loads(raw))
+            else:
+                form = await request.post()
+                body.update({k: v for k, v in form.items() if isinstance(v, str)})
+        # Slack also accepts JSON-encoded fields in form bodies (blocks, view).
+        for key in ("view", "blocks"):
+            if isinstance(body.get(key), str):
+                try:
+                    body[key] = json.loads(body[key])
+                except ValueError:
+                    pass
+        return body
+
+    def _failure(self, method: str) -> Failure | None:
+        for i, f in enumerate(self.failures):
+            if not f.methods or method in f.methods:
+                return self.failures.pop(i)
+        return None
+
+    async def _response(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        body["_key"] = request.match_info["key"]
+        if self.record:
+            self.responses.append(body)
+        return web.Response(text="ok")
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        body = await self._body(request)
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() or str(body.get("token", ""))
+        call = Call(method, body, token)
+        if self.record:
+            self.calls.append(call)
+        failure = self._failure(method)
+        if failure is not None:
+            if failure.status == 429:
+                headers = {"Retry-After": str(int(failure.retry_after or 1))}
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"}, status=429, headers=headers
+                )
+            if failure.status == 200:
+                return web.json_response({"ok": False, "error": failure.error or "fatal_error"})
+            return web.Response(status=failure.status, text="upstream trouble")
+        if method == "apps.connections.open":
+            result: dict[str, Any] = {"ok": False, "error": "not_allowed_token_type"}
+        elif token != self.token:
+            result = {"ok": False, "error": "invalid_auth"}
+        else:
+            handler = getattr(self, "m_" + method.replace(".", "_"), None)
+            result = handler(body) if handler else {"ok": False, "error": "unknown_method"}
+        call.result = result
+        return web.json_response(result)
+
+    # ----- methods -----
+
+    def _ts(self) -> str:
+        n = next(self._n)
+        return f"{1780000000 + n}.{n:06d}"
+
+    def m_auth_test(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://school.slack.test/",
+            "team": "School",
+            "user": "videobot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": "B0BOT",
+        }
+
+    def _channel(self, channel: str) -> str:
+        # Posting to a user id goes to the bot's DM with them.
+        return "D" + channel[1:] if channel[:1] in ("U", "W") else channel
+
+    def m_chat_postMessage(self, body: dict[str, Any]) -> dict[str, Any]:
+        channel = str(body.get("channel", ""))
+        if not channel or channel in self.missing_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel[:1] in ("U", "W") and channel not in self.users and channel not in self.bots:
+            return {"ok": False, "error": "channel_not_found"}
+        ts = self._ts()
+        return {
+            "ok": True,
+            "channel": self._channel(channel),
+            "ts": ts,
+            "message": {"text": body.get("text", ""), "ts": ts},
+        }
+
+    def m_chat_postEphemeral(self, body: dict[str, Any]) -> dict[str, Any]:
+        if str(body.get("channel", "")) in self.missing_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "message_ts": self._ts()}
+
+    def m_chat_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not body.get("ts"):
+            return {"ok": False, "error": "message_not_found"}
+        return {
+            "ok": True,
+            "channel": body.get("channel"),
+            "ts": body.get("ts"),
+            "text": body.get("text", ""),
+        }
+
+    def _view(self, body: dict[str, Any]) -> dict[str, Any]:
+        view = body.get("view") or {}
+        if not isinstance(view, dict) or not view.get("type"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "view": {**view, "id": f"V{next(self._n):08d}"}}
+
+    def m_views_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not body.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        return self._view(body)
+
+    m_views_push = m_views_open
+
+    def m_views_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._view(body)
+
+    def m_views_publish(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._view(body)
+
+    def m_users_info(self, body: dict[str, Any]) -> dict[str, Any]:
+        uid = str(body.get("user", ""))
+        if uid in self.bots:
+            return {
+                "ok": True,
+                "user": {
+                    "id": uid,
+                    "name": "helperbot",
+                    "is_bot": True,
+                    "real_name": "Helper Bot",
+                    "profile": {},
+                },
+            }
+        email = self.users.get(uid)
+        if email is None:
+            return {"ok": False, "error": "user_not_found"}
+        name = email.split("@")[0]
+        return {
+            "ok": True,
+            "user": {
+                "id": uid,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": name.title(),
+                "is_bot": False,
+                "deleted": False,
+                "profile": {"email": email, "real_name": name.title()},
+            },
+        }
+
+    def m_users_lookupByEmail(self, body: dict[str, Any]) -> dict[str, Any]:
+        email = str(body.get("email", "")).lower()
+        for uid, e in self.users.items():
+            if e.lower() == email:
+                return {
+                    "ok": True,
+                    "user": {"id": uid, "name": e.split("@")[0], "profile": {"email": e}},
+                }
+        return {"ok": False, "error": "users_not_found"}
+
+
+# ----- the other direction: requests signed exactly as Slack signs them -----
+
+
+def signature(secret: str, timestamp: str, body: str) -> str:
+    """``v0=`` + HMAC-SHA256 of ``v0:<timestamp>:<body>`` with the signing secret."""
+    import hashlib
+    import hmac
+
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def signed_headers(
+    secret: str,
+    body: str,
+    content_type: str,
+    timestamp: int | None = None,
+    retry_num: int | None = None,
+) -> dict[str, str]:
+    import time
+
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    headers = {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature(secret, ts, body),
+    }
+    if retry_num is not None:
+        headers["X-Slack-Retry-Num"] = str(retry_num)
+        headers["X-Slack-Retry-Reason"] = "http_timeout"
+    return headers
+
+
+def command_body(fields: dict[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(fields)
+
+
+def interactive_body(payload: dict[str, Any]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({"payload": json.dumps(payload)})
+
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"

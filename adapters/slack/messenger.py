@@ -1,0 +1,175 @@
+"""The Slack side of the core's ports: Messenger (used by the outbox) and Directory.
+
+Retries belong to the outbox, so the Web API client has no retry handlers and every failure is
+turned into a :class:`DeliveryError` (429 carries ``Retry-After``) or, for a role channel the
+bot cannot post to, :class:`ChannelUnavailable` (the outbox then messages the people directly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.blocks import message_payload
+from chatbot.config import Settings
+from chatbot.interaction import UserRef
+from chatbot.ports import ChannelUnavailable, DeliveryError, Role, StaffAddress
+from chatbot.ui import Message
+
+log = logging.getLogger("chatbot.slack")
+
+DEFAULT_API_URL = "https://slack.com/api/"
+CHANNEL_ERRORS = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
+# Errors that no retry will fix (the outbox still keeps the row and logs it loudly).
+PERMANENT_ERRORS = {
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "missing_scope",
+    "invalid_blocks",
+    "msg_too_long",
+    "users_not_found",
+    "user_not_found",
+    "message_not_found",
+    "cant_update_message",
+}
+
+
+def web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    base = settings.slack_api_url or DEFAULT_API_URL
+    if not base.endswith("/"):
+        base += "/"
+    # retry_handlers=[]: the outbox owns retries and backoff.
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=base,
+        timeout=10,
+        session=session,
+        retry_handlers=[],
+    )
+
+
+def slack_error(exc: SlackApiError) -> str:
+    data = exc.response.data if exc.response is not None else None
+    if isinstance(data, dict):
+        return str(data.get("error") or "unknown_error")
+    return "unknown_error"
+
+
+def delivery_error(exc: Exception, channel_errors: bool = False) -> DeliveryError:
+    """Map a Web API failure to the core's DeliveryError."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code if exc.response is not None else 0
+        if status == 429:
+            headers = exc.response.headers or {}
+            raw = headers.get("Retry-After") or headers.get("retry-after")
+            try:
+                retry_after = float(raw) if raw is not None else 30.0
+            except (TypeError, ValueError):
+                retry_after = 30.0
+            return DeliveryError("rate_limited", retry_after=retry_after)
+        if status >= 500:
+            return DeliveryError(f"http_{status}")
+        code = slack_error(exc)
+        if channel_errors and code in CHANNEL_ERRORS:
+            return ChannelUnavailable(code)
+        return DeliveryError(code, permanent=code in PERMANENT_ERRORS)
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ClientError | SlackClientError | OSError):
+        return DeliveryError(f"network:{type(exc).__name__}")
+    return DeliveryError(type(exc).__name__)
+
+
+class SlackMessenger:
+    """Implements :class:`chatbot.ports.Messenger` with chat.postMessage / chat.update.
+
+    Message refs are ``"<channel id>:<ts>"`` so a message can be edited in place later."""
+
+    platform = "slack"
+
+    def __init__(self, client: AsyncWebClient, settings: Settings):
+        self.client = client
+        self.channels: dict[str, str] = {
+            "dsl": settings.slack_dsl_channel,
+            "slt": settings.slack_slt_channel,
+        }
+
+    async def _post(self, channel: str, message: Message, role: bool) -> str:
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=channel, unfurl_links=False, unfurl_media=False, **message_payload(message)
+            )
+        except Exception as exc:
+            raise delivery_error(exc, channel_errors=role) from exc
+        return f"{resp['channel']}:{resp['ts']}"
+
+    async def user_id_for(self, email: str) -> str:
+        try:
+            resp = await self.client.users_lookupByEmail(email=email)
+        except Exception as exc:
+            raise delivery_error(exc) from exc
+        return str(resp["user"]["id"])
+
+    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+        user_id = to.platform_user_id or await self.user_id_for(to.email)
+        # Posting to a user id delivers to the app's direct-message channel with them.
+        return await self._post(user_id, message, role=False)
+
+    async def post_to_role(self, role: Role, message: Message) -> str:
+        channel = self.channels.get(role) or ""
+        if not channel:
+            raise ChannelUnavailable("channel_not_configured")
+        try:
+            return await self._post(channel, message, role=True)
+        except ChannelUnavailable as exc:
+            log.error(
+                "SLACK %s CHANNEL %s UNREACHABLE (%s): invite the bot or fix SLACK_%s_CHANNEL_ID",
+                role.upper(),
+                channel,
+                exc.kind,
+                role.upper(),
+            )
+            raise
+
+    async def update(self, ref: str, message: Message) -> None:
+        channel, _, ts = ref.partition(":")
+        if not channel or not ts:
+            raise DeliveryError("bad_message_ref", permanent=True)
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, **message_payload(message))
+        except Exception as exc:
+            raise delivery_error(exc) from exc
+
+
+class SlackDirectory:
+    """Implements :class:`chatbot.ports.Directory`: a Slack user's email via users.info
+    (needs the ``users:read`` and ``users:read.email`` scopes)."""
+
+    def __init__(self, client: AsyncWebClient):
+        self.client = client
+
+    async def profile(self, user_id: str) -> dict[str, Any] | None:
+        try:
+            resp = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.warning("users.info failed for a Slack user: %s", slack_error(exc))
+            return None
+        except Exception as exc:  # network: treat as unknown for now, never crash a request
+            log.warning("users.info failed: %s", type(exc).__name__)
+            return None
+        user = resp.get("user") or {}
+        return user if isinstance(user, dict) else None
+
+    async def email_for(self, user: UserRef) -> str | None:
+        if user.email:
+            return user.email
+        info = await self.profile(user.user_id)
+        if not info or info.get("deleted") or info.get("is_bot"):
+            return None
+        email = (info.get("profile") or {}).get("email")
+        return str(email) if email else None
