@@ -7,6 +7,7 @@ half-way. PostgreSQL is selected with ``DATABASE_URL=postgresql+asyncpg://...``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -75,6 +76,7 @@ class Database:
             else self.engine
         )
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock() if is_sqlite(self.url) else None
 
     @property
     def dialect(self) -> str:
@@ -83,7 +85,14 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends, rolled back if it raises."""
-        async with self.sessions() as session, session.begin():
+        if self._write_lock is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        # SQLite has one writer at a time, and its busy handler waits by sleeping and
+        # polling, which under load costs seconds. Queue this process's writers here instead
+        # (handed over at once, in order); other processes still meet the busy timeout.
+        async with self._write_lock, self.sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager

@@ -1,0 +1,111 @@
+"""`chatbot concerns ...`: export a concern's record, purge past retention, legal hold.
+
+    chatbot concerns export --reference C-2026-0042 --as dsl@school.uk [--out FILE]
+    chatbot concerns purge [--dry-run]
+    chatbot concerns hold --reference C-2026-0042 --on|--off [--as EMAIL]
+
+Every export, hold and purge is audited. An export is refused (and the refusal audited)
+unless ``--as`` names a DSL or deputy DSL on the roster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from chatbot.core import Core
+from chatbot.services import concern_records
+from chatbot.services.identity import staff_by_email
+from chatbot.storage.models import Staff
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("concerns", help="safeguarding concern records (DSL only)")
+    sub = p.add_subparsers(dest="concerns_cmd", required=True)
+
+    e = sub.add_parser("export", help="write a concern's full record and chronology")
+    e.add_argument("--reference", required=True, help="for example C-2026-0042")
+    e.add_argument("--out", type=Path, help="file to write (default: print it)")
+    e.add_argument(
+        "--as",
+        dest="as_email",
+        required=True,
+        help="your school email; you must be a DSL or deputy DSL",
+    )
+
+    pg = sub.add_parser("purge", help="delete records past retention and not on legal hold")
+    pg.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+
+    h = sub.add_parser("hold", help="place or lift a legal hold (stops the purge)")
+    h.add_argument("--reference", required=True)
+    on_off = h.add_mutually_exclusive_group(required=True)
+    on_off.add_argument("--on", dest="hold", action="store_true")
+    on_off.add_argument("--off", dest="hold", action="store_false")
+    h.add_argument("--as", dest="as_email", help="your school email, for the audit trail")
+    p.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace, core: Core) -> int:
+    if args.concerns_cmd == "export":
+        return await _export(args, core)
+    if args.concerns_cmd == "purge":
+        return await _purge(args, core)
+    if args.concerns_cmd == "hold":
+        return await _hold(args, core)
+    raise AssertionError(args.concerns_cmd)
+
+
+async def _export(args: argparse.Namespace, core: Core) -> int:
+    destination = f"file {args.out.name}" if args.out else "printed"
+    res = await concern_records.export(core, args.reference, args.as_email, destination)
+    if not res.ok:
+        print(res.text, file=sys.stderr)
+        return 2
+    if args.out is None:
+        print(res.text, end="")
+        return 0
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(res.text)
+    except OSError as exc:
+        print(f"Cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"Wrote {args.reference.upper()} to {args.out} (readable only by you).")
+    return 0
+
+
+async def _purge(args: argparse.Namespace, core: Core) -> int:
+    report = await concern_records.purge(core, dry_run=args.dry_run)
+    verb = "Would delete" if args.dry_run else "Deleted"
+    print(
+        f"{verb} {len(report.purged)} record(s) past retention"
+        + (f": {', '.join(report.purged)}" if report.purged else ".")
+    )
+    if report.held:
+        print(
+            f"Kept {len(report.held)} past retention because of a legal hold: "
+            f"{', '.join(report.held)}"
+        )
+    if report.undated:
+        print(
+            f"Kept {len(report.undated)} with no pupil date of birth on file (review by "
+            f"hand): {', '.join(report.undated)}"
+        )
+    return 0
+
+
+async def _hold(args: argparse.Namespace, core: Core) -> int:
+    actor: Staff | str = "cli"
+    if args.as_email:
+        async with core.db.transaction() as s:
+            actor = await staff_by_email(s, args.as_email) or args.as_email
+    err = await concern_records.set_hold(core, args.reference, args.hold, actor)
+    if err:
+        print(err, file=sys.stderr)
+        return 2
+    print(f"Legal hold {'placed on' if args.hold else 'lifted from'} {args.reference.upper()}.")
+    return 0
