@@ -9,6 +9,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from adapters import concerns_cli
 from chatbot.config import Settings
 from chatbot.core import Core
 from chatbot.policy import PolicyError, load_policy
@@ -73,12 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     mt.add_argument("--app-id", required=True)
     mt.add_argument("--out", type=Path, default=Path("app.zip"))
 
-    try:
-        from adapters import concerns_cli
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        concerns_cli.add_parser(sub)
+    concerns_cli.add_parser(sub)
     return p
 
 
@@ -194,8 +190,6 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
         print(f"{len(rows)} pupil(s) with consent on file.")
         return 0
     if args.cmd == "concerns":
-        from adapters import concerns_cli
-
         return await concerns_cli.run(args, core)
     raise AssertionError(args.cmd)
 

@@ -6,7 +6,7 @@ Everything here is plain data so it can be stored in the outbox as JSON and rend
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ButtonStyle = Literal["default", "primary", "danger"]
@@ -51,6 +51,23 @@ class Context:
 Block = Section | Fields | Actions | Context
 
 
+def _block_json(b: Block) -> dict[str, Any]:
+    # Hand-written rather than dataclasses.asdict: this runs for every outbox row.
+    if isinstance(b, Section):
+        return {"kind": b.kind, "text": b.text}
+    if isinstance(b, Fields):
+        return {"kind": b.kind, "items": [list(item) for item in b.items]}
+    if isinstance(b, Actions):
+        return {
+            "kind": b.kind,
+            "buttons": [
+                {"action_id": x.action_id, "label": x.label, "value": x.value, "style": x.style}
+                for x in b.buttons
+            ],
+        }
+    return {"kind": b.kind, "lines": list(b.lines)}
+
+
 @dataclass(frozen=True)
 class Message:
     """A chat message: ``text`` is the plain fallback (notifications, screen readers)."""
@@ -59,7 +76,7 @@ class Message:
     blocks: tuple[Block, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": [asdict(b) for b in self.blocks]}
+        return {"text": self.text, "blocks": [_block_json(b) for b in self.blocks]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Message:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ from chatbot.interaction import SubmittedValue
 from chatbot.services import audit
 from chatbot.services.forms import FieldError, many, one, parse_date, parse_int, parse_time, text
 from chatbot.services.identity import staff_by_email
-from chatbot.services.pupils import has_consent, pupils_by_upn
+from chatbot.services.pupils import pupils_by_upn, with_consent
 from chatbot.storage.models import Booking, BookingPupil, Pupil, Staff
 from chatbot.ui import Form, Input, Option
 
@@ -122,15 +122,20 @@ async def overlapping(
     return busy
 
 
-async def _week_slots(s: AsyncSession, pupil_id: int, week: int) -> list[int]:
-    rows = await s.execute(
-        select(BookingPupil.slot).where(
-            BookingPupil.pupil_id == pupil_id,
-            BookingPupil.week == week,
-            BookingPupil.active.is_(True),
+async def week_slots(s: AsyncSession, pupil_ids: list[int], week: int) -> dict[int, set[int]]:
+    """For each pupil, the weekly slots their active calls already take in ``week``."""
+    taken: dict[int, set[int]] = {pid: set() for pid in pupil_ids}
+    if pupil_ids:
+        rows = await s.execute(
+            select(BookingPupil.pupil_id, BookingPupil.slot).where(
+                BookingPupil.pupil_id.in_(pupil_ids),
+                BookingPupil.week == week,
+                BookingPupil.active.is_(True),
+            )
         )
-    )
-    return [r for (r,) in rows]
+        for pupil_id, slot in rows:
+            taken[pupil_id].add(slot)
+    return taken
 
 
 async def create_booking(
@@ -160,70 +165,68 @@ async def create_booking(
     upns = [u.upper() for u in many(values, "pupils")][:100]
     cohost_email = one(values, "cohost")
 
+    # Every rule is checked in a read-only transaction (no write lock, so checking never
+    # queues behind other writers); the write transaction below is short and re-checks the
+    # only facts another booking could have changed in between.
+    starts_at: datetime | None = None
+    if day and start_t:
+        starts_at = datetime.combine(day, start_t, tzinfo=p.zone)
+    async with core.db.reading() as s:
+        pupils, unknown = await pupils_by_upn(s, upns)
+        cohost: Staff | None = None
+        if cohost_email:
+            cohost = await staff_by_email(s, cohost_email)
+            if cohost is None or not cohost.active:
+                _add(
+                    errors,
+                    "cohost",
+                    f"{cohost_email[:80]} is not on the staff roster, so they can't co-host.",
+                )
+                cohost = None
+        result.cohost = cohost
+        facts = BookingFacts(now=now, unknown_pupils=tuple(unknown))
+        if starts_at is not None and minutes is not None:
+            facts = await _time_facts(s, core, facts, host, cohost, pupils, starts_at, minutes)
+        if p.consent_required:
+            consented = await with_consent(s, [x.id for x in pupils])
+            facts = replace(
+                facts, without_consent=tuple(x.short_name for x in pupils if x.id not in consented)
+            )
+    proposal = ProposedBooking(
+        host_id=host.id,
+        cohost_id=cohost.id if cohost else (-1 if cohost_email else None),
+        kind=kind,
+        starts_at=starts_at or (now + timedelta(days=365)),
+        minutes=minutes or p.min_call_minutes,
+        platform=platform,
+        plan=plan if plan is not None else "x",
+        pupil_count=len(pupils) + len(unknown),
+    )
+    timed = ("school_day", "school_hours", "notice")
+    for v in check_booking(proposal, facts, p):
+        if v.rule in timed and (starts_at is None or v.field in errors):
+            continue  # the date or time itself was unreadable: that error says enough
+        if (minutes is None and v.rule == "length") or (v.field == "cohost" and "cohost" in errors):
+            continue
+        result.violations.append(v)
+        _add(errors, v.field, v.message)
+    if errors:
+        return result
+    assert starts_at is not None and minutes is not None and plan is not None
     try:
         async with core.db.transaction() as s:
-            pupils, unknown = await pupils_by_upn(s, upns)
-            cohost: Staff | None = None
-            if cohost_email:
-                cohost = await staff_by_email(s, cohost_email)
-                if cohost is None or not cohost.active:
-                    _add(
-                        errors,
-                        "cohost",
-                        f"{cohost_email[:80]} is not on the staff roster, so they can't co-host.",
-                    )
-                    cohost = None
-            result.cohost = cohost
-
-            starts_at: datetime | None = None
-            facts_kwargs: dict[str, object] = {}
-            if day and start_t:
-                starts_at = datetime.combine(day, start_t, tzinfo=p.zone)
-            if starts_at is not None and minutes is not None:
-                end = starts_at + timedelta(minutes=minutes)
-                ids = [host.id] + ([cohost.id] if cohost else [])
-                busy = await overlapping(s, ids, starts_at, end)
-                facts_kwargs["host_busy"] = host.id in busy
-                facts_kwargs["cohost_busy"] = cohost is not None and cohost.id in busy
-                week = week_of(starts_at.date())
-                full = []
-                for pupil in pupils:
-                    if len(await _week_slots(s, pupil.id, week)) >= p.calls_per_pupil_per_week:
-                        full.append(pupil.short_name)
-                facts_kwargs["at_weekly_limit"] = tuple(full)
-            if p.consent_required:
-                facts_kwargs["without_consent"] = tuple(
-                    [x.short_name for x in pupils if not await has_consent(s, x.id)]
-                )
-            facts = BookingFacts(now=now, unknown_pupils=tuple(unknown), **facts_kwargs)  # type: ignore[arg-type]
-            proposal = ProposedBooking(
-                host_id=host.id,
-                cohost_id=cohost.id if cohost else (-1 if cohost_email else None),
-                kind=kind,
-                starts_at=starts_at or (now + timedelta(days=365)),
-                minutes=minutes or p.min_call_minutes,
-                platform=platform,
-                plan=plan if plan is not None else "x",
-                pupil_count=len(pupils) + len(unknown),
-            )
-            for v in check_booking(proposal, facts, p):
-                if v.field in errors and v.rule in ("school_day", "school_hours", "notice"):
-                    continue
-                if starts_at is None and v.rule in ("school_day", "school_hours", "notice"):
-                    continue
-                if minutes is None and v.rule == "length":
-                    continue
-                if v.field == "cohost" and "cohost" in errors:
-                    continue
-                result.violations.append(v)
-                _add(errors, v.field, v.message)
-            if errors:
+            # Lock the host's and co-host's rows so two bookings for the same people are
+            # checked one after the other (PostgreSQL; SQLite writers are already serial).
+            people = [host.id] + ([cohost.id] if cohost else [])
+            await s.execute(select(Staff.id).where(Staff.id.in_(people)).with_for_update())
+            again = await _time_facts(s, core, facts, host, cohost, pupils, starts_at, minutes)
+            if again.host_busy or again.cohost_busy or again.at_weekly_limit:
+                for v in check_booking(proposal, again, p):
+                    _add(errors, v.field, v.message)
                 raise _Refused()
-            assert starts_at is not None and minutes is not None and plan is not None
-            booking = await _store(
+            result.booking = await _store(
                 core, s, host, cohost, kind, starts_at, minutes, platform, plan, pupils
             )
-            result.booking = booking
     except _Refused:
         return result
     except IntegrityError:
@@ -234,6 +237,30 @@ async def create_booking(
         )
         result.booking = None
     return result
+
+
+async def _time_facts(
+    s: AsyncSession,
+    core: Core,
+    facts: BookingFacts,
+    host: Staff,
+    cohost: Staff | None,
+    pupils: list[Pupil],
+    starts_at: datetime,
+    minutes: int,
+) -> BookingFacts:
+    """The facts that depend on other bookings: who is busy, who is at the weekly limit."""
+    end = starts_at + timedelta(minutes=minutes)
+    ids = [host.id] + ([cohost.id] if cohost else [])
+    busy = await overlapping(s, ids, starts_at, end)
+    slots = await week_slots(s, [x.id for x in pupils], week_of(starts_at.date()))
+    per_week = core.policy.calls_per_pupil_per_week
+    return replace(
+        facts,
+        host_busy=host.id in busy,
+        cohost_busy=cohost is not None and cohost.id in busy,
+        at_weekly_limit=tuple(x.short_name for x in pupils if len(slots[x.id]) >= per_week),
+    )
 
 
 class _Refused(Exception):
@@ -266,19 +293,20 @@ async def _store(
         status="awaiting_cohost" if cohost else "confirmed",
         created_at=now,
     )
-    s.add(booking)
-    await s.flush()
     week = week_of(starts_at.date())
-    for pupil in pupils:
-        taken = set(await _week_slots(s, pupil.id, week))
-        slot = next(i for i in range(p.calls_per_pupil_per_week + 1) if i not in taken)
-        s.add(
-            BookingPupil(
-                booking_id=booking.id, pupil_id=pupil.id, week=week, slot=slot, active=True
-            )
+    taken = await week_slots(s, [x.id for x in pupils], week)
+    # Free slot per pupil; the partial unique index rejects a slot taken concurrently.
+    booking.pupils = [
+        BookingPupil(
+            pupil=pupil,
+            week=week,
+            slot=next(i for i in range(p.calls_per_pupil_per_week + 1) if i not in taken[x]),
+            active=True,
         )
-    await s.flush()
-    await s.refresh(booking, ["pupils"])
+        for x, pupil in ((pupil.id, pupil) for pupil in pupils)
+    ]
+    s.add(booking)
+    await s.flush()  # one round of INSERTs; gives the booking its id for the notices
     audit.record(
         s,
         at=now,

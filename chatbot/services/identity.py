@@ -41,12 +41,23 @@ def _active(staff: Staff | None) -> Staff | None:
 async def known_staff(s: AsyncSession, user: UserRef) -> tuple[bool, Staff | None]:
     """Read-only fast path. (True, staff) when ``user`` was already matched to a member of
     staff; (False, None) when they are new, unmatched or their email changed."""
-    ident = await _identity(s, user)
-    if ident is None or ident.staff_id is None:
+    row = (
+        await s.execute(
+            select(PlatformIdentity.email, Staff)
+            .join(Staff, Staff.id == PlatformIdentity.staff_id)
+            .where(
+                PlatformIdentity.platform == user.platform,
+                PlatformIdentity.tenant == user.tenant,
+                PlatformIdentity.user_id == user.user_id,
+            )
+        )
+    ).first()
+    if row is None:
         return False, None
-    if user.email and normalise_email(user.email) != ident.email:
+    known_email, staff = row
+    if user.email and normalise_email(user.email) != known_email:
         return False, None
-    return True, _active(await s.get(Staff, ident.staff_id))
+    return True, _active(staff)
 
 
 async def remember(

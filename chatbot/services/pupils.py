@@ -25,13 +25,16 @@ async def pupils_by_upn(s: AsyncSession, upns: list[str]) -> tuple[list[Pupil], 
     return [found[u] for u in wanted if u in found], [u[:20] for u in wanted if u not in found]
 
 
-async def has_consent(s: AsyncSession, pupil_id: int) -> bool:
-    row = await s.execute(
-        select(Consent.id)
-        .where(Consent.pupil_id == pupil_id, Consent.withdrawn_at.is_(None))
-        .limit(1)
+async def with_consent(s: AsyncSession, pupil_ids: list[int]) -> set[int]:
+    """Which of these pupils have current written consent on file."""
+    if not pupil_ids:
+        return set()
+    rows = await s.execute(
+        select(Consent.pupil_id).where(
+            Consent.pupil_id.in_(pupil_ids), Consent.withdrawn_at.is_(None)
+        )
     )
-    return row.first() is not None
+    return set(rows.scalars())
 
 
 async def search(s: AsyncSession, query: str, limit: int = SEARCH_LIMIT) -> list[Option]:

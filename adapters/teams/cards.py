@@ -1,0 +1,240 @@
+"""Neutral Message / Form -> Adaptive Card 1.5 JSON, and card submissions -> values.
+
+Buttons are ``Action.Submit`` with data ``{"action": id, "value": value}``; forms submit
+``{"form": id, "state": {...}, "spec": ...}`` plus the inputs, whose card ids carry the
+``in_`` prefix so they can never collide with those keys. ``spec`` is the form's own
+definition, so a refused submission can be shown again with errors after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from chatbot.interaction import SubmittedValue
+from chatbot.ui import Actions, Context, Fields, Form, Input, Message, Option, Section
+
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+VERSION = "1.5"
+INPUT_PREFIX = "in_"
+MULTI = ("multi_select", "pupils", "checkboxes")
+STYLE = {"primary": "positive", "danger": "destructive"}
+
+
+def _card(
+    body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None, fallback: str = ""
+) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": SCHEMA,
+        "version": VERSION,
+        "body": body,
+    }
+    if actions:
+        card["actions"] = actions
+    if fallback:
+        card["fallbackText"] = fallback[:500]
+    return card
+
+
+def _text(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **extra}
+
+
+def message_card(message: Message, title: str = "") -> dict[str, Any]:
+    body: list[dict[str, Any]] = []
+    if title:
+        body.append(_text(title, size="Large", weight="Bolder"))
+    for block in message.blocks:
+        if isinstance(block, Section):
+            body.append(_text(block.text))
+        elif isinstance(block, Fields):
+            body.append(
+                {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in block.items]}
+            )
+        elif isinstance(block, Actions):
+            body.append(
+                {
+                    "type": "ActionSet",
+                    "actions": [
+                        {
+                            "type": "Action.Submit",
+                            "title": b.label,
+                            "data": {"action": b.action_id, "value": b.value},
+                            **({"style": STYLE[b.style]} if b.style in STYLE else {}),
+                        }
+                        for b in block.buttons
+                    ],
+                }
+            )
+        elif isinstance(block, Context):
+            body.extend(_text(line, size="Small", isSubtle=True) for line in block.lines)
+    if not body:
+        body.append(_text(message.text))
+    return _card(body, fallback=message.text)
+
+
+def _choices(options: tuple[Option, ...]) -> list[dict[str, str]]:
+    return [{"title": o.label, "value": o.value} for o in options]
+
+
+def _initial(inp: Input, values: dict[str, SubmittedValue]) -> str | None:
+    v: Any = values.get(inp.id, inp.initial)
+    if v is None:
+        return None
+    if isinstance(v, list | tuple):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+def _input(
+    inp: Input, options: tuple[Option, ...], value: str | None, error: str | None
+) -> dict[str, Any]:
+    el: dict[str, Any] = {
+        "id": INPUT_PREFIX + inp.id,
+        "label": inp.label,
+        "isRequired": inp.required,
+    }
+    k = inp.kind
+    if k in ("text", "long_text"):
+        el["type"] = "Input.Text"
+        if k == "long_text":
+            el["isMultiline"] = True
+        if inp.max_length:
+            el["maxLength"] = inp.max_length
+    elif k == "date":
+        el["type"] = "Input.Date"
+    elif k == "time":
+        el["type"] = "Input.Time"
+    elif k == "number":
+        el["type"] = "Input.Number"
+    else:
+        el["type"] = "Input.ChoiceSet"
+        el["choices"] = _choices(options)
+        if k in MULTI:
+            el["isMultiSelect"] = True
+            el["style"] = "expanded" if k == "checkboxes" else "compact"
+        else:
+            el["style"] = "compact"
+    if inp.placeholder and el["type"] in ("Input.Text", "Input.ChoiceSet", "Input.Number"):
+        el["placeholder"] = inp.placeholder
+    if value not in (None, ""):
+        if el["type"] == "Input.Number":
+            try:
+                el["value"] = float(value) if "." in str(value) else int(str(value))
+            except ValueError:
+                pass
+        else:
+            el["value"] = value
+    if inp.required:
+        el["errorMessage"] = error or f"{inp.label} is required."
+    elif error:
+        el["errorMessage"] = error
+    return el
+
+
+def form_card(
+    form: Form,
+    options: dict[str, tuple[Option, ...]] | None = None,
+    errors: dict[str, str] | None = None,
+    values: dict[str, SubmittedValue] | None = None,
+) -> dict[str, Any]:
+    """The form as a card. ``options`` supplies choices for staff and pupil pickers;
+    ``errors`` (field id -> message) are shown in red under their fields."""
+    options = options or {}
+    errors = errors or {}
+    values = values or {}
+    body: list[dict[str, Any]] = [_text(form.title, size="Large", weight="Bolder")]
+    if form.intro:
+        body.append(_text(form.intro))
+    ids = {i.id for i in form.inputs}
+    general = [msg for key, msg in errors.items() if key not in ids]
+    if errors:
+        body.append(
+            _text(
+                "Please fix the highlighted fields." if not general else " ".join(general),
+                color="Attention",
+                weight="Bolder",
+            )
+        )
+    for inp in form.inputs:
+        opts = inp.options or options.get(inp.id, ())
+        body.append(_input(inp, opts, _initial(inp, values), errors.get(inp.id)))
+        if inp.hint:
+            body.append(_text(inp.hint, size="Small", isSubtle=True, spacing="None"))
+        if inp.id in errors:
+            body.append(_text(errors[inp.id], color="Attention", size="Small", spacing="None"))
+    data = {"form": form.id, "state": dict(form.state), "spec": form_spec(form)}
+    actions = [
+        {"type": "Action.Submit", "title": form.submit_label, "style": "positive", "data": data}
+    ]
+    return _card(body, actions, fallback=form.title)
+
+
+def closed_card(title: str, text: str) -> dict[str, Any]:
+    return _card([_text(title, weight="Bolder"), _text(text, isSubtle=True)], fallback=text)
+
+
+# ----- form definitions round-tripped through card data -----
+
+
+def form_spec(form: Form) -> dict[str, Any]:
+    # Through JSON so tuples become lists (msrest would send a tuple as its repr).
+    d: dict[str, Any] = json.loads(json.dumps(asdict(form)))
+    d.pop("state", None)
+    for i in d["inputs"]:
+        if i["kind"] in ("pupils", "pupil", "staff"):
+            i["options"] = []  # fetched fresh when the card is drawn again
+    return d
+
+
+def form_from_spec(spec: Any, state: dict[str, str]) -> Form | None:
+    if not isinstance(spec, dict):
+        return None
+    try:
+        inputs = tuple(
+            Input(
+                id=str(i["id"]),
+                label=str(i["label"]),
+                kind=i["kind"],
+                required=bool(i.get("required", True)),
+                options=tuple(
+                    Option(str(o["value"]), str(o["label"])) for o in i.get("options") or ()
+                ),
+                initial=None,
+                placeholder=str(i.get("placeholder") or ""),
+                hint=str(i.get("hint") or ""),
+                max_length=i.get("max_length"),
+            )
+            for i in spec["inputs"]
+        )
+        return Form(
+            id=str(spec["id"]),
+            title=str(spec["title"]),
+            inputs=inputs,
+            submit_label=str(spec.get("submit_label") or "Submit"),
+            intro=str(spec.get("intro") or ""),
+            state=dict(state),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def submitted_values(data: dict[str, Any], spec: Form | None) -> dict[str, SubmittedValue]:
+    """Card inputs -> the Input value conventions (multi-selects as lists)."""
+    multi = {i.id for i in spec.inputs if i.kind in MULTI} if spec else set()
+    out: dict[str, SubmittedValue] = {}
+    for key, raw in data.items():
+        if not key.startswith(INPUT_PREFIX):
+            continue
+        name = key[len(INPUT_PREFIX) :]
+        if isinstance(raw, list):
+            out[name] = [str(x) for x in raw]
+        elif name in multi:
+            out[name] = [x.strip() for x in str(raw or "").split(",") if x.strip()]
+        elif isinstance(raw, bool):
+            out[name] = "true" if raw else "false"
+        else:
+            out[name] = "" if raw is None else str(raw)
+    return out

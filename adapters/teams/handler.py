@@ -1,0 +1,361 @@
+"""Teams activities -> Interaction -> ``runtime.bot.handle`` -> replies and cards.
+
+Translation only: which command, form or button it was, and how each Effect looks on Teams.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+from botbuilder.core import TurnContext
+from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.schema import Activity, ChannelAccount
+from sqlalchemy import select
+
+from adapters.runtime import Runtime
+from adapters.teams import cards
+from adapters.teams.messenger import (
+    CURRENT_TURN,
+    PLATFORM,
+    AllowedHosts,
+    ReferenceStore,
+    card_json,
+    message_json,
+)
+from adapters.teams.outbound import Outbound
+from chatbot.bot import COMMANDS
+from chatbot.effects import (
+    CloseForm,
+    Effect,
+    Ephemeral,
+    FormErrors,
+    OpenForm,
+    Options,
+    Popup,
+    Reply,
+    UpdateMessage,
+)
+from chatbot.interaction import ConversationRef, Interaction, SubmittedValue, UserRef
+from chatbot.storage.models import Staff
+from chatbot.ui import Form, Option
+
+log = logging.getLogger("chatbot.teams")
+
+MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
+TAG = re.compile(r"<[^>]+>")
+STAFF_CACHE_SECONDS = 30.0
+OPTIONS_CACHE_SECONDS = 30.0
+
+
+def tenant_of(activity: Activity) -> str:
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = data.get("tenant") if isinstance(data.get("tenant"), dict) else {}
+    tid = tenant.get("id") if tenant else None
+    if not tid and activity.conversation is not None:
+        tid = activity.conversation.tenant_id
+    return str(tid or "")
+
+
+def channel_of(activity: Activity) -> str:
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    channel = data.get("channel") if isinstance(data.get("channel"), dict) else {}
+    cid = channel.get("id") if channel else None
+    if not cid and activity.conversation is not None and activity.conversation.id:
+        cid = activity.conversation.id.split(";")[0]
+    return str(cid or "")
+
+
+def clean_text(text: str | None) -> str:
+    """Message text without @mentions of the bot or HTML tags."""
+    t = MENTION.sub(" ", text or "")
+    t = TAG.sub(" ", t).replace("&nbsp;", " ")
+    return " ".join(t.split())
+
+
+def user_of(activity: Activity) -> UserRef:
+    sender = activity.from_property or ChannelAccount(id="")
+    return UserRef(
+        platform=PLATFORM,
+        user_id=str(sender.aad_object_id or sender.id or ""),
+        tenant=tenant_of(activity),
+        display_name=str(sender.name or ""),
+    )
+
+
+def is_personal(activity: Activity) -> bool:
+    conv = activity.conversation
+    return conv is None or conv.conversation_type in (None, "", "personal")
+
+
+class TeamsHandler(TeamsActivityHandler):
+    def __init__(
+        self,
+        runtime: Runtime,
+        refs: ReferenceStore,
+        hosts: AllowedHosts,
+        out: Outbound,
+        authenticated: bool,
+    ):
+        self.runtime = runtime
+        self.out = out
+        self.refs = refs
+        self.hosts = hosts
+        self.authenticated = authenticated
+        self._staff_options: tuple[float, tuple[Option, ...]] | None = None
+        self._pupil_cache: dict[tuple[str, str, str], tuple[float, tuple[Option, ...]]] = {}
+
+    # ----- turn plumbing -----
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        token = CURRENT_TURN.set(turn_context)
+        try:
+            await self._remember(turn_context.activity)
+            await super().on_turn(turn_context)
+        finally:
+            CURRENT_TURN.reset(token)
+
+    async def _remember(self, a: Activity) -> None:
+        """Store where this conversation can be reached later (only called after the request
+        was authenticated, or in local mode where there is no authentication at all)."""
+        if a.conversation is None or not a.conversation.id or not a.service_url:
+            return
+        if not self.hosts.allows(a.service_url):
+            log.warning(
+                "not storing a conversation reference for service URL host %s "
+                "(not allowed; see TEAMS_SERVICE_URL_HOSTS)",
+                (a.service_url or "")[:100],
+            )
+            return
+        ref: dict[str, Any] = TurnContext.get_conversation_reference(a).serialize()
+        ref.pop("activityId", None)  # proactive sends start new messages; keeps rows stable
+        ctype = a.conversation.conversation_type
+        if is_personal(a):
+            user = user_of(a)
+            if user.user_id:
+                await self.refs.save(f"user:{user.user_id}", ref)
+        elif ctype == "channel":
+            channel = channel_of(a)
+            if channel:
+                chan_ref = dict(ref, conversation=dict(ref.get("conversation") or {}, id=channel))
+                await self.refs.save(f"channel:{channel}", chan_ref)
+        await self.refs.save(f"conv:{a.conversation.id.split(';')[0]}", ref)
+
+    def _interaction(self, a: Activity, **kw: Any) -> Interaction:
+        conv = a.conversation
+        kind = (
+            "personal"
+            if is_personal(a)
+            else (
+                "channel" if conv is not None and conv.conversation_type == "channel" else "group"
+            )
+        )
+        return Interaction(
+            platform=PLATFORM,
+            actor=user_of(a),
+            delivery_id=a.id or None,
+            conversation=ConversationRef(PLATFORM, str(conv.id if conv else ""), kind),  # type: ignore[arg-type]
+            **kw,
+        )
+
+    async def _handle(
+        self,
+        ctx: TurnContext,
+        i: Interaction,
+        form: Form | None = None,
+        values: dict[str, SubmittedValue] | None = None,
+    ) -> None:
+        effects = await self.runtime.bot.handle(i)
+        await self._render(ctx, i, effects, form, values or {})
+
+    # ----- inbound -----
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        a = turn_context.activity
+        v = a.value
+        if isinstance(v, dict) and isinstance(v.get("action"), str):
+            ref = f"{a.conversation.id}|{a.reply_to_id}" if a.reply_to_id else None
+            await self._handle(
+                turn_context,
+                self._interaction(
+                    a,
+                    kind="action",
+                    name=v["action"][:100],
+                    value=str(v.get("value", ""))[:200],
+                    message_ref=ref,
+                ),
+            )
+            return
+        if isinstance(v, dict) and isinstance(v.get("form"), str):
+            raw_state = v.get("state") if isinstance(v.get("state"), dict) else {}
+            state = {str(k)[:100]: str(x)[:500] for k, x in raw_state.items()}
+            form = cards.form_from_spec(v.get("spec"), state)
+            values = cards.submitted_values(v, form)
+            await self._handle(
+                turn_context,
+                self._interaction(
+                    a, kind="submit", name=v["form"][:100], values=values, state=state
+                ),
+                form,
+                values,
+            )
+            return
+        text = clean_text(a.text)
+        word, _, rest = text.partition(" ")
+        name = word.lstrip("/").lower()
+        if name in COMMANDS:
+            i = self._interaction(a, kind="command", name=name, text=rest.strip())
+        else:
+            i = self._interaction(a, kind="message", text=text)
+        await self._handle(turn_context, i)
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        await self._handle(turn_context, self._interaction(turn_context.activity, kind="install"))
+
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        a = turn_context.activity
+        added = [m for m in (a.members_added or []) if a.recipient and m.id == a.recipient.id]
+        # Teams also sends installationUpdate, which says hello; the Emulator only sends this.
+        if added and a.channel_id != "msteams":
+            await self._handle(turn_context, self._interaction(a, kind="install"))
+
+    # ----- outbound -----
+
+    async def _reply(self, ctx: TurnContext, activity: dict[str, Any]) -> str:
+        a = ctx.activity
+        activity = dict(
+            activity,
+            channelId=a.channel_id,
+            replyToId=a.id,
+            conversation={"id": a.conversation.id},
+            recipient={"id": a.from_property.id},
+            **{"from": {"id": a.recipient.id, "name": a.recipient.name}},
+        )
+        return await self.out.send(a.service_url, a.conversation.id, activity, reply_to=a.id)
+
+    async def _render(
+        self,
+        ctx: TurnContext,
+        i: Interaction,
+        effects: list[Effect],
+        form: Form | None,
+        values: dict[str, SubmittedValue],
+    ) -> None:
+        a = ctx.activity
+        for e in effects:
+            if isinstance(e, Reply | Ephemeral):
+                await self._reply(ctx, message_json(e.message))
+            elif isinstance(e, OpenForm):
+                card = cards.form_card(e.form, await self._options(i, e.form))
+                await self._private(ctx, card_json(card, e.form.title))
+            elif isinstance(e, FormErrors):
+                shown = e.form or form
+                if shown is None:
+                    text = " ".join(e.errors.values()) or "Please check the form."
+                    await self._reply(ctx, {"type": "message", "text": text})
+                    continue
+                card = cards.form_card(shown, await self._options(i, shown), e.errors, values)
+                await self._private(ctx, card_json(card, "Please check the form"))
+            elif isinstance(e, CloseForm):
+                if a.reply_to_id and form is not None:
+                    await self._update(
+                        ctx,
+                        card_json(cards.closed_card(form.title, "Sent. Thank you."), form.title),
+                    )
+            elif isinstance(e, UpdateMessage):
+                if a.reply_to_id:
+                    await self._update(ctx, message_json(e.message))
+                else:
+                    await self._reply(ctx, message_json(e.message))
+            elif isinstance(e, Popup):
+                await self._private(ctx, message_json(e.message, e.title))
+            elif isinstance(e, Options):
+                continue
+
+    async def _update(self, ctx: TurnContext, activity: dict[str, Any]) -> None:
+        a = ctx.activity
+        await self.out.update(
+            a.service_url,
+            a.conversation.id,
+            a.reply_to_id,
+            dict(activity, conversation={"id": a.conversation.id}),
+        )
+
+    async def _private(self, ctx: TurnContext, activity: dict[str, Any]) -> None:
+        """Send to the actor only: here if this is their personal chat, else in their
+        personal chat with the bot (started if need be)."""
+        a = ctx.activity
+        if is_personal(a):
+            await self._reply(ctx, activity)
+            return
+        user = user_of(a)
+        ref = await self.refs.get(f"user:{user.user_id}")
+        if ref is not None and ref.get("serviceUrl") == a.service_url:
+            conversation_id = str(ref["conversation"]["id"])
+        else:
+            tenant = tenant_of(a)
+            params: dict[str, Any] = {
+                "bot": {"id": a.recipient.id},
+                "members": [{"id": a.from_property.id}],
+                "isGroup": False,
+            }
+            if tenant:
+                params["tenantId"] = tenant
+                params["channelData"] = {"tenant": {"id": tenant}}
+            created = await self.out.call("POST", a.service_url, "/v3/conversations", params)
+            conversation_id = str(created.get("id") or "")
+        await self.out.send(a.service_url, conversation_id, activity)
+
+    async def _options(self, i: Interaction, form: Form) -> dict[str, tuple[Option, ...]]:
+        out: dict[str, tuple[Option, ...]] = {}
+        for inp in form.inputs:
+            if inp.options:
+                continue
+            if inp.kind == "staff":
+                out[inp.id] = await self._roster_staff()
+            elif inp.kind in ("pupils", "pupil"):
+                out[inp.id] = await self._pupil_options(i, inp.id)
+        return out
+
+    async def _pupil_options(self, i: Interaction, input_id: str) -> tuple[Option, ...]:
+        """Choices for a pupil picker, from the core (which only answers staff), kept for a
+        few seconds per person so a burst of forms does not repeat the search."""
+        key = (i.actor.tenant, i.actor.user_id, input_id)
+        now = time.monotonic()
+        hit = self._pupil_cache.get(key)
+        if hit and now - hit[0] < OPTIONS_CACHE_SECONDS:
+            return hit[1]
+        effects = await self.runtime.bot.handle(
+            Interaction(
+                platform=PLATFORM,
+                kind="options",
+                actor=i.actor,
+                name=input_id,
+                text="",
+                conversation=i.conversation,
+            )
+        )
+        options = next((e.options for e in effects if isinstance(e, Options)), ())
+        if len(self._pupil_cache) > 5000:
+            self._pupil_cache.clear()
+        self._pupil_cache[key] = (now, options)
+        return options
+
+    async def _roster_staff(self) -> tuple[Option, ...]:
+        now = time.monotonic()
+        if self._staff_options and now - self._staff_options[0] < STAFF_CACHE_SECONDS:
+            return self._staff_options[1]
+        async with self.runtime.core.db.reading() as s:
+            rows = (
+                await s.execute(
+                    select(Staff)
+                    .where(Staff.active.is_(True))
+                    .order_by(Staff.surname, Staff.forename)
+                    .limit(1000)
+                )
+            ).scalars()
+            options = tuple(Option(p.email, p.name) for p in rows)
+        self._staff_options = (now, options)
+        return options

@@ -1,0 +1,240 @@
+"""Benchmark: `book-call` message activities to the Teams endpoint, beside a bare botbuilder bot.
+
+Both servers run on 127.0.0.1 in this process and reply through the same loopback Bot
+Connector (its own process); another process runs the clients: 50 concurrent clients
+post message activities (each as a different member of staff)
+for a bounded number of requests or seconds. Our server answers `book-call` with the full
+booking form card (pupil and staff pickers filled from the database); the bare bot is the
+framework's stock `CloudAdapter` + `ActivityHandler` echoing the text.
+
+    .venv/bin/python bench/teams_ack.py [--clients 50] [--requests 3000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from botbuilder.core import ActivityHandler, TurnContext  # noqa: E402
+from botbuilder.integration.aiohttp import (  # noqa: E402
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+)
+
+from adapters.runtime import runtime_for  # noqa: E402
+from adapters.server import build_app  # noqa: E402
+from adapters.teams.loopback import LoopbackConnector  # noqa: E402
+from chatbot.config import Settings  # noqa: E402
+from chatbot.core import Core  # noqa: E402
+from chatbot.policy import Policy  # noqa: E402
+from chatbot.ports import FixedClock  # noqa: E402
+from chatbot.services import roster  # noqa: E402
+
+IDS = itertools.count(1)
+
+
+def activity(service_url: str, n: int, text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": f"bench-{next(IDS)}",
+        "text": text,
+        "channelId": "msteams",
+        "serviceUrl": service_url,
+        "timestamp": "2026-11-30T08:00:00.000Z",
+        "from": {"id": f"29:staff{n}", "aadObjectId": f"aad-staff{n}", "name": f"Staff {n}"},
+        "conversation": {
+            "conversationType": "personal",
+            "id": f"a:chat-{n}",
+            "tenantId": "tenant-1",
+        },
+        "recipient": {"id": "28:bot", "name": "Safe Video"},
+        "channelData": {"tenant": {"id": "tenant-1"}},
+        "locale": "en-GB",
+    }
+
+
+async def load(
+    url: str, service_url: str, clients: int, requests: int, seconds: float, text: str
+) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    remaining = itertools.count()
+    deadline = time.perf_counter() + seconds
+    conn = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=conn) as session:
+
+        async def client(n: int) -> None:
+            while next(remaining) < requests and time.perf_counter() < deadline:
+                body = json.dumps(activity(service_url, n, text))
+                t0 = time.perf_counter()
+                async with session.post(
+                    url, data=body, headers={"Content-Type": "application/json"}
+                ) as r:
+                    await r.read()
+                latencies.append(time.perf_counter() - t0)
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(n) for n in range(clients)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+        "ok": sum(v for k, v in statuses.items() if 200 <= k < 300),
+        "statuses": statuses,
+    }  # type: ignore[dict-item]
+
+
+def run_connector(queue: Any, clients: int) -> None:
+    """The loopback Bot Connector, in its own process like the real one."""
+
+    async def serve_forever() -> None:
+        connector = LoopbackConnector(record=False)
+        for n in range(clients):
+            connector.add_member(f"29:staff{n}", f"aad-staff{n}", f"staff{n}@school.test")
+        queue.put(await connector.start())
+        await asyncio.Event().wait()
+
+    asyncio.run(serve_forever())
+
+
+def run_load(
+    url: str, service_url: str, clients: int, requests: int, seconds: float, text: str
+) -> dict[str, Any]:
+    """The load generator, run in its own process so it does not share the servers' CPU."""
+    return asyncio.run(load(url, service_url, clients, requests, seconds, text))
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/api/messages"
+
+
+class Echo(ActivityHandler):
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        await turn_context.send_activity(f"Echo: {turn_context.activity.text}")
+
+
+def bare_app() -> web.Application:
+    config = SimpleNamespace(APP_ID="", APP_PASSWORD="", APP_TYPE="MultiTenant", APP_TENANTID="")
+    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config))
+    bot = Echo()
+
+    async def messages(request: web.Request) -> web.Response:
+        return await adapter.process(request, bot)
+
+    app = web.Application()
+    app.router.add_post("/api/messages", messages)
+    return app
+
+
+async def our_app(tmp: Path, staff: int, url: str = "") -> web.Application:
+    from tests.conftest import fresh_database
+
+    db = await fresh_database(url or f"sqlite+aiosqlite:///{tmp}/bench.db")
+    core = Core(db=db, policy=Policy(), clock=FixedClock(datetime(2026, 11, 30, 8, 0, tzinfo=UTC)))
+    csv = "email,forename,surname,roles\n" + "".join(
+        f"staff{n}@school.test,Staff,Member{n},staff\n" for n in range(staff)
+    )
+    await roster.import_staff(core, csv)
+    pupils = "upn,forename,surname,class,parent_email\n" + "".join(
+        f"A{n:012d},Pupil,Name{n},Year {3 + n % 4},parent{n}@home.test\n" for n in range(60)
+    )
+    await roster.import_pupils(core, pupils)
+    settings = Settings(teams_service_url_hosts=("127.0.0.1",))
+    return build_app(runtime_for(core, settings), with_scheduler=False)
+
+
+def show(name: str, r: dict[str, Any]) -> None:
+    print(
+        f"{name:<34} {r['requests']:>6} req in {r['seconds']:5.1f}s  {r['rps']:7.1f} req/s  "
+        f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  statuses {r['statuses']}"
+    )
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument(
+        "--database-url",
+        default="",
+        help="an empty database to use (PostgreSQL is dropped and recreated!); "
+        "default: a temporary SQLite file",
+    )
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+
+    spawn = multiprocessing.get_context("spawn")
+    queue = spawn.Queue()
+    connector = spawn.Process(target=run_connector, args=(queue, args.clients), daemon=True)
+    connector.start()
+    service_url = await asyncio.get_running_loop().run_in_executor(None, queue.get, True, 60)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, our_url = await serve(await our_app(Path(tmp), args.clients, args.database_url))
+        bare, bare_url = await serve(bare_app())
+        loop = asyncio.get_running_loop()
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+
+        async def measure(url: str, requests: int, text: str) -> dict[str, Any]:
+            return await loop.run_in_executor(
+                pool, run_load, url, service_url, args.clients, requests, args.seconds, text
+            )
+
+        try:
+            # Warm up both (first contact resolves each person's identity by email).
+            await measure(our_url, args.clients * 2, "book-call")
+            await measure(bare_url, args.clients * 2, "hello")
+            bare_r = await measure(bare_url, args.requests, "hello")
+            our_r = await measure(our_url, args.requests, "book-call")
+        finally:
+            pool.shutdown()
+            await ours.cleanup()
+            await bare.cleanup()
+            connector.terminate()
+            connector.join(10)
+    print(f"database: {args.database_url.split('@')[-1] if args.database_url else 'SQLite'}")
+    print(
+        f"{args.clients} concurrent clients, message activities to /api/messages, replies to "
+        f"a loopback Bot Connector on 127.0.0.1"
+    )
+    show("bare botbuilder echo (CloudAdapter)", bare_r)
+    show("safe-video book-call (form card)", our_r)
+    ratio = our_r["rps"] / bare_r["rps"]
+    print(
+        f"throughput ratio {ratio:.2f}x (target >= 2x); p99 {our_r['p99_ms']:.0f} ms "
+        f"(target < 300 ms)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))

@@ -1,0 +1,549 @@
+"""The Teams adapter end to end: the real server on 127.0.0.1, real-shape activities posted to
+/api/messages, and a loopback Bot Connector (also on 127.0.0.1) that records what the bot sends.
+Every Adaptive Card the bot sends is validated against the official 1.5 schema."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from adapters.runtime import Runtime, runtime_for
+from adapters.server import build_app
+from adapters.teams import TEAMS
+from adapters.teams.loopback import Call, LoopbackConnector
+from chatbot.config import Settings
+from chatbot.core import Core
+from chatbot.policy import Policy
+from chatbot.ports import FixedClock
+from chatbot.storage.models import ConversationReference, OutboxMessage
+from tests.conftest import open_database
+
+PAYLOADS = Path(__file__).parents[1] / "payloads" / "teams"
+SCHEMAS = Path(__file__).parents[2].parent / "shared" / "schemas"
+TENANT = "72f988bf-0000-4000-8000-00000000beef"
+BOT_ID = "28:00000000-0000-0000-0000-000000000000"
+DSL_CHANNEL = "19:safeguarding0000000000000000000@thread.tacv2"
+SLT_CHANNEL = "19:leadership000000000000000000000@thread.tacv2"
+APP_ID = "11111111-2222-4333-8444-555555555555"
+MONDAY_10AM = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+PEOPLE = {  # email -> (pairwise id, aad object id, personal conversation id)
+    "teacher@school.test": ("29:teacher", "aad-teacher", "a:chat-teacher"),
+    "colleague@school.test": ("29:colleague", "aad-colleague", "a:chat-colleague"),
+    "slt@school.test": ("29:slt", "aad-slt", "a:chat-slt"),
+    "dsl@school.test": ("29:dsl", "aad-dsl", "a:chat-dsl"),
+    "head@school.test": ("29:head", "aad-head", "a:chat-head"),
+    "stranger@elsewhere.test": ("29:stranger", "aad-stranger", "a:chat-stranger"),
+}
+
+BOOKING = {
+    "in_pupils": "A123456789012",
+    "in_kind": "one_to_one",
+    "in_date": "2026-12-01",
+    "in_start": "10:00",
+    "in_duration": "20",
+    "in_cohost": "colleague@school.test",
+    "in_platform": "Zoom",
+    "in_plan": "Sam shares his reading book.",
+}
+
+
+def card_validator() -> Any:
+    path = SCHEMAS / "adaptive-card-1.5.schema.json"
+    if not path.exists():
+        return None
+    import jsonschema
+
+    schema = json.loads(path.read_text())
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+CARD_VALIDATOR = card_validator()
+ACTIVITY_IDS = itertools.count(1)
+
+
+def payload(name: str) -> dict[str, Any]:
+    return json.loads((PAYLOADS / f"{name}.json").read_text())
+
+
+@dataclass
+class Teams:
+    """One running server plus the loopback connector and helpers to speak as people."""
+
+    runtime: Runtime
+    connector: LoopbackConnector
+    url: str
+    runner: web.AppRunner
+    session: aiohttp.ClientSession
+    n: int = 0
+    validated: int = field(default=0)
+
+    def _id(self) -> str:
+        return f"1764489{next(ACTIVITY_IDS):06d}"  # unique across restarts, as Teams' are
+
+    def activity(self, name: str, who: str, **over: Any) -> dict[str, Any]:
+        a = payload(name)
+        pid, aad, chat = PEOPLE[who]
+        a["id"] = self._id()
+        a["serviceUrl"] = self.connector.url
+        a["from"] = {"id": pid, "name": who, "aadObjectId": aad}
+        a["recipient"] = {"id": BOT_ID, "name": "Safe Video"}
+        if a["conversation"]["conversationType"] == "personal":
+            a["conversation"]["id"] = chat
+        a.update(over)
+        return a
+
+    async def post(
+        self,
+        activity: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> int:
+        h = {"Content-Type": "application/json", **(headers or {})}
+        body = raw if raw is not None else json.dumps(activity).encode()
+        async with self.session.post(self.url, data=body, headers=h) as r:
+            await r.read()
+            return r.status
+
+    async def say(self, who: str, text: str) -> int:
+        return await self.post(self.activity("message_personal", who, text=text))
+
+    async def install(self, who: str) -> int:
+        return await self.post(self.activity("installation_update_personal", who))
+
+    async def add_to_channel(self, channel: str) -> int:
+        a = self.activity("conversation_update_team", "head@school.test")
+        a["conversation"]["id"] = channel
+        a["channelData"]["team"]["id"] = channel
+        a["channelData"]["settings"]["selectedChannel"]["id"] = channel
+        return await self.post(a)
+
+    async def submit(self, who: str, card_call: Call, values: dict[str, Any]) -> int:
+        [card] = card_call.cards
+        [submit] = [x for x in card["actions"] if x["type"] == "Action.Submit"]
+        value = dict(copy.deepcopy(submit["data"]), **values)
+        return await self.post(
+            self.activity("card_submit_personal", who, value=value, replyToId=card_call.activity_id)
+        )
+
+    async def click(
+        self, who: str, call: Call, action_id: str, channel: bool = False, activity_id: str = ""
+    ) -> int:
+        [button] = [
+            b
+            for c in call.cards
+            for s in c["body"]
+            if s["type"] == "ActionSet"
+            for b in s["actions"]
+            if b["data"].get("action") == action_id
+        ]
+        name = "card_submit_channel" if channel else "card_submit_personal"
+        a = self.activity(name, who, value=button["data"], replyToId=activity_id)
+        if channel:
+            a["conversation"]["id"] = (
+                f"{call.conversation_id.split(';')[0]};messageid={activity_id}"
+            )
+        return await self.post(a)
+
+    def to(self, who: str) -> list[Call]:
+        return self.connector.sent(PEOPLE[who][2])
+
+    def last_to(self, who: str) -> Call:
+        return self.to(who)[-1]
+
+    async def drain(self) -> None:
+        await self.runtime.dispatcher.drain()
+
+    def validate_cards(self) -> None:
+        if CARD_VALIDATOR is None:
+            return
+        for call in self.connector.calls:
+            for card in call.cards:
+                errors = list(CARD_VALIDATOR.iter_errors(card))
+                assert not errors, (errors[0].message, json.dumps(card)[:2000])
+                self.validated += 1
+
+
+async def start(core: Core, connector: LoopbackConnector, **settings: Any) -> Teams:
+    s = Settings(
+        database_url=core.db.url if hasattr(core.db, "url") else "",
+        teams_service_url_hosts=("127.0.0.1",),
+        teams_dsl_channel=DSL_CHANNEL,
+        teams_slt_channel=SLT_CHANNEL,
+        **settings,
+    )
+    runtime = runtime_for(core, s)
+    app = build_app(runtime, with_scheduler=False)
+    if not s.teams_configured:  # local mode: the tests install the messenger themselves
+        runtime.use_messenger(app[TEAMS].messenger)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return Teams(
+        runtime, connector, f"http://127.0.0.1:{port}/api/messages", runner, aiohttp.ClientSession()
+    )
+
+
+async def stop(t: Teams) -> None:
+    await t.session.close()
+    await t.runner.cleanup()
+
+
+@pytest.fixture
+async def connector() -> AsyncIterator[LoopbackConnector]:
+    c = LoopbackConnector()
+    for email, (pid, aad, _chat) in PEOPLE.items():
+        c.add_member(pid, aad, email)
+    await c.start()
+    yield c
+    await c.stop()
+
+
+@pytest.fixture
+async def teams(school: Core, connector: LoopbackConnector) -> AsyncIterator[Teams]:
+    t = await start(school, connector)
+    yield t
+    t.validate_cards()
+    await stop(t)
+
+
+def _cohost_request(t: Teams) -> Call:
+    [req] = [c for c in t.to("colleague@school.test") if "cohost.accept" in c.text]
+    return req
+
+
+async def book(t: Teams) -> Call:
+    """Teacher books a call with colleague as co-host; returns the co-host request."""
+    for who in ("teacher@school.test", "colleague@school.test"):
+        assert await t.install(who) == 201
+    assert await t.say("teacher@school.test", "/book-call") == 201
+    form = t.last_to("teacher@school.test")
+    assert await t.submit("teacher@school.test", form, BOOKING) == 201
+    await t.drain()
+    return _cohost_request(t)
+
+
+# ----- the booking journey -----
+
+
+async def test_full_booking_to_slt_channel(teams: Teams) -> None:
+    t = teams
+    assert await t.add_to_channel(SLT_CHANNEL) == 201
+    for who in ("teacher@school.test", "colleague@school.test"):
+        assert await t.install(who) == 201
+        assert "book-call" in t.last_to(who).text  # the welcome says what the bot can do
+
+    assert await t.say("teacher@school.test", "<at>Safe Video</at> /book-call") == 201
+    form = t.last_to("teacher@school.test")
+    [card] = form.cards
+    inputs = {e["id"]: e for e in card["body"] if e["type"].startswith("Input.")}
+    assert set(inputs) == {
+        f"in_{k}"
+        for k in ("pupils", "kind", "date", "start", "duration", "cohost", "platform", "plan")
+    }
+    assert all(e.get("label") for e in inputs.values())
+    assert "A123456789012" in [c["value"] for c in inputs["in_pupils"]["choices"]]
+    assert "Sam T." in json.dumps(inputs["in_pupils"]) and "Taylor" not in json.dumps(card)
+    assert "colleague@school.test" in [c["value"] for c in inputs["in_cohost"]["choices"]]
+    [submit] = card["actions"]
+    assert submit["data"]["form"] == "book_call" and submit["data"]["state"] == {}
+
+    form_id = form.activity_id
+    assert await t.submit("teacher@school.test", form, BOOKING) == 201
+    [closed] = [c for c in t.connector.updates() if c.activity_id == form_id]
+    assert "Sent" in closed.text
+    assert "Waiting for Colin Colleague" in t.last_to("teacher@school.test").text
+
+    await t.drain()
+    req = _cohost_request(t)
+    assert t.connector.sent(SLT_CHANNEL) == []  # not confirmed yet
+    assert (
+        await t.click("colleague@school.test", req, "cohost.accept", activity_id=req.activity_id)
+        == 201
+    )
+    # The request card is updated in place (no buttons left to press twice).
+    updated = [c for c in t.connector.updates() if c.activity_id == req.activity_id]
+    assert updated and "cohost.accept" not in updated[-1].text
+
+    await t.drain()
+    [slt] = t.connector.sent(SLT_CHANNEL)
+    assert "Video call booked" in slt.text
+    assert "ST" in slt.text and "Taylor" not in slt.text
+    assert any("accepted" in c.text for c in t.to("teacher@school.test"))
+
+
+async def test_refusals_shown_on_the_card(teams: Teams) -> None:
+    t = teams
+    await t.install("teacher@school.test")
+    await t.say("teacher@school.test", "book-call")
+    form = t.last_to("teacher@school.test")
+    bad = dict(
+        BOOKING,
+        in_date="2026-12-05",
+        in_start="25:00",
+        in_duration="45",
+        in_cohost="",
+        in_platform="Skype",
+        in_plan="",
+    )
+    assert await t.submit("teacher@school.test", form, bad) == 201
+    again = t.last_to("teacher@school.test")
+    [card] = again.cards
+    assert card["body"][0]["text"] == "Book a video call"
+    body = card["body"]
+    for field_id in ("start", "duration", "cohost", "platform", "plan"):
+        [pos] = [n for n, e in enumerate(body) if e.get("id") == f"in_{field_id}"]
+        after = body[pos + 1 : pos + 3]
+        assert any(e["type"] == "TextBlock" and e.get("color") == "Attention" for e in after), (
+            field_id,
+            after,
+        )
+    # What the teacher typed is kept, so only the wrong fields need changing.
+    start = next(e for e in body if e.get("id") == "in_start")
+    assert start["value"] == "25:00"
+    assert next(e for e in body if e.get("id") == "in_pupils")["value"] == "A123456789012"
+    async with t.runtime.core.db.transaction() as s:
+        assert (await s.execute(select(OutboxMessage))).first() is None
+
+
+async def test_unknown_user_is_told_plainly(teams: Teams) -> None:
+    assert await teams.say("stranger@elsewhere.test", "/book-call") == 201
+    reply = teams.last_to("stranger@elsewhere.test")
+    assert "not on the school's staff roster" in reply.text
+
+
+async def test_commands_and_help(teams: Teams) -> None:
+    t = teams
+    await t.say("teacher@school.test", "help")
+    assert "/book-call" in t.last_to("teacher@school.test").text
+    await t.say("teacher@school.test", "my-calls")
+    assert "no upcoming calls" in t.last_to("teacher@school.test").text
+    await t.say("teacher@school.test", "/consent")
+    [card] = t.last_to("teacher@school.test").cards
+    assert card["actions"][0]["data"]["form"] == "consent"
+    pupil = next(e for e in card["body"] if e.get("id") == "in_pupil")
+    assert pupil["type"] == "Input.ChoiceSet" and pupil["choices"]
+
+
+async def test_repeated_activity_processed_once(teams: Teams) -> None:
+    t = teams
+    a = t.activity("message_personal", "teacher@school.test", text="book-call")
+    assert await t.post(a) == 201
+    assert await t.post(a) == 201
+    forms = [c for c in t.to("teacher@school.test") if "book_call" in c.text]
+    assert len(forms) == 1
+
+
+# ----- proactive messages -----
+
+
+async def test_proactive_send_after_restart(
+    school: Core, connector: LoopbackConnector, db_url: str, clock: FixedClock, policy: Policy
+) -> None:
+    first = await start(school, connector)
+    for who in ("teacher@school.test", "colleague@school.test"):
+        assert await first.install(who) == 201
+    await first.add_to_channel(SLT_CHANNEL)
+    first.validate_cards()
+    await stop(first)  # also disposes the first runtime's database engine
+
+    core2 = Core(db=open_database(db_url), policy=policy, clock=clock)
+    second = await start(core2, connector)
+    try:
+        async with core2.db.transaction() as s:
+            keys = set((await s.execute(select(ConversationReference.key))).scalars())
+        assert {"user:aad-colleague", "user:aad-teacher", f"channel:{SLT_CHANNEL}"} <= keys
+        before = len(connector.calls)
+        # The teacher books; the colleague has not spoken to this process at all.
+        await second.say("teacher@school.test", "book-call")
+        await second.submit("teacher@school.test", second.last_to("teacher@school.test"), BOOKING)
+        await second.drain()
+        req = _cohost_request(second)
+        assert connector.calls.index(req) >= before
+        assert req.conversation_id == "a:chat-colleague"
+        second.validate_cards()
+    finally:
+        await stop(second)
+
+
+async def test_no_reference_waits_and_429_is_honoured(teams: Teams) -> None:
+    t = teams
+    await t.install("teacher@school.test")
+    await t.say("teacher@school.test", "book-call")
+    await t.submit("teacher@school.test", t.last_to("teacher@school.test"), BOOKING)
+    await t.drain()
+    async with t.runtime.core.db.transaction() as s:
+        [row] = (await s.execute(select(OutboxMessage))).scalars()
+    assert row.delivered_at is None and row.last_error == "no_conversation_reference"
+
+    await t.install("colleague@school.test")  # now the bot can reach them
+    clock: FixedClock = t.runtime.core.clock  # type: ignore[assignment]
+    clock.advance(minutes=10)
+    t.connector.fail_next = [(429, {"Retry-After": "42"})]
+    await t.drain()
+    async with t.runtime.core.db.transaction() as s:
+        row = await s.get(OutboxMessage, row.id)
+        assert row is not None
+    assert row.last_error == "teams_429" and row.delivered_at is None
+    assert (row.due_at - clock.now()).total_seconds() == pytest.approx(42)
+
+    clock.advance(seconds=43)
+    t.connector.fail_next = [(502, {})]
+    await t.drain()
+    async with t.runtime.core.db.transaction() as s:
+        row = await s.get(OutboxMessage, row.id)
+        assert row is not None
+    assert row.last_error == "teams_502" and row.delivered_at is None
+
+    clock.advance(minutes=10)
+    await t.drain()
+    _cohost_request(t)
+
+
+async def test_unlisted_service_url_never_stored_or_used(
+    school: Core, connector: LoopbackConnector
+) -> None:
+    t = await start(school, connector)
+    t.runtime.settings = t.runtime.settings  # hosts are fixed at mount time
+    try:
+        a = t.activity("installation_update_personal", "teacher@school.test")
+        a["serviceUrl"] = connector.url.replace("127.0.0.1", "localhost")
+        assert await t.post(a) == 201
+        async with school.db.transaction() as s:
+            keys = list((await s.execute(select(ConversationReference.key))).scalars())
+        assert keys == []
+    finally:
+        await stop(t)
+
+
+# ----- HTTP security -----
+
+
+async def test_authentication_and_bad_requests(school: Core, connector: LoopbackConnector) -> None:
+    t = await start(
+        school, connector, teams_app_id=APP_ID, teams_app_password="secret", teams_tenant_id=TENANT
+    )
+    try:
+        a = t.activity("message_personal", "teacher@school.test")
+        assert await t.post(a) == 401
+        assert await t.post(a, {"Authorization": "Bearer not-a-jwt"}) == 401
+        assert await t.post(a, {"Authorization": "Basic dXNlcjpwYXNz"}) == 401
+        forged = (
+            "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6IngifQ."
+            "eyJpc3MiOiJodHRwczovL2V2aWwuZXhhbXBsZSIsImF1ZCI6IjExMTExMTExLTIyMjItNDMzMy04"
+            "NDQ0LTU1NTU1NTU1NTU1NSJ9.c2ln"
+        )
+        assert await t.post(a, {"Authorization": f"Bearer {forged}"}) == 401
+        assert await t.post(a, {"Content-Type": "text/plain"}) == 415
+        assert await t.post(a, raw=b"{not json") == 400
+        assert await t.post(a, raw=b"[1, 2]") == 400
+        assert await t.post(a, raw=b'{"text": "no type"}') == 400
+        assert connector.calls == []
+        async with school.db.transaction() as s:
+            assert list((await s.execute(select(ConversationReference))).scalars()) == []
+    finally:
+        await stop(t)
+
+
+async def test_other_tenants_are_refused(
+    school: Core, connector: LoopbackConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botframework.connector.auth import AuthenticateRequestResult, ClaimsIdentity
+
+    t = await start(
+        school, connector, teams_app_id=APP_ID, teams_app_password="secret", teams_tenant_id=TENANT
+    )
+    try:
+
+        async def authenticated(activity: Any, header: str) -> AuthenticateRequestResult:
+            r = AuthenticateRequestResult()
+            r.claims_identity = ClaimsIdentity({"aud": APP_ID}, True)
+            return r
+
+        teams_app = t.runner.app[TEAMS]
+        monkeypatch.setattr(teams_app.auth.inner, "authenticate_request", authenticated)
+        a = t.activity("message_personal", "teacher@school.test")
+        a["channelData"]["tenant"]["id"] = "another-tenant"
+        a["conversation"]["tenantId"] = "another-tenant"
+        assert await t.post(a, {"Authorization": "Bearer x"}) == 403
+        assert connector.calls == []
+        # With Teams configured, the Teams messenger is the outbox's way out.
+        assert t.runtime.messenger is teams_app.messenger
+    finally:
+        await stop(t)
+
+
+# ----- concerns -----
+
+
+async def test_concern_alert_acknowledge_and_refused_view(teams: Teams, clock: FixedClock) -> None:
+    t = teams
+    clock.set(MONDAY_10AM)
+    await t.add_to_channel(DSL_CHANNEL)
+    for who in ("teacher@school.test", "dsl@school.test", "slt@school.test"):
+        await t.install(who)
+    assert await t.say("teacher@school.test", "concern") == 201
+    form = t.last_to("teacher@school.test")
+    [card] = form.cards
+    assert card["actions"][0]["data"]["form"] == "concern"
+    narrative = "Marker-5521: the pupil said an adult online asked them to keep a secret."
+    assert (
+        await t.submit(
+            "teacher@school.test",
+            form,
+            {
+                "in_pupil": "A123456789012",
+                "in_category": "online_abuse",
+                "in_staff": "",
+                "in_risk": "no",
+                "in_when_date": "2026-11-30",
+                "in_when_time": "07:30",
+                "in_narrative": narrative,
+            },
+        )
+        == 201
+    )
+    receipt = t.last_to("teacher@school.test")
+    assert "C-2026-0001" in receipt.text
+
+    await t.drain()
+    [alert] = t.connector.sent(DSL_CHANNEL)
+    assert "C-2026-0001" in alert.text and narrative not in alert.text
+    alert_id = alert.activity_id
+
+    # Someone in the channel who is not the DSL may not read the details.
+    assert (
+        await t.click("slt@school.test", alert, "concern.view", channel=True, activity_id=alert_id)
+        == 201
+    )
+    assert not any(narrative in c.text for c in t.connector.calls)
+
+    # The DSL acknowledges: the alert card is updated in place.
+    assert (
+        await t.click("dsl@school.test", alert, "concern.ack", channel=True, activity_id=alert_id)
+        == 201
+    )
+    updated = [c for c in t.connector.updates() if c.activity_id == alert_id]
+    assert updated and "concern.ack" not in updated[-1].text
+
+    # The DSL views the details: they arrive in the DSL's personal chat, not the channel.
+    assert (
+        await t.click("dsl@school.test", alert, "concern.view", channel=True, activity_id=alert_id)
+        == 201
+    )
+    private = [c for c in t.to("dsl@school.test") if narrative in c.text]
+    assert private
+    assert not any(narrative in c.text for c in t.connector.sent(DSL_CHANNEL))
