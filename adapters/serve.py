@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -15,17 +16,15 @@ log = logging.getLogger("chatbot.serve")
 
 
 async def serve(settings: Settings, host: str, port: int, production: bool) -> int:
-    if production and not settings.teams_configured and not settings.slack_enabled:
-        log.error(
-            "--production needs MicrosoftAppId (Teams) or SLACK_BOT_TOKEN and "
-            "SLACK_SIGNING_SECRET (Slack); refusing to start without authentication."
-        )
-        return 2
-    if production and not settings.teams_configured:
-        log.warning(
-            "Teams is not configured (no MicrosoftAppId): /api/messages is disabled "
-            "in production mode."
-        )
+    if production:
+        if not settings.teams_configured and not settings.slack_enabled:
+            log.error(
+                "--production needs MicrosoftAppId (Teams), or SLACK_BOT_TOKEN with "
+                "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN (Slack). Refusing to start without "
+                "authentication."
+            )
+            return 2
+        settings = replace(settings, production=True)
     runtime = await build_runtime(settings)
     app = build_app(runtime)
     runner = web.AppRunner(app, access_log=None)

@@ -28,6 +28,8 @@ class Settings:
     teams_dsl_channel: str = ""
     teams_slt_channel: str = ""
     teams_service_url_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Production mode: no unauthenticated endpoints (see `chatbot serve --production`).
+    production: bool = False
     # Sweeps
     outbox_interval_seconds: float = 2.0
     sweep_interval_seconds: float = 30.0

@@ -123,7 +123,18 @@ def build(runtime: Runtime) -> TeamsApp:
     return TeamsApp(runtime, auth, adapter, handler, messenger, refs, out, local_mode)
 
 
+async def _switched_off(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"error": "Teams is not configured on this server (no MicrosoftAppId)."}, status=503
+    )
+
+
 def mount(app: web.Application, runtime: Runtime) -> None:
+    if runtime.settings.production and not runtime.settings.teams_app_id:
+        # Never expose the unauthenticated Emulator endpoint on a production server.
+        app.router.add_post("/api/messages", _switched_off)
+        log.info("Teams: not configured; /api/messages is switched off in production mode.")
+        return
     teams = build(runtime)
     app[TEAMS] = teams
     app.router.add_post("/api/messages", teams.messages)
