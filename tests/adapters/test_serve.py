@@ -33,7 +33,7 @@ def env_for(tmp_path: Path) -> dict[str, str]:
 
 async def test_serve_starts_without_credentials(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - the server must run in its own process
         [sys.executable, "-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env_for(tmp_path),
         stdout=subprocess.PIPE,
