@@ -16,7 +16,6 @@ from chatbot.ports import Clock, DeliveryError, Messenger, Role, StaffAddress, S
 from chatbot.scheduler import make_scheduler
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
-from chatbot.sweeps import run_booking_sweeps
 from chatbot.ui import Message
 
 log = logging.getLogger("chatbot.runtime")
@@ -53,12 +52,8 @@ class Runtime:
         s = self.settings
         jobs: dict[str, tuple[Callable[[], Awaitable[object]], float]] = {
             "outbox": (self.dispatcher.run_once, s.outbox_interval_seconds),
-            "bookings": (lambda: run_booking_sweeps(self.core), s.sweep_interval_seconds),
+            "sweeps": (self.bot.sweep, s.sweep_interval_seconds),
         }
-        concerns = getattr(self.bot, "_concerns", None)
-        sweep = getattr(concerns, "sweep", None)
-        if sweep is not None:
-            jobs["concerns"] = (sweep, s.sweep_interval_seconds)
         jobs.update(self.extra_jobs)
         return jobs
 

@@ -31,6 +31,7 @@ from chatbot.services import calllog, checklist, cohost, consent, pupils
 from chatbot.services.forms import one
 from chatbot.services.identity import known_staff, remember
 from chatbot.storage.models import Booking, CallLog, ProcessedDelivery, Staff
+from chatbot.sweeps import run_booking_sweeps
 from chatbot.ui import Actions, Button, Context, Message, Section
 
 log = logging.getLogger("chatbot.bot")
@@ -76,6 +77,17 @@ class Bot:
 
     def use_concerns(self, hooks: ConcernHooks) -> None:
         self._concerns = hooks
+
+    @property
+    def concerns(self) -> ConcernHooks | None:
+        return self._concerns
+
+    async def sweep(self) -> int:
+        """Every periodic step that is due: booking reminders and expiries, concern chasing."""
+        done = await run_booking_sweeps(self.core)
+        if self._concerns is not None:
+            done += await self._concerns.sweep()
+        return done
 
     async def handle(self, i: Interaction) -> list[Effect]:
         if i.delivery_id and not await self._first_delivery(i):
@@ -346,6 +358,9 @@ class ConcernHooks:
         raise NotImplementedError
 
     async def open_for_booking(self, b: Booking, staff: Staff) -> list[Effect]:  # pragma: no cover
+        raise NotImplementedError
+
+    async def sweep(self) -> int:  # pragma: no cover
         raise NotImplementedError
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -128,8 +127,6 @@ class Dispatcher:
             r = await self.run_once()
             total.delivered += r.delivered
             total.failed += r.failed
-            if r.delivered == 0 and r.failed == 0:
-                break
             if r.delivered == 0:
                 break
         return total
@@ -301,7 +298,3 @@ class Dispatcher:
 async def people_with_roles(s: AsyncSession, roles: tuple[str, ...]) -> list[Staff]:
     staff = (await s.execute(select(Staff).where(Staff.active.is_(True)))).scalars()
     return [p for p in staff if p.has_role(*roles)]
-
-
-def payload_text(row: OutboxMessage) -> Any:
-    return row.payload.get("text")

@@ -28,7 +28,6 @@ from chatbot.effects import (
 from chatbot.interaction import Interaction, SubmittedValue, UserRef
 from chatbot.ports import Role, StaffAddress
 from chatbot.services.roster import UPN_RE
-from chatbot.sweeps import run_booking_sweeps
 from chatbot.ui import Button, Form, Input, Message
 
 ReadLine = Callable[[str], Awaitable[str | None]]
@@ -150,10 +149,7 @@ class Console:
 
     async def pump(self) -> None:
         """Run due sweeps and deliver the outbox, as the server's scheduler would."""
-        await run_booking_sweeps(self.runtime.core)
-        concerns = getattr(self.runtime.bot, "_concerns", None)
-        if concerns is not None and hasattr(concerns, "sweep"):
-            await concerns.sweep()
+        await self.runtime.bot.sweep()
         await self.runtime.dispatcher.drain()
 
     async def interact(self, i: Interaction) -> None:

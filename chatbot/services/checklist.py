@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot import notices
 from chatbot.core import Core
@@ -13,10 +14,7 @@ from chatbot.storage.models import Booking, ChecklistTick, Staff
 from chatbot.ui import Message
 
 
-async def ticked_keys(s: object, booking_id: int) -> set[str]:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    assert isinstance(s, AsyncSession)
+async def ticked_keys(s: AsyncSession, booking_id: int) -> set[str]:
     rows = await s.execute(
         select(ChecklistTick.item_key).where(ChecklistTick.booking_id == booking_id)
     )

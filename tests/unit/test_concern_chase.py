@@ -26,7 +26,7 @@ def dm_targets(m: RecordingMessenger) -> list[str]:
 
 
 async def sweep(bot: Bot) -> int:
-    return await bot._concerns.sweep()  # type: ignore[union-attr]
+    return await bot.sweep()
 
 
 @pytest.fixture(autouse=True)

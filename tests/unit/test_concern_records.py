@@ -138,7 +138,7 @@ async def test_purge_respects_retention_and_legal_hold(
     await file_concern(bot, pupil="C123456789012")  # C-0003: not yet due -> kept
     await file_concern(bot, pupil="")  # C-0004: no pupil -> kept, review by hand
     await dispatcher.drain()
-    await bot._concerns.sweep()  # type: ignore[union-attr]
+    await bot.sweep()
     assert (
         await cli(school, "hold", "--reference", "C-2026-0002", "--on", "--as", "dsl@school.test")
         == 0

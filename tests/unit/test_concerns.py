@@ -168,7 +168,7 @@ async def test_outage_then_recovery_and_restart(
     [row] = await outbox_rows(school)
     assert row.delivered_at is not None and row.message_ref
     # The restarted bot's sweep records the delivery in the chronology.
-    await bot2._concerns.sweep()  # type: ignore[union-attr]
+    await bot2.sweep()
     assert await events(school, c.id) == ["filed", "delivered"]
 
 
@@ -310,10 +310,10 @@ async def test_no_narrative_pupil_name_or_parent_email_in_logs_or_alerts(
     await file_concern(bot, pupil="Z999", narrative=NARRATIVE * 200)  # refused: too long
     await dispatcher.drain()
     clock.advance(minutes=3)
-    await bot._concerns.sweep()  # type: ignore[union-attr]
+    await bot.sweep()
     await dispatcher.drain()
     clock.advance(minutes=30)
-    await bot._concerns.sweep()  # type: ignore[union-attr]
+    await bot.sweep()
     await dispatcher.drain()
     cs = await concerns(school)
     await bot.handle(action(TEACHER, "concern.view", str(cs[0].id)))
