@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -27,6 +28,16 @@ CLAIM_SECONDS = 120
 MAX_BACKOFF_SECONDS = 900
 
 
+def _add(
+    session: AsyncSession, now: datetime, message: Message, thread_key: str | None, **target: Any
+) -> OutboxMessage:
+    row = OutboxMessage(
+        **target, thread_key=thread_key, payload=message.to_json(), created_at=now, due_at=now
+    )
+    session.add(row)
+    return row
+
+
 def to_staff(
     session: AsyncSession,
     now: datetime,
@@ -34,16 +45,8 @@ def to_staff(
     message: Message,
     thread_key: str | None = None,
 ) -> OutboxMessage:
-    row = OutboxMessage(
-        kind="staff",
-        staff_id=staff_id,
-        thread_key=thread_key,
-        payload=message.to_json(),
-        created_at=now,
-        due_at=now,
-    )
-    session.add(row)
-    return row
+    """A direct message to one member of staff."""
+    return _add(session, now, message, thread_key, kind="staff", staff_id=staff_id)
 
 
 def to_role(
@@ -53,16 +56,8 @@ def to_role(
     message: Message,
     thread_key: str | None = None,
 ) -> OutboxMessage:
-    row = OutboxMessage(
-        kind="role",
-        role=role,
-        thread_key=thread_key,
-        payload=message.to_json(),
-        created_at=now,
-        due_at=now,
-    )
-    session.add(row)
-    return row
+    """A post in the DSL or SLT channel."""
+    return _add(session, now, message, thread_key, kind="role", role=role)
 
 
 async def update_thread(

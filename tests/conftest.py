@@ -164,3 +164,18 @@ def action(email: str, name: str, value: str, message_ref: str | None = "m1") ->
         value=value,
         message_ref=message_ref,
     )
+
+
+HOST = "teacher@school.test"
+COHOST = "colleague@school.test"
+# A booking every rule allows: Tuesday 1 December 2026, 10:00-10:20 (GMT, so also UTC).
+GOOD: dict[str, object] = {
+    "pupils": ["A123456789012"],
+    "kind": "one_to_one",
+    "date": "2026-12-01",
+    "start": "10:00",
+    "duration": "20",
+    "cohost": COHOST,
+    "platform": "Zoom",
+    "plan": "Sam shares his reading book.",
+}

@@ -163,21 +163,25 @@ async def import_staff(core: Core, text: str, actor: str = "cli") -> ImportRepor
                 person.forename, person.surname = forename, surname
                 person.roles, person.active, person.updated_at = ";".join(roles), True, now
                 report.updated += 1
-        if report.usable:
-            audit.record(
-                s,
-                at=now,
-                actor=actor,
-                action="roster.import_staff",
-                subject_type="roster",
-                subject_id="staff",
-                detail={
-                    "created": report.created,
-                    "updated": report.updated,
-                    "rejected": len(report.rejected),
-                },
-            )
+        _audit(s, now, actor, "staff", report)
     return report
+
+
+def _audit(s: AsyncSession, now: datetime, actor: str, what: str, report: ImportReport) -> None:
+    if report.usable:
+        audit.record(
+            s,
+            at=now,
+            actor=actor,
+            action=f"roster.import_{what}",
+            subject_type="roster",
+            subject_id=what,
+            detail={
+                "created": report.created,
+                "updated": report.updated,
+                "rejected": len(report.rejected),
+            },
+        )
 
 
 async def _staff(s: AsyncSession, email: str) -> Staff | None:
@@ -236,18 +240,5 @@ async def import_pupils(core: Core, text: str, actor: str = "cli") -> ImportRepo
                     pupil.date_of_birth = dob
                 pupil.active, pupil.updated_at = True, now
                 report.updated += 1
-        if report.usable:
-            audit.record(
-                s,
-                at=now,
-                actor=actor,
-                action="roster.import_pupils",
-                subject_type="roster",
-                subject_id="pupils",
-                detail={
-                    "created": report.created,
-                    "updated": report.updated,
-                    "rejected": len(report.rejected),
-                },
-            )
+        _audit(s, now, actor, "pupils", report)
     return report

@@ -13,21 +13,8 @@ from chatbot.effects import CloseForm, Effect
 from chatbot.interaction import Interaction
 from chatbot.outbox import Dispatcher
 from chatbot.storage.models import AuditEvent, Booking, BookingPupil, OutboxMessage
-from tests.conftest import action, submit
+from tests.conftest import COHOST, GOOD, HOST, action, submit
 from tests.fakes import RecordingMessenger
-
-HOST = "teacher@school.test"
-COHOST = "colleague@school.test"
-GOOD: dict[str, object] = {
-    "pupils": ["A123456789012"],
-    "kind": "one_to_one",
-    "date": "2026-12-01",
-    "start": "10:00",
-    "duration": "20",
-    "cohost": COHOST,
-    "platform": "Zoom",
-    "plan": "Sam shares his reading book.",
-}
 
 
 async def make_booking(bot: Bot) -> int:

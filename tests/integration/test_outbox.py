@@ -15,21 +15,8 @@ from chatbot.ports import FixedClock, Role, StaffAddress
 from chatbot.storage.db import Database
 from chatbot.storage.models import OutboxMessage
 from chatbot.ui import Message
-from tests.conftest import action, open_database, submit
+from tests.conftest import COHOST, GOOD, HOST, action, open_database, submit
 from tests.fakes import RecordingMessenger
-
-HOST = "teacher@school.test"
-COHOST = "colleague@school.test"
-GOOD: dict[str, object] = {
-    "pupils": ["A123456789012"],
-    "kind": "one_to_one",
-    "date": "2026-12-01",
-    "start": "10:00",
-    "duration": "20",
-    "cohost": COHOST,
-    "platform": "Zoom",
-    "plan": "Sam shares his reading book.",
-}
 
 
 async def make_booking(bot: Bot) -> int:

@@ -19,21 +19,9 @@ from chatbot.storage.db import Database
 from chatbot.storage.models import AuditEvent, Booking, BookingPupil, CallLog, ChecklistTick, Staff
 from chatbot.sweeps import run_booking_sweeps
 from chatbot.ui import Message
-from tests.conftest import action, open_database, submit
+from tests.conftest import COHOST, GOOD, HOST, action, open_database, submit
 from tests.fakes import RecordingMessenger
 
-HOST = "teacher@school.test"
-COHOST = "colleague@school.test"
-GOOD: dict[str, object] = {
-    "pupils": ["A123456789012"],
-    "kind": "one_to_one",
-    "date": "2026-12-01",  # Tuesday; the call runs 10:00-10:20 (GMT = UTC)
-    "start": "10:00",
-    "duration": "20",
-    "cohost": COHOST,
-    "platform": "Zoom",
-    "plan": "Sam shares his reading book.",
-}
 TUE = datetime(2026, 12, 1, tzinfo=UTC)
 
 

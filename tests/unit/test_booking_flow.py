@@ -5,19 +5,8 @@ from __future__ import annotations
 from chatbot.bot import Bot
 from chatbot.effects import CloseForm, FormErrors, OpenForm, Reply
 from chatbot.outbox import Dispatcher
-from tests.conftest import action, command, submit
+from tests.conftest import GOOD, action, command, submit
 from tests.fakes import RecordingMessenger
-
-GOOD = {
-    "pupils": ["A123456789012"],
-    "kind": "one_to_one",
-    "date": "2026-12-01",
-    "start": "10:00",
-    "duration": "20",
-    "cohost": "colleague@school.test",
-    "platform": "Zoom",
-    "plan": "Sam shares his reading book.",
-}
 
 
 async def test_full_booking_to_slt(

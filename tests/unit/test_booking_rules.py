@@ -19,27 +19,14 @@ from chatbot.outbox import Dispatcher
 from chatbot.policy import Policy
 from chatbot.ports import FixedClock
 from chatbot.storage.models import AuditEvent, Booking, BookingPupil, OutboxMessage
-from tests.conftest import action, submit
+from tests.conftest import COHOST, GOOD, HOST, action, submit
 from tests.fakes import RecordingMessenger
 
-HOST = "teacher@school.test"
-COHOST = "colleague@school.test"
 OTHER = "other@school.test"
 HEAD = "head@school.test"
 SAM = "A123456789012"
 ZOE = "B123456789012"
 NOAH = "C123456789012"  # on the roster, no consent
-
-GOOD: dict[str, object] = {
-    "pupils": [SAM],
-    "kind": "one_to_one",
-    "date": "2026-12-01",  # Tuesday
-    "start": "10:00",
-    "duration": "20",
-    "cohost": COHOST,
-    "platform": "Zoom",
-    "plan": "Sam shares his reading book.",
-}
 
 
 def form(**changes: object) -> dict[str, object]:
