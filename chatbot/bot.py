@@ -29,7 +29,7 @@ from chatbot.ports import Directory
 from chatbot.services import booking as booking_svc
 from chatbot.services import calllog, checklist, cohost, consent, pupils
 from chatbot.services.forms import one
-from chatbot.services.identity import known_staff, remember
+from chatbot.services.identity import known_staff, remember, staff_options
 from chatbot.storage.models import Booking, CallLog, ProcessedDelivery, Staff
 from chatbot.sweeps import run_booking_sweeps
 from chatbot.ui import Actions, Button, Context, Message, Section
@@ -120,6 +120,8 @@ class Bot:
             async with self.core.db.reading() as s:
                 if staff is None:
                     return [Options(())]
+                if i.value == "staff":
+                    return [Options(tuple(await staff_options(s, i.text)))]
                 return [Options(tuple(await pupils.search(s, i.text)))]
         if i.kind in ("install",):
             return [Reply(help_message(self.core))]

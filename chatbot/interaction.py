@@ -36,7 +36,8 @@ class Interaction:
     - ``action``: ``name`` is the button's action id, ``value`` its value; ``message_ref`` is the
       platform reference of the message that carried the button (so it can be updated).
     - ``submit``: ``name`` is the form id, ``values`` the submitted inputs, ``state`` the form's.
-    - ``options``: dynamic options for a picker; ``name`` is the input id, ``text`` the query.
+    - ``options``: dynamic options for a picker; ``name`` is the input id, ``value`` the input
+      kind ("pupils", "pupil" or "staff"), ``text`` the query.
     - ``message`` / ``install``: free text in a chat, or the app was added somewhere.
     """
 

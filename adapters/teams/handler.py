@@ -13,7 +13,6 @@ from typing import Any
 from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, ChannelAccount
-from sqlalchemy import select
 
 from adapters.runtime import Runtime
 from adapters.teams import cards
@@ -39,7 +38,6 @@ from chatbot.effects import (
     UpdateMessage,
 )
 from chatbot.interaction import ConversationRef, Interaction, SubmittedValue, UserRef
-from chatbot.storage.models import Staff
 from chatbot.ui import Form, Option
 
 log = logging.getLogger("chatbot.teams")
@@ -314,7 +312,7 @@ class TeamsHandler(TeamsActivityHandler):
             if inp.options:
                 continue
             if inp.kind == "staff":
-                out[inp.id] = await self._roster_staff()
+                out[inp.id] = await self._roster_staff(i)
             elif inp.kind in ("pupils", "pupil"):
                 out[inp.id] = await self._pupil_options(i, inp.id)
         return out
@@ -343,19 +341,22 @@ class TeamsHandler(TeamsActivityHandler):
         self._pupil_cache[key] = (now, options)
         return options
 
-    async def _roster_staff(self) -> tuple[Option, ...]:
+    async def _roster_staff(self, i: Interaction) -> tuple[Option, ...]:
+        """The roster as choices for a staff picker, asked of the core (cached briefly)."""
         now = time.monotonic()
         if self._staff_options and now - self._staff_options[0] < STAFF_CACHE_SECONDS:
             return self._staff_options[1]
-        async with self.runtime.core.db.reading() as s:
-            rows = (
-                await s.execute(
-                    select(Staff)
-                    .where(Staff.active.is_(True))
-                    .order_by(Staff.surname, Staff.forename)
-                    .limit(1000)
-                )
-            ).scalars()
-            options = tuple(Option(p.email, p.name) for p in rows)
-        self._staff_options = (now, options)
+        effects = await self.runtime.bot.handle(
+            Interaction(
+                platform=PLATFORM,
+                kind="options",
+                actor=i.actor,
+                name="staff",
+                value="staff",
+                conversation=i.conversation,
+            )
+        )
+        options = next((e.options for e in effects if isinstance(e, Options)), ())
+        if options:  # an empty answer (someone not on the roster) is not the roster
+            self._staff_options = (now, options)
         return options

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.interaction import UserRef
 from chatbot.storage.models import PlatformIdentity, Staff
+from chatbot.ui import Option
 
 
 def normalise_email(email: str) -> str:
@@ -80,3 +81,17 @@ async def remember(
     except IntegrityError:
         pass  # a concurrent first message from the same user recorded it; the match stands
     return _active(staff)
+
+
+async def staff_options(s: AsyncSession, query: str, limit: int = 100) -> list[Option]:
+    """Active staff matching a name or email fragment, for pickers that can't search the
+    platform's own directory. Values are emails (the core's convention for staff inputs)."""
+    stmt = select(Staff).where(Staff.active.is_(True))
+    q = query.strip().lower()[:50]
+    if q:
+        like = f"%{q}%"
+        stmt = stmt.where(
+            or_(func.lower(Staff.forename + " " + Staff.surname).like(like), Staff.email.like(like))
+        )
+    rows = (await s.execute(stmt.order_by(Staff.surname, Staff.forename).limit(limit))).scalars()
+    return [Option(p.email, p.name) for p in rows]

@@ -41,3 +41,31 @@ async def test_refusal_names_fields(school, bot: Bot) -> None:
     [err] = effects
     assert isinstance(err, FormErrors)
     assert set(err.errors) >= {"start", "duration", "cohost", "platform", "plan"}, err.errors
+
+
+async def test_staff_picker_options_come_from_the_core(school, bot: Bot) -> None:
+    from chatbot.effects import Options
+    from chatbot.interaction import Interaction
+    from tests.conftest import user
+
+    ask = Interaction(
+        platform="console",
+        kind="options",
+        actor=user("teacher@school.test"),
+        name="cohost",
+        value="staff",
+        text="col",
+    )
+    [found] = await bot.handle(ask)
+    assert isinstance(found, Options)
+    assert [(o.value, o.label) for o in found.options] == [
+        ("colleague@school.test", "Colin Colleague")
+    ]
+    stranger = Interaction(
+        platform="console",
+        kind="options",
+        actor=user("x@elsewhere.test"),
+        name="cohost",
+        value="staff",
+    )
+    assert await bot.handle(stranger) == [Options(())]
