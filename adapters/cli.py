@@ -198,10 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # SQL drivers log statements with their values at DEBUG: that would put concern text and
-    # pupils' names in the logs, so they never log below INFO.
-    for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
-        logging.getLogger(name).setLevel(logging.INFO)
+    # Database libraries log SQL with its values (SQLAlchemy at INFO, the drivers at DEBUG):
+    # that would put concern text and pupils' names in the logs, so they log warnings only.
+    for name in ("aiosqlite", "asyncpg", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
     if args.cmd == "console":
         logging.getLogger().setLevel(logging.WARNING)  # keep the chat readable

@@ -139,3 +139,23 @@ def test_console_demo_with_piped_stdin(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "Demo school loaded" in r.stdout
     assert "no upcoming calls" in r.stdout
+
+
+def test_console_concern_never_reaches_the_logs(tmp_path: Path) -> None:
+    """The real logging set-up of `chatbot`: no SQL echo, so no concern text in the logs."""
+    env = dict(os.environ, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/demo.db")
+    secret = "Amira said something worrying XYZZY"
+    script = "\n".join(["/concern", "Amira", "9", "", "no", "", "", secret, "/quit"]) + "\n"
+    r = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "console", "--demo"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "C-20" in r.stdout  # the receipt's reference: the concern was filed
+    assert "XYZZY" not in r.stderr and "Amira" not in r.stderr
+    assert "SELECT" not in r.stderr and "INSERT" not in r.stderr
