@@ -12,6 +12,7 @@ from pathlib import Path
 from adapters import concerns_cli
 from chatbot.config import Settings
 from chatbot.core import Core
+from chatbot.logsafe import quiet_libraries
 from chatbot.policy import PolicyError, load_policy
 from chatbot.ports import SystemClock
 from chatbot.storage.db import Database
@@ -198,10 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Database libraries log SQL with its values (SQLAlchemy at INFO, the drivers at DEBUG):
-    # that would put concern text and pupils' names in the logs, so they log warnings only.
-    for name in ("aiosqlite", "asyncpg", "sqlalchemy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_libraries()  # no SQL values or request bodies (concern text) in the logs
     args = _parser().parse_args(argv)
     if args.cmd == "console":
         logging.getLogger().setLevel(logging.WARNING)  # keep the chat readable

@@ -4,6 +4,13 @@ Buttons are ``Action.Submit`` with data ``{"action": id, "value": value}``; form
 ``{"form": id, "state": {...}, "spec": ...}`` plus the inputs, whose card ids carry the
 ``in_`` prefix so they can never collide with those keys. ``spec`` is the form's own
 definition, so a refused submission can be shown again with errors after a restart.
+
+Pupil pickers list at most the core's first matches, and Adaptive Cards 1.5 has no typeahead,
+so each has a search box (``find_`` + input id, never a form value) and a "Search" button
+whose data is the form's plus ``{"search": input id}``: the adapter answers it by drawing
+the card again with the matching pupils, and does not submit the form. A search button
+sends (and the client validates) every input on the card, so a card with one marks no input
+``isRequired``; the core checks required fields when the form itself is submitted.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from chatbot.ui import Actions, Context, Fields, Form, Input, Message, Option, S
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION = "1.5"
 INPUT_PREFIX = "in_"
+SEARCH_PREFIX = "find_"
+SEARCH_KEY = "search"
+PUPIL_KINDS = ("pupils", "pupil")
 MULTI = ("multi_select", "pupils", "checkboxes")
 STYLE = {"primary": "positive", "danger": "destructive"}
 
@@ -88,13 +98,23 @@ def _initial(inp: Input, values: dict[str, SubmittedValue]) -> str | None:
     return str(v)
 
 
+def searchable(inp: Input) -> bool:
+    """A pupil picker whose choices come from the core's search (not a fixed list)."""
+    return inp.kind in PUPIL_KINDS and not inp.options
+
+
 def _input(
-    inp: Input, options: tuple[Option, ...], value: str | None, error: str | None
+    inp: Input,
+    options: tuple[Option, ...],
+    value: str | None,
+    error: str | None,
+    validate: bool = True,
 ) -> dict[str, Any]:
+    required = inp.required and validate
     el: dict[str, Any] = {
         "id": INPUT_PREFIX + inp.id,
         "label": inp.label,
-        "isRequired": inp.required,
+        "isRequired": required,
     }
     k = inp.kind
     if k in ("text", "long_text"):
@@ -127,11 +147,35 @@ def _input(
                 pass
         else:
             el["value"] = value
-    if inp.required:
+    if required:
         el["errorMessage"] = error or f"{inp.label} is required."
     elif error:
         el["errorMessage"] = error
     return el
+
+
+def _search_box(
+    inp: Input, data: dict[str, Any], query: str, note: str
+) -> list[dict[str, Any]]:
+    """The search box and button under a pupil picker (and a line about the last search)."""
+    box: dict[str, Any] = {
+        "type": "Input.Text",
+        "id": SEARCH_PREFIX + inp.id,
+        "label": "Find a pupil (name, class or UPN)",
+        "placeholder": "e.g. Taylor, Year 3",
+        "maxLength": 50,
+    }
+    if query:
+        box["value"] = query
+    button = {
+        "type": "Action.Submit",
+        "title": "Search",
+        "data": dict(data, **{SEARCH_KEY: inp.id}),
+    }
+    out = [box, {"type": "ActionSet", "actions": [button], "spacing": "Small"}]
+    if note:
+        out.append(_text(note, size="Small", isSubtle=True, spacing="None"))
+    return out
 
 
 def form_card(
@@ -139,12 +183,19 @@ def form_card(
     options: dict[str, tuple[Option, ...]] | None = None,
     errors: dict[str, str] | None = None,
     values: dict[str, SubmittedValue] | None = None,
+    queries: dict[str, str] | None = None,
+    notes: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The form as a card. ``options`` supplies choices for staff and pupil pickers;
-    ``errors`` (field id -> message) are shown in red under their fields."""
+    ``errors`` (field id -> message) are shown in red under their fields; ``queries`` and
+    ``notes`` (pupil picker id -> text) fill its search box and the line under it."""
     options = options or {}
     errors = errors or {}
     values = values or {}
+    queries = queries or {}
+    notes = notes or {}
+    data = {"form": form.id, "state": dict(form.state), "spec": form_spec(form)}
+    validate = not any(searchable(i) for i in form.inputs)
     body: list[dict[str, Any]] = [_text(form.title, size="Large", weight="Bolder")]
     if form.intro:
         body.append(_text(form.intro))
@@ -160,12 +211,15 @@ def form_card(
         )
     for inp in form.inputs:
         opts = inp.options or options.get(inp.id, ())
-        body.append(_input(inp, opts, _initial(inp, values), errors.get(inp.id)))
+        body.append(_input(inp, opts, _initial(inp, values), errors.get(inp.id), validate))
         if inp.hint:
             body.append(_text(inp.hint, size="Small", isSubtle=True, spacing="None"))
         if inp.id in errors:
             body.append(_text(errors[inp.id], color="Attention", size="Small", spacing="None"))
-    data = {"form": form.id, "state": dict(form.state), "spec": form_spec(form)}
+        if searchable(inp):
+            body.extend(
+                _search_box(inp, data, queries.get(inp.id, ""), notes.get(inp.id, ""))
+            )
     actions = [
         {"type": "Action.Submit", "title": form.submit_label, "style": "positive", "data": data}
     ]
@@ -184,7 +238,7 @@ def form_spec(form: Form) -> dict[str, Any]:
     d: dict[str, Any] = json.loads(json.dumps(asdict(form)))
     d.pop("state", None)
     for i in d["inputs"]:
-        if i["kind"] in ("pupils", "pupil", "staff"):
+        if i["kind"] in (*PUPIL_KINDS, "staff"):
             i["options"] = []  # fetched fresh when the card is drawn again
     return d
 

@@ -39,6 +39,9 @@ def is_sqlite(url: str) -> bool:
 
 def make_engine(url: str = DEFAULT_URL, immediate: bool = True, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
+    # Database errors otherwise quote the statement's values (concern text, names) in their
+    # message, and so in any traceback that is logged.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 

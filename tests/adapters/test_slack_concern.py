@@ -106,3 +106,29 @@ async def test_concern_field_errors_keep_the_modal_open(slack: Slack) -> None:
     status, body = await slack.submit("U0TEACHER", view, values_for(view, narrative=""))
     assert body["response_action"] == "errors" and "narrative" in body["errors"]
     assert await concerns(slack.runtime.core) == 0
+
+
+async def test_concern_text_stays_out_of_the_logs(
+    slack: Slack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Even at DEBUG, nothing logged carries the narrative or the pupil's name, with the
+    library loggers held where `chatbot` holds them."""
+    import logging
+
+    from chatbot.logsafe import NOISY, quiet_libraries
+
+    before = {name: logging.getLogger(name).level for name in NOISY}
+    quiet_libraries()
+    caplog.set_level(logging.DEBUG)
+    try:
+        await file_concern(slack)
+        await slack.runtime.dispatcher.drain()
+        [alert] = slack.posts_to("C0DSL")
+        await slack.click("U0OTHER", alert, "concern.view", alert["_channel"], alert["_ts"])
+        await slack.click("U0DSL", alert, "concern.view", alert["_channel"], alert["_ts"])
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+    assert caplog.records, "the flow logged something, so the scan means something"
+    assert NARRATIVE not in caplog.text
+    assert "Taylor" not in caplog.text and "parent.sam" not in caplog.text

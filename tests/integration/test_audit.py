@@ -22,3 +22,16 @@ async def test_audit_rows_cannot_be_changed_or_deleted(school: Core) -> None:
             await s.execute(delete(AuditEvent))
     async with school.db.transaction() as s:
         assert (await s.execute(select(func.count(AuditEvent.id)))).scalar_one() == count
+
+
+async def test_database_errors_do_not_quote_values(school: Core) -> None:
+    """A failing statement's message (which may end up in a logged traceback) leaves out the
+    values it was given, so a concern's text can never reach the logs that way."""
+    with pytest.raises(DBAPIError) as caught:
+        async with school.db.transaction() as s:
+            await s.execute(
+                update(AuditEvent)
+                .values(actor_label="SECRET-VALUE-123")
+                .where(AuditEvent.actor_id.is_(None))
+            )
+    assert "SECRET-VALUE-123" not in str(caught.value)
