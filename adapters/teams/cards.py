@@ -154,15 +154,13 @@ def _input(
     return el
 
 
-def _search_box(
-    inp: Input, data: dict[str, Any], query: str, note: str
-) -> list[dict[str, Any]]:
+def _search_box(inp: Input, data: dict[str, Any], query: str, note: str) -> list[dict[str, Any]]:
     """The search box and button under a pupil picker (and a line about the last search)."""
     box: dict[str, Any] = {
         "type": "Input.Text",
         "id": SEARCH_PREFIX + inp.id,
         "label": "Find a pupil (name, class or UPN)",
-        "placeholder": "e.g. Taylor, Year 3",
+        "placeholder": "e.g. part of a surname, or Year 3",
         "maxLength": 50,
     }
     if query:
@@ -217,9 +215,7 @@ def form_card(
         if inp.id in errors:
             body.append(_text(errors[inp.id], color="Attention", size="Small", spacing="None"))
         if searchable(inp):
-            body.extend(
-                _search_box(inp, data, queries.get(inp.id, ""), notes.get(inp.id, ""))
-            )
+            body.extend(_search_box(inp, data, queries.get(inp.id, ""), notes.get(inp.id, "")))
     actions = [
         {"type": "Action.Submit", "title": form.submit_label, "style": "positive", "data": data}
     ]

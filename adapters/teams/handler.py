@@ -38,7 +38,7 @@ from chatbot.effects import (
     UpdateMessage,
 )
 from chatbot.interaction import ConversationRef, Interaction, SubmittedValue, UserRef
-from chatbot.ui import Form, Option
+from chatbot.ui import Form, Input, Option
 
 log = logging.getLogger("chatbot.teams")
 
@@ -46,6 +46,9 @@ MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
 STAFF_CACHE_SECONDS = 30.0
 OPTIONS_CACHE_SECONDS = 30.0
+PUPIL_SEARCH_LIMIT = 50  # the core answers a pupil search with at most this many
+CHOSEN_LOOKUPS = 30  # chosen pupils looked up one by one to keep them on a redrawn card
+QUERY_MAX = 50
 
 
 def tenant_of(activity: Activity) -> str:
@@ -103,7 +106,9 @@ class TeamsHandler(TeamsActivityHandler):
         self.hosts = hosts
         self.authenticated = authenticated
         self._staff_options: tuple[float, tuple[Option, ...]] | None = None
-        self._pupil_cache: dict[tuple[str, str, str], tuple[float, tuple[Option, ...]]] = {}
+        self._pupil_cache: dict[
+            tuple[str, str, str, str, str], tuple[float, tuple[Option, ...]]
+        ] = {}
 
     # ----- turn plumbing -----
 
@@ -191,14 +196,15 @@ class TeamsHandler(TeamsActivityHandler):
             state = {str(k)[:100]: str(x)[:500] for k, x in raw_state.items()}
             form = cards.form_from_spec(v.get("spec"), state)
             values = cards.submitted_values(v, form)
-            await self._handle(
-                turn_context,
-                self._interaction(
-                    a, kind="submit", name=v["form"][:100], values=values, state=state
-                ),
-                form,
-                values,
+            i = self._interaction(
+                a, kind="submit", name=v["form"][:100], values=values, state=state
             )
+            search = v.get(cards.SEARCH_KEY)
+            if isinstance(search, str):  # the Search button of a pupil picker, not the form's
+                query = v.get(cards.SEARCH_PREFIX + search)
+                await self._search(turn_context, i, form, values, search[:100], query)
+                return
+            await self._handle(turn_context, i, form, values)
             return
         text = clean_text(a.text)
         word, _, rest = text.partition(" ")
@@ -254,7 +260,8 @@ class TeamsHandler(TeamsActivityHandler):
                     text = " ".join(e.errors.values()) or "Please check the form."
                     await self._reply(ctx, {"type": "message", "text": text})
                     continue
-                card = cards.form_card(shown, await self._options(i, shown), e.errors, values)
+                options = await self._options(i, shown, values)
+                card = cards.form_card(shown, options, e.errors, _listed(shown, options, values))
                 await self._private(ctx, card_json(card, "Please check the form"))
             elif isinstance(e, CloseForm):
                 if a.reply_to_id and form is not None:
@@ -306,21 +313,92 @@ class TeamsHandler(TeamsActivityHandler):
             conversation_id = str(created.get("id") or "")
         await self.out.send(a.service_url, conversation_id, activity)
 
-    async def _options(self, i: Interaction, form: Form) -> dict[str, tuple[Option, ...]]:
+    async def _search(
+        self,
+        ctx: TurnContext,
+        i: Interaction,
+        form: Form | None,
+        values: dict[str, SubmittedValue],
+        input_id: str,
+        raw_query: Any,
+    ) -> None:
+        """A pupil picker's Search button: the same card again, with what was entered kept and
+        the picker listing the pupils matching the query. Nothing is submitted to the core."""
+        inp = next((x for x in form.inputs if x.id == input_id), None) if form else None
+        if form is None or inp is None or not cards.searchable(inp):
+            text = "That form has changed since it was sent. Please open it again."
+            await self._reply(ctx, {"type": "message", "text": text})
+            return
+        query = " ".join(str(raw_query or "").split())[:QUERY_MAX]
+        found: dict[str, tuple[Option, ...]] = {}
+        if not query:
+            note = "Type part of a pupil's name, class or UPN, then choose Search."
+        else:
+            found[inp.id] = await self._pupil_options(i, inp, query)
+            n = len(found[inp.id])
+            if n == 0:
+                note = "No pupils match that search."
+            elif n >= PUPIL_SEARCH_LIMIT:
+                note = f"Showing the first {n} matches: type more to narrow the search."
+            else:
+                note = f"{n} {'match' if n == 1 else 'matches'}: choose from {inp.label} above."
+        options = await self._options(i, form, values, found)
+        card = cards.form_card(
+            form,
+            options,
+            values=_listed(form, options, values),
+            queries={inp.id: query},
+            notes={inp.id: note},
+        )
+        if ctx.activity.reply_to_id:
+            await self._update(ctx, card_json(card, form.title))
+        else:
+            await self._private(ctx, card_json(card, form.title))
+
+    async def _options(
+        self,
+        i: Interaction,
+        form: Form,
+        values: dict[str, SubmittedValue] | None = None,
+        found: dict[str, tuple[Option, ...]] | None = None,
+    ) -> dict[str, tuple[Option, ...]]:
+        """Choices for the form's staff and pupil pickers. A pupil picker lists the core's first
+        pupils, or ``found`` (a search's matches) for it, plus the pupils already chosen in
+        ``values`` so that a card drawn again keeps them selected."""
+        values = values or {}
+        found = found or {}
         out: dict[str, tuple[Option, ...]] = {}
         for inp in form.inputs:
             if inp.options:
                 continue
             if inp.kind == "staff":
                 out[inp.id] = await self._roster_staff(i)
-            elif inp.kind in ("pupils", "pupil"):
-                out[inp.id] = await self._pupil_options(i, inp.id)
+            elif inp.kind in cards.PUPIL_KINDS:
+                listed = found[inp.id] if inp.id in found else await self._pupil_options(i, inp)
+                out[inp.id] = await self._with_chosen(i, inp, listed, values.get(inp.id))
         return out
 
-    async def _pupil_options(self, i: Interaction, input_id: str) -> tuple[Option, ...]:
-        """Choices for a pupil picker, from the core (which only answers staff), kept for a
-        few seconds per person so a burst of forms does not repeat the search."""
-        key = (i.actor.tenant, i.actor.user_id, input_id)
+    async def _with_chosen(
+        self, i: Interaction, inp: Input, listed: tuple[Option, ...], value: SubmittedValue | None
+    ) -> tuple[Option, ...]:
+        """``listed`` with the chosen pupils it lacks put first, each asked of the core by
+        UPN (so only pupils the core knows, with the core's labels)."""
+        chosen = [value] if isinstance(value, str) else list(value or [])
+        have = {o.value for o in listed}
+        missing = list(dict.fromkeys(c for c in chosen if c and c not in have))
+        extra: list[Option] = []
+        for upn in missing[:CHOSEN_LOOKUPS]:
+            matches = await self._pupil_options(i, inp, upn[:QUERY_MAX])
+            extra.extend(o for o in matches if o.value == upn)
+        return (*extra, *listed) if extra else listed
+
+    async def _pupil_options(
+        self, i: Interaction, inp: Input, query: str = ""
+    ) -> tuple[Option, ...]:
+        """A pupil picker's choices for ``query`` (its first pupils when empty), from the core
+        (which only answers staff), kept for a few seconds per person so a burst of forms
+        does not repeat the search."""
+        key = (i.actor.tenant, i.actor.user_id, inp.id, inp.kind, query)
         now = time.monotonic()
         hit = self._pupil_cache.get(key)
         if hit and now - hit[0] < OPTIONS_CACHE_SECONDS:
@@ -330,8 +408,9 @@ class TeamsHandler(TeamsActivityHandler):
                 platform=PLATFORM,
                 kind="options",
                 actor=i.actor,
-                name=input_id,
-                text="",
+                name=inp.id,
+                value=inp.kind,
+                text=query,
                 conversation=i.conversation,
             )
         )
@@ -360,3 +439,20 @@ class TeamsHandler(TeamsActivityHandler):
         if options:  # an empty answer (someone not on the roster) is not the roster
             self._staff_options = (now, options)
         return options
+
+
+def _listed(
+    form: Form, options: dict[str, tuple[Option, ...]], values: dict[str, SubmittedValue]
+) -> dict[str, SubmittedValue]:
+    """``values`` without chosen pupils that are not among their picker's choices (a card
+    cannot show them, and they are not pupils the core knows)."""
+    out = dict(values)
+    for inp in form.inputs:
+        if not cards.searchable(inp) or inp.id not in out:
+            continue
+        listed = {o.value for o in options.get(inp.id, ())}
+        v = out[inp.id]
+        out[inp.id] = (
+            [x for x in v if x in listed] if isinstance(v, list) else (v if v in listed else "")
+        )
+    return out

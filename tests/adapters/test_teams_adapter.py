@@ -253,7 +253,7 @@ async def test_full_booking_to_slt_channel(teams: Teams) -> None:
     assert set(inputs) == {
         f"in_{k}"
         for k in ("pupils", "kind", "date", "start", "duration", "cohost", "platform", "plan")
-    }
+    } | {"find_pupils"}  # the pupil picker's search box: see test_pupil_search_*
     assert all(e.get("label") for e in inputs.values())
     assert "A123456789012" in [c["value"] for c in inputs["in_pupils"]["choices"]]
     assert "Sam T." in json.dumps(inputs["in_pupils"]) and "Taylor" not in json.dumps(card)
@@ -547,3 +547,179 @@ async def test_concern_alert_acknowledge_and_refused_view(teams: Teams, clock: F
     private = [c for c in t.to("dsl@school.test") if narrative in c.text]
     assert private
     assert not any(narrative in c.text for c in t.connector.sent(DSL_CHANNEL))
+
+
+# ----- pupil search (pickers list only the core's first 50 pupils) -----
+
+ZACH = "P000000000117"  # Zachary Quillfeather: far beyond the first 50 pupils by name
+
+
+async def many_pupils(core: Core) -> None:
+    """120 pupils in all: 116 Alexes (who sort first) and Zachary, who has written consent."""
+    from chatbot.services import consent, roster
+    from tests.conftest import MONDAY_8AM
+
+    rows = [f"P{n:012d},Alex,Example{n:03d},Year 5," for n in range(1, 117)]
+    rows.append(f"{ZACH},Zachary,Quillfeather,Year 6,parent.zach@home.test")
+    report = await roster.import_pupils(
+        core, "upn,forename,surname,class,parent_email\n" + "\n".join(rows)
+    )
+    assert report.created == 117 and not report.rejected
+    res = await consent.grant(
+        core,
+        upn=ZACH,
+        parent_email="parent.zach@home.test",
+        received_at=MONDAY_8AM,
+        evidence_kind="message_id",
+        evidence="<zq@home.test> Re: video calls",
+        actor=None,
+    )
+    assert not res.errors
+
+
+def _element(card: dict[str, Any], element_id: str) -> dict[str, Any]:
+    return next(e for e in card["body"] if e.get("id") == element_id)
+
+
+def _choices(card: dict[str, Any], input_id: str = "in_pupils") -> list[str]:
+    return [c["value"] for c in _element(card, input_id)["choices"]]
+
+
+async def search(t: Teams, who: str, card_call: Call, input_id: str, values: dict[str, Any]) -> int:
+    """Press the Search button of a pupil picker, with ``values`` typed into the card."""
+    [card] = card_call.cards
+    [button] = [
+        b
+        for e in card["body"]
+        if e["type"] == "ActionSet"
+        for b in e["actions"]
+        if b["data"].get("search") == input_id
+    ]
+    value = dict(copy.deepcopy(button["data"]), **values)
+    return await t.post(
+        t.activity("card_submit_personal", who, value=value, replyToId=card_call.activity_id)
+    )
+
+
+def _redrawn(t: Teams, form: Call) -> Call:
+    """The latest in-place update of the form card."""
+    return [c for c in t.connector.updates() if c.activity_id == form.activity_id][-1]
+
+
+async def _rows(t: Teams) -> tuple[list[Any], list[Any]]:
+    from chatbot.storage.models import Booking
+
+    async with t.runtime.core.db.transaction() as s:
+        bookings = list((await s.execute(select(Booking))).scalars())
+        outbox = list((await s.execute(select(OutboxMessage))).scalars())
+    return bookings, outbox
+
+
+async def test_pupil_search_finds_a_pupil_beyond_the_first_50(teams: Teams) -> None:
+    from chatbot.storage.models import Booking, BookingPupil, Pupil
+
+    t = teams
+    await many_pupils(t.runtime.core)
+    for who in ("teacher@school.test", "colleague@school.test"):
+        assert await t.install(who) == 201
+    assert await t.say("teacher@school.test", "/book-call") == 201
+    form = t.last_to("teacher@school.test")
+    [card] = form.cards
+    first = _choices(card)
+    assert len(first) == 50 and ZACH not in first
+    box = _element(card, "find_pupils")
+    assert box["type"] == "Input.Text" and "name, class or UPN" in box["label"]
+    # A search button sends (and Teams validates) every input, so none may be required,
+    # or the teacher could not search before choosing a pupil and filling in everything.
+    assert not any(e.get("isRequired") for e in card["body"])
+    assert [a["title"] for a in card["actions"]] == ["Book"]  # Search sits by its picker
+
+    typed = dict(
+        BOOKING,
+        in_pupils=first[0],  # one of the first 50, already chosen
+        in_plan="Zachary shows us his model bridge.",
+        find_pupils="  quillFEATHER ",
+    )
+    sent_before = len(t.to("teacher@school.test"))
+    assert await search(t, "teacher@school.test", form, "pupils", typed) == 201
+
+    again = _redrawn(t, form)
+    [card] = again.cards
+    choices = _choices(card)
+    assert ZACH in choices and first[0] in choices and len(choices) == 2
+    assert "Zachary Q. (Year 6)" in json.dumps(_element(card, "in_pupils"))
+    assert "Quillfeather" not in json.dumps(card)  # the surname stays out of the card...
+    assert _element(card, "find_pupils")["value"] == "quillFEATHER"  # ...except as typed
+    for key in ("in_date", "in_start", "in_cohost", "in_platform", "in_plan", "in_kind"):
+        assert str(_element(card, key)["value"]) == typed[key], key
+    assert _element(card, "in_pupils")["value"] == first[0]  # the choice survives
+    assert "1 match" in again.text
+    # The search reached nobody and wrote nothing: no booking, no message queued or sent.
+    assert len(t.to("teacher@school.test")) == sent_before
+    assert await _rows(t) == ([], [])
+    assert not any("cohost.accept" in c.text for c in t.to("colleague@school.test"))
+
+    # Now the teacher books the call for Zachary, from the redrawn card.
+    booking = dict(typed, in_pupils=ZACH)
+    assert await t.submit("teacher@school.test", again, booking) == 201
+    assert "Waiting for Colin Colleague" in t.last_to("teacher@school.test").text
+    await t.drain()
+    req = _cohost_request(t)
+    assert "Zachary Q." in req.text and "Quillfeather" not in req.text
+    async with t.runtime.core.db.transaction() as s:
+        [b] = (await s.execute(select(Booking))).scalars()
+        upns = list(
+            (
+                await s.execute(
+                    select(Pupil.upn).join(BookingPupil).where(BookingPupil.booking_id == b.id)
+                )
+            ).scalars()
+        )
+    assert upns == [ZACH]
+
+
+async def test_pupil_search_edge_cases(teams: Teams) -> None:
+    t = teams
+    await many_pupils(t.runtime.core)
+    await t.install("teacher@school.test")
+    await t.say("teacher@school.test", "book-call")
+    form = t.last_to("teacher@school.test")
+
+    # Nothing matches: the chosen pupils (as Teams sends a multi-select: "a,b") stay listed
+    # and chosen; a made-up UPN is neither listed nor kept.
+    typed = {"in_pupils": f"{ZACH},Z999999999999", "find_pupils": "nobody-like-this"}
+    assert await search(t, "teacher@school.test", form, "pupils", typed) == 201
+    [card] = _redrawn(t, form).cards
+    assert _choices(card) == [ZACH]
+    assert _element(card, "in_pupils")["value"] == ZACH
+    assert "No pupils match" in json.dumps(card)
+
+    # An empty search lists the first pupils again, Zachary still first as chosen.
+    again = _redrawn(t, form)
+    assert await search(t, "teacher@school.test", again, "pupils", {"in_pupils": ZACH}) == 201
+    [card] = _redrawn(t, form).cards
+    assert _choices(card)[0] == ZACH and len(_choices(card)) == 51
+
+    # A refused booking keeps a chosen pupil from beyond the first 50 selectable.
+    bad = dict(BOOKING, in_pupils=ZACH, in_plan="")
+    assert await t.submit("teacher@school.test", _redrawn(t, form), bad) == 201
+    [card] = t.last_to("teacher@school.test").cards
+    assert ZACH in _choices(card) and _element(card, "in_pupils")["value"] == ZACH
+    assert any(e.get("color") == "Attention" for e in card["body"])
+
+    # A search from a card without its form definition is answered plainly.
+    stale = {"form": "book_call", "search": "pupils", "find_pupils": "Zach"}
+    a = t.activity("card_submit_personal", "teacher@school.test", value=stale)
+    assert await t.post(a) == 201
+    assert "open it again" in t.last_to("teacher@school.test").text
+    assert await _rows(t) == ([], [])
+
+    # The consent form's single-pupil picker searches too.
+    await t.say("teacher@school.test", "/consent")
+    consent_form = t.last_to("teacher@school.test")
+    assert (
+        await search(t, "teacher@school.test", consent_form, "pupil", {"find_pupil": ZACH.lower()})
+        == 201
+    )
+    [card] = _redrawn(t, consent_form).cards
+    assert _choices(card, "in_pupil") == [ZACH]
