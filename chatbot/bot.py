@@ -6,6 +6,8 @@ This module only routes; decisions live in ``chatbot.services``.
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -35,6 +37,9 @@ from chatbot.sweeps import run_booking_sweeps
 from chatbot.ui import Actions, Button, Context, Message, Section
 
 log = logging.getLogger("chatbot.bot")
+
+RECENT_DELIVERIES = 10_000  # delivery ids (and actors) remembered in memory
+ACTOR_SECONDS = 30.0  # how long a roster match is reused before it is looked up again
 
 COMMANDS = ("book-call", "my-calls", "consent", "concern", "help")
 NOT_ON_ROSTER = (
@@ -74,6 +79,8 @@ class Bot:
         self.core = core
         self.directories = directories or {}
         self._concerns: ConcernHooks | None = None
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._actors: dict[tuple[str, str, str, str], tuple[float, Staff | None]] = {}
 
     def use_concerns(self, hooks: ConcernHooks) -> None:
         self._concerns = hooks
@@ -90,32 +97,61 @@ class Bot:
         return done
 
     async def handle(self, i: Interaction) -> list[Effect]:
-        if i.delivery_id and not await self._first_delivery(i):
-            log.info("ignored repeated delivery on %s", i.platform)
-            return []
+        """Route one interaction; a delivery id seen before is ignored.
+
+        Repeats are caught in memory first. Clicks and form submissions change things, so
+        their ids are also claimed in the database: a retry after a restart, or on another
+        replica, is still processed only once. Commands only read, so memory is enough."""
+        key = (i.platform, (i.delivery_id or "")[:200])
+        stateful = i.kind in ("action", "submit")
+        if i.delivery_id:
+            if key in self._recent:
+                log.info("ignored repeated delivery on %s", i.platform)
+                return []
+            self._recent[key] = None
+            if len(self._recent) > RECENT_DELIVERIES:
+                self._recent.popitem(last=False)
+            if stateful and not await self._first_delivery(i):
+                log.info("ignored repeated delivery on %s", i.platform)
+                return []
         try:
             return await self._route(i)
         except BaseException:
-            if i.delivery_id:
-                await self._forget_delivery(i)
+            if i.delivery_id:  # the attempt failed: let the platform's retry through
+                self._recent.pop(key, None)
+                if stateful:
+                    await self._forget_delivery(i)
             raise
 
-    async def actor(self, i: Interaction) -> Staff | None:
+    async def actor(self, i: Interaction, fresh: bool = False) -> Staff | None:
+        """The staff member behind the interaction, or None if they are not on the roster.
+
+        Matches are kept for ACTOR_SECONDS, so a burst of clicks costs one look-up; pass
+        ``fresh`` where a stale role would matter (safeguarding decisions)."""
+        key = (i.platform, i.actor.tenant, i.actor.user_id, (i.actor.email or "").lower())
+        hit = self._actors.get(key)
+        if hit is not None and not fresh and hit[0] > time.monotonic():
+            return hit[1]
         async with self.core.db.reading() as s:
             found, staff = await known_staff(s, i.actor)
-        if found:
-            return staff
-        email = i.actor.email
-        directory = self.directories.get(i.platform)
-        if not email and directory is not None:
-            email = await directory.email_for(i.actor)  # a network call: outside any transaction
-        async with self.core.db.transaction() as s:
-            return await remember(s, i.actor, email, self.core.now())
+        if not found:
+            email = i.actor.email
+            directory = self.directories.get(i.platform)
+            if not email and directory is not None:
+                email = await directory.email_for(i.actor)  # network: outside any transaction
+            async with self.core.db.transaction() as s:
+                staff = await remember(s, i.actor, email, self.core.now())
+        if staff is not None:
+            if len(self._actors) > RECENT_DELIVERIES:
+                self._actors.clear()
+            self._actors[key] = (time.monotonic() + ACTOR_SECONDS, staff)
+        return staff
 
     async def _route(self, i: Interaction) -> list[Effect]:
-        staff = await self.actor(i)
         if self._concerns is not None and self._concerns.claims(i):
-            return await self._concerns.handle(i, staff)
+            # Who may see a concern is decided on the roster as it is now, never a cached copy.
+            return await self._concerns.handle(i, await self.actor(i, fresh=True))
+        staff = await self.actor(i)
         if i.kind == "options":
             async with self.core.db.reading() as s:
                 if staff is None:

@@ -190,3 +190,23 @@ async def test_review_years_extend_retention(school: Core, bot: Bot) -> None:
 
 async def test_hold_unknown_reference(school: Core) -> None:
     assert await cli(school, "hold", "--reference", "C-2026-9999", "--on") == 2
+
+
+async def test_a_removed_dsl_loses_access_at_once(school: Core, bot: Bot) -> None:
+    """The Bot reuses roster matches for a few seconds, but never for concern decisions."""
+    from chatbot.effects import Ephemeral, Popup
+    from chatbot.services import roster
+    from tests.conftest import STAFF_CSV, command, submit
+    from tests.unit.test_concern_support import concerns, good
+
+    await bot.handle(command("dsl@school.test", "my-calls"))  # the DSL is now a cached match
+    await bot.handle(submit("teacher@school.test", "concern", good()))
+    [c] = await concerns(school)
+    [eff] = await bot.handle(action("dsl@school.test", "concern.view", str(c.id)))
+    assert isinstance(eff, Popup)
+    demoted = STAFF_CSV.replace(
+        "dsl@school.test,Dee,Lead,staff;dsl", "dsl@school.test,Dee,Lead,staff"
+    )
+    await roster.import_staff(school, demoted)
+    [eff] = await bot.handle(action("dsl@school.test", "concern.view", str(c.id)))
+    assert isinstance(eff, Ephemeral)
