@@ -35,3 +35,17 @@ async def test_database_errors_do_not_quote_values(school: Core) -> None:
                 .where(AuditEvent.actor_id.is_(None))
             )
     assert "SECRET-VALUE-123" not in str(caught.value)
+
+
+async def test_sqlite_runs_with_wal_busy_timeout_and_foreign_keys(core: Core) -> None:
+    from sqlalchemy import text
+
+    if core.db.dialect != "sqlite":
+        # The same suite runs on PostgreSQL: there the equivalent guarantee is the server's.
+        async with core.db.reading() as s:
+            assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
+        return
+    async with core.db.reading() as s:
+        assert (await s.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+        assert (await s.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+        assert (await s.execute(text("PRAGMA busy_timeout"))).scalar_one() == 30000
