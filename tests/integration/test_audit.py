@@ -37,15 +37,22 @@ async def test_database_errors_do_not_quote_values(school: Core) -> None:
     assert "SECRET-VALUE-123" not in str(caught.value)
 
 
-async def test_sqlite_runs_with_wal_busy_timeout_and_foreign_keys(core: Core) -> None:
-    from sqlalchemy import text
+async def test_foreign_keys_enforced_and_sqlite_pragmas(core: Core) -> None:
+    from datetime import UTC, datetime
 
-    if core.db.dialect != "sqlite":
-        # The same suite runs on PostgreSQL: there the equivalent guarantee is the server's.
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from chatbot.storage.models import ChecklistTick
+
+    with pytest.raises(IntegrityError):
+        async with core.db.transaction() as s:
+            s.add(
+                ChecklistTick(
+                    booking_id=999, item_key="x", ticked_by_id=999, ticked_at=datetime.now(UTC)
+                )
+            )
+    if core.db.dialect == "sqlite":
         async with core.db.reading() as s:
-            assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
-        return
-    async with core.db.reading() as s:
-        assert (await s.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
-        assert (await s.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
-        assert (await s.execute(text("PRAGMA busy_timeout"))).scalar_one() == 30000
+            assert (await s.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+            assert (await s.execute(text("PRAGMA busy_timeout"))).scalar_one() == 30000
