@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import the staff or pupil roster from CSV")
     imp.add_argument("what", choices=["staff", "pupils"])
     imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--deactivate-missing",
+        action="store_true",
+        help="deactivate people on the roster who are not in this file (leavers)",
+    )
 
     con = sub.add_parser("consent", help="record written parental consent")
     csub = con.add_subparsers(dest="consent_cmd", required=True)
@@ -137,14 +142,15 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
             return 2
         fn = roster.import_staff if args.what == "staff" else roster.import_pupils
         try:
-            report = await fn(core, text, actor="cli")
+            report = await fn(core, text, actor="cli", deactivate_missing=args.deactivate_missing)
         except roster.RosterError as exc:
             print(f"{args.file}: {exc}", file=sys.stderr)
             return 2
         for line, reason in report.rejected:
             print(f"{args.file}:{line}: skipped: {reason}", file=sys.stderr)
+        gone = f", {report.deactivated} deactivated" if args.deactivate_missing else ""
         print(
-            f"{args.what}: {report.created} added, {report.updated} updated, "
+            f"{args.what}: {report.created} added, {report.updated} updated{gone}, "
             f"{len(report.rejected)} skipped."
         )
         if report.usable == 0:

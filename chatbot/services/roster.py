@@ -11,13 +11,15 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.core import Core
 from chatbot.services import audit
 from chatbot.services.identity import normalise_email
+from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Pupil, Staff
 
 ROLES = ("staff", "slt", "dsl", "deputy_dsl", "admin")
@@ -56,6 +58,7 @@ class RosterError(ValueError):
 class ImportReport:
     created: int = 0
     updated: int = 0
+    deactivated: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -116,7 +119,11 @@ def _parse_dob(value: str) -> date | None:
     raise ValueError(f"date of birth {value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
 
 
-async def import_staff(core: Core, text: str, actor: str = "cli") -> ImportReport:
+async def import_staff(
+    core: Core, text: str, actor: str = "cli", deactivate_missing: bool = False
+) -> ImportReport:
+    """Add or update staff. With ``deactivate_missing``, anyone active but absent from the
+    file (a leaver) is deactivated: they can no longer book, and stop receiving alerts."""
     header, rows = _rows(text)
     cols = _columns(header, STAFF_HEADERS, "staff")
     report = ImportReport()
@@ -163,8 +170,21 @@ async def import_staff(core: Core, text: str, actor: str = "cli") -> ImportRepor
                 person.forename, person.surname = forename, surname
                 person.roles, person.active, person.updated_at = ";".join(roles), True, now
                 report.updated += 1
+        if deactivate_missing and report.usable:
+            report.deactivated = await _deactivate(s, Staff, Staff.email, seen, now)
         _audit(s, now, actor, "staff", report)
     return report
+
+
+async def _deactivate(
+    s: AsyncSession, model: type[Staff] | type[Pupil], key: Any, keep: set[str], now: datetime
+) -> int:
+    stmt = (
+        update(model)
+        .where(model.active.is_(True), key.not_in(keep))
+        .values(active=False, updated_at=now)
+    )
+    return await rows_changed(s, stmt)
 
 
 def _audit(s: AsyncSession, now: datetime, actor: str, what: str, report: ImportReport) -> None:
@@ -179,6 +199,7 @@ def _audit(s: AsyncSession, now: datetime, actor: str, what: str, report: Import
             detail={
                 "created": report.created,
                 "updated": report.updated,
+                "deactivated": report.deactivated,
                 "rejected": len(report.rejected),
             },
         )
@@ -188,7 +209,11 @@ async def _staff(s: AsyncSession, email: str) -> Staff | None:
     return (await s.execute(select(Staff).where(Staff.email == email))).scalar_one_or_none()
 
 
-async def import_pupils(core: Core, text: str, actor: str = "cli") -> ImportReport:
+async def import_pupils(
+    core: Core, text: str, actor: str = "cli", deactivate_missing: bool = False
+) -> ImportReport:
+    """Add or update pupils. With ``deactivate_missing``, pupils absent from the file (left
+    the school) are deactivated: they can't be booked; their records are kept."""
     header, rows = _rows(text)
     cols = _columns(header, PUPIL_HEADERS, "pupils")
     report = ImportReport()
@@ -240,5 +265,7 @@ async def import_pupils(core: Core, text: str, actor: str = "cli") -> ImportRepo
                     pupil.date_of_birth = dob
                 pupil.active, pupil.updated_at = True, now
                 report.updated += 1
+        if deactivate_missing and report.usable:
+            report.deactivated = await _deactivate(s, Pupil, Pupil.upn, seen, now)
         _audit(s, now, actor, "pupils", report)
     return report

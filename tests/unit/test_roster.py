@@ -204,3 +204,42 @@ async def test_pupil_missing_column(core: Core) -> None:
         await roster.import_pupils(core, "Legal Forename,Legal Surname\nSam,Taylor\n")
     assert "Legal Forename" in str(e.value)  # says what it did find
     assert await all_pupils(core) == {}
+
+
+async def test_leavers_are_deactivated_only_when_asked(school: Core) -> None:
+    from sqlalchemy import select
+
+    from chatbot.app import build_bot
+    from chatbot.effects import Ephemeral
+    from chatbot.storage.models import Pupil, Staff
+    from tests.conftest import PUPILS_CSV, STAFF_CSV, command
+
+    without_other = STAFF_CSV.replace("other@school.test,Olive,Other,staff\n", "")
+    kept = await roster.import_staff(school, without_other)
+    assert kept.deactivated == 0
+    report = await roster.import_staff(school, without_other, deactivate_missing=True)
+    assert report.deactivated == 1 and report.updated == 6
+    async with school.db.transaction() as s:
+        other = (
+            await s.execute(select(Staff).where(Staff.email == "other@school.test"))
+        ).scalar_one()
+    assert other.active is False
+    [said] = await build_bot(school).handle(command("other@school.test", "book-call"))
+    assert isinstance(said, Ephemeral) and "not on the school's staff roster" in said.message.text
+
+    pupils = await roster.import_pupils(
+        school,
+        PUPILS_CSV.replace("C123456789012,Noah,Nobody,Year 4,\n", ""),
+        deactivate_missing=True,
+    )
+    assert pupils.deactivated == 1
+    async with school.db.transaction() as s:
+        noah = (await s.execute(select(Pupil).where(Pupil.upn == "C123456789012"))).scalar_one()
+    assert noah.active is False  # kept (records stay), but no longer bookable
+
+
+async def test_a_file_with_no_usable_rows_deactivates_nobody(school: Core) -> None:
+    report = await roster.import_staff(
+        school, "email,forename,surname,roles\nbad,,,\n", deactivate_missing=True
+    )
+    assert report.usable == 0 and report.deactivated == 0
