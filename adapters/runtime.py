@@ -6,6 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
 from chatbot.app import build_bot
 from chatbot.bot import Bot
 from chatbot.config import Settings
@@ -57,7 +59,7 @@ class Runtime:
         jobs.update(self.extra_jobs)
         return jobs
 
-    def scheduler(self):  # type: ignore[no-untyped-def]
+    def scheduler(self) -> AsyncIOScheduler:
         return make_scheduler(self.jobs())
 
     def use_messenger(self, messenger: Messenger) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,8 +167,8 @@ class Dispatcher:
                 assert address is not None
                 ref = await self.messenger.send_to_staff(address, message)
             elif row.kind == "role":
-                assert row.role in ("dsl", "slt")
-                ref = await self.messenger.post_to_role(row.role, message)  # type: ignore[arg-type]
+                assert row.role in ("dsl", "slt"), "to_role only writes DSL or SLT rows"
+                ref = await self.messenger.post_to_role(cast(Role, row.role), message)
             else:
                 if targets is None:
                     raise DeliveryError("original_in_flight")

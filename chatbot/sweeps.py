@@ -166,67 +166,49 @@ async def run_booking_sweeps(core: Core) -> int:
     p = core.policy
     now = core.now()
     confirmed = Booking.status == "confirmed"
+    ended = Booking.ends_at <= now
+    # (claim column, what makes the step due, the step, its name for the log)
+    steps: list[tuple[InstrumentedAttribute[Any], list[Any], Step, str]] = [
+        (
+            Booking.cohost_lapse_noted_at,
+            [
+                Booking.status == "awaiting_cohost",
+                Booking.starts_at <= now + timedelta(minutes=p.cohost_answer_by_minutes),
+            ],
+            _lapse,
+            "cohost_lapse",
+        ),
+        (
+            Booking.checklist_sent_at,
+            [
+                confirmed,
+                Booking.starts_at <= now + timedelta(minutes=p.checklist_lead_minutes),
+                Booking.ends_at > now,
+            ],
+            _checklist,
+            "checklist",
+        ),
+        (
+            Booking.start_check_at,
+            [confirmed, Booking.starts_at <= now, Booking.ends_at > now],
+            _start_check,
+            "start_check",
+        ),
+        (Booking.log_requested_at, [confirmed, ended], _log_request, "log_request"),
+        (
+            Booking.log_nudged_at,
+            [confirmed, Booking.ends_at <= now - timedelta(minutes=p.log_nudge_after_minutes)],
+            _log_nudge,
+            "log_nudge",
+        ),
+        (
+            Booking.log_reported_at,
+            [confirmed, Booking.ends_at <= now - timedelta(minutes=p.log_report_after_minutes)],
+            _log_report,
+            "log_report",
+        ),
+    ]
     total = 0
-    total += await _run(
-        core,
-        Booking.cohost_lapse_noted_at,
-        [
-            Booking.status == "awaiting_cohost",
-            Booking.starts_at <= now + timedelta(minutes=p.cohost_answer_by_minutes),
-        ],
-        _lapse,
-        "cohost_lapse",
-    )
-    total += await _run(
-        core,
-        Booking.checklist_sent_at,
-        [
-            confirmed,
-            Booking.starts_at <= now + timedelta(minutes=p.checklist_lead_minutes),
-            Booking.ends_at > now,
-        ],
-        _checklist,
-        "checklist",
-    )
-    total += await _run(
-        core,
-        Booking.start_check_at,
-        [
-            confirmed,
-            Booking.starts_at <= now,
-            Booking.ends_at > now,
-        ],
-        _start_check,
-        "start_check",
-    )
-    total += await _run(
-        core,
-        Booking.log_requested_at,
-        [
-            confirmed,
-            Booking.ends_at <= now,
-        ],
-        _log_request,
-        "log_request",
-    )
-    total += await _run(
-        core,
-        Booking.log_nudged_at,
-        [
-            confirmed,
-            Booking.ends_at <= now - timedelta(minutes=p.log_nudge_after_minutes),
-        ],
-        _log_nudge,
-        "log_nudge",
-    )
-    total += await _run(
-        core,
-        Booking.log_reported_at,
-        [
-            confirmed,
-            Booking.ends_at <= now - timedelta(minutes=p.log_report_after_minutes),
-        ],
-        _log_report,
-        "log_report",
-    )
+    for column, due, step, name in steps:
+        total += await _run(core, column, due, step, name)
     return total

@@ -186,7 +186,7 @@ async def create_booking(
         result.cohost = cohost
         facts = BookingFacts(now=now, unknown_pupils=tuple(unknown))
         if starts_at is not None and minutes is not None:
-            facts = await _time_facts(s, core, facts, host, cohost, pupils, starts_at, minutes)
+            facts, _ = await _time_facts(s, core, facts, host, cohost, pupils, starts_at, minutes)
         if p.consent_required:
             consented = await with_consent(s, [x.id for x in pupils])
             facts = replace(
@@ -219,13 +219,15 @@ async def create_booking(
             # checked one after the other (PostgreSQL; SQLite writers are already serial).
             people = [host.id] + ([cohost.id] if cohost else [])
             await s.execute(select(Staff.id).where(Staff.id.in_(people)).with_for_update())
-            again = await _time_facts(s, core, facts, host, cohost, pupils, starts_at, minutes)
+            again, taken = await _time_facts(
+                s, core, facts, host, cohost, pupils, starts_at, minutes
+            )
             if again.host_busy or again.cohost_busy or again.at_weekly_limit:
                 for v in check_booking(proposal, again, p):
                     _add(errors, v.field, v.message)
                 raise _Refused()
             result.booking = await _store(
-                core, s, host, cohost, kind, starts_at, minutes, platform, plan, pupils
+                core, s, host, cohost, kind, starts_at, minutes, platform, plan, pupils, taken
             )
     except _Refused:
         return result
@@ -248,8 +250,9 @@ async def _time_facts(
     pupils: list[Pupil],
     starts_at: datetime,
     minutes: int,
-) -> BookingFacts:
-    """The facts that depend on other bookings: who is busy, who is at the weekly limit."""
+) -> tuple[BookingFacts, dict[int, set[int]]]:
+    """The facts that depend on other bookings (who is busy, who is at the weekly limit),
+    and each pupil's weekly slots already taken."""
     end = starts_at + timedelta(minutes=minutes)
     ids = [host.id] + ([cohost.id] if cohost else [])
     busy = await overlapping(s, ids, starts_at, end)
@@ -260,7 +263,7 @@ async def _time_facts(
         host_busy=host.id in busy,
         cohost_busy=cohost is not None and cohost.id in busy,
         at_weekly_limit=tuple(x.short_name for x in pupils if len(slots[x.id]) >= per_week),
-    )
+    ), slots
 
 
 class _Refused(Exception):
@@ -278,6 +281,7 @@ async def _store(
     platform: str,
     plan: str,
     pupils: list[Pupil],
+    taken: dict[int, set[int]],
 ) -> Booking:
     p = core.policy
     now = core.now()
@@ -294,7 +298,6 @@ async def _store(
         created_at=now,
     )
     week = week_of(starts_at.date())
-    taken = await week_slots(s, [x.id for x in pupils], week)
     # Free slot per pupil; the partial unique index rejects a slot taken concurrently.
     booking.pupils = [
         BookingPupil(

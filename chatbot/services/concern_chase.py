@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import InstrumentedAttribute
 
 from chatbot.core import Core
 from chatbot.services import audit
 from chatbot.services.concern_filing import ack_minutes, add_event, send_alert
 from chatbot.services.concern_records import note_deliveries
+from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Concern
 
 log = logging.getLogger("chatbot.concerns")
@@ -29,20 +29,17 @@ async def _step(
 ) -> bool:
     async with core.db.transaction() as s:
         claimed = (
-            cast(
-                "CursorResult[Any]",
-                await s.execute(
-                    update(Concern)
-                    .where(
-                        Concern.id == concern_id,
-                        column.is_(None),
-                        Concern.acknowledged_at.is_(None),
-                        Concern.status == "open",
-                    )
-                    .values({column.key: now})
-                    .execution_options(synchronize_session=False)
-                ),
-            ).rowcount
+            await rows_changed(
+                s,
+                update(Concern)
+                .where(
+                    Concern.id == concern_id,
+                    column.is_(None),
+                    Concern.acknowledged_at.is_(None),
+                    Concern.status == "open",
+                )
+                .values({column.key: now}),
+            )
             == 1
         )
         if not claimed:

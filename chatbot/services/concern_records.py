@@ -10,10 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +24,7 @@ from chatbot.services.concern_filing import (
     alert_facts,
     thread_key,
 )
+from chatbot.storage.db import rows_changed
 from chatbot.storage.models import (
     Booking,
     Concern,
@@ -180,19 +179,14 @@ async def acknowledge(core: Core, who: Staff | None, label: str, concern_id: str
             _refuse(s, core, c, who, label, "ack")
             return Outcome(False, cn.refused("acknowledge"), reference=c.reference)
         claimed = (
-            cast(
-                "CursorResult[Any]",
-                await s.execute(
-                    update(Concern)
-                    .where(Concern.id == c.id, Concern.acknowledged_at.is_(None))
-                    .values(
-                        acknowledged_at=now,
-                        acknowledged_by_id=who.id,
-                        acknowledged_by_label=who.name,
-                    )
-                    .execution_options(synchronize_session=False)
+            await rows_changed(
+                s,
+                update(Concern)
+                .where(Concern.id == c.id, Concern.acknowledged_at.is_(None))
+                .values(
+                    acknowledged_at=now, acknowledged_by_id=who.id, acknowledged_by_label=who.name
                 ),
-            ).rowcount
+            )
             == 1
         )
         await s.refresh(c)
