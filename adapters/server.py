@@ -19,8 +19,8 @@ RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 async def healthz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     try:
-        async with runtime.core.db.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with runtime.core.db.reading() as s:  # never queues for the write lock
+            await s.execute(text("SELECT 1"))
     except Exception as exc:  # report, don't crash: the load balancer wants an answer
         return web.json_response({"ok": False, "database": type(exc).__name__}, status=503)
     return web.json_response(

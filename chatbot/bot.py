@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from chatbot import notices
@@ -366,8 +366,8 @@ class Bot:
         assert i.delivery_id is not None
         try:
             async with self.core.db.transaction() as s:
-                s.add(
-                    ProcessedDelivery(
+                await s.execute(
+                    insert(ProcessedDelivery).values(
                         platform=i.platform, delivery_id=i.delivery_id[:200], at=self.core.now()
                     )
                 )

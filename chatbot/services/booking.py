@@ -215,10 +215,11 @@ async def create_booking(
     assert starts_at is not None and minutes is not None and plan is not None
     try:
         async with core.db.transaction() as s:
-            # Lock the host's and co-host's rows so two bookings for the same people are
-            # checked one after the other (PostgreSQL; SQLite writers are already serial).
-            people = [host.id] + ([cohost.id] if cohost else [])
-            await s.execute(select(Staff.id).where(Staff.id.in_(people)).with_for_update())
+            if core.db.dialect != "sqlite":  # SQLite's writers are already one at a time
+                # Lock the host's and co-host's rows so two bookings for the same people are
+                # checked one after the other.
+                people = [host.id] + ([cohost.id] if cohost else [])
+                await s.execute(select(Staff.id).where(Staff.id.in_(people)).with_for_update())
             again, taken = await _time_facts(
                 s, core, facts, host, cohost, pupils, starts_at, minutes
             )

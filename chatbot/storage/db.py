@@ -1,26 +1,36 @@
 """Engine and unit of work.
 
-SQLite (the default, ``./chatbot.db``) runs with WAL, a busy timeout and foreign keys on, and
-opens write transactions with ``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing
-half-way. PostgreSQL is selected with ``DATABASE_URL=postgresql+asyncpg://...``.
+SQLite (the default, ``./chatbot.db``) runs with WAL and foreign keys on, its calls made on the
+event loop's thread (see ``sqlite_inline``), and opens write transactions with ``BEGIN
+IMMEDIATE`` so concurrent writers queue instead of failing half-way. PostgreSQL is selected
+with ``DATABASE_URL=postgresql+asyncpg://...``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
+T = TypeVar("T")
 DEFAULT_URL = "sqlite+aiosqlite:///./chatbot.db"
+# How long a writer waits for another process (a CLI import, say) to release SQLite's write
+# lock. The wait is asynchronous: see Database.transaction.
+WRITE_LOCK_WAIT_SECONDS = 30.0
+# Readers are never blocked by writers under WAL; this only covers rare moments such as
+# another process recovering the WAL, and it does block the loop while it lasts.
+READ_BUSY_MS = 2000
 
 
 def normalise_url(url: str) -> str:
@@ -43,15 +53,22 @@ def make_engine(url: str = DEFAULT_URL, immediate: bool = True, **kwargs: Any) -
     # message, and so in any traceback that is logged.
     kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        from chatbot.storage import sqlite_inline
+
+        path = make_url(url).database or ":memory:"
+        # A writer must never sleep in SQLite's busy handler: that would stall the event loop.
+        busy_ms = 0 if immediate else READ_BUSY_MS
+        engine = create_async_engine(
+            url, async_creator=sqlite_inline.creator(path, busy_ms), **kwargs
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             # Let SQLAlchemy, not the driver, decide when transactions begin (see "begin").
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
@@ -92,11 +109,48 @@ class Database:
             async with self.sessions() as session, session.begin():
                 yield session
             return
-        # SQLite has one writer at a time, and its busy handler waits by sleeping and
-        # polling, which under load costs seconds. Queue this process's writers here instead
-        # (handed over at once, in order); other processes still meet the busy timeout.
-        async with self._write_lock, self.sessions() as session, session.begin():
-            yield session
+        # SQLite has one writer at a time. This process's writers queue on an asyncio lock
+        # (handed over at once, in order); a lock held by another process is waited for here,
+        # asynchronously, because SQLite's own busy handler would block the whole loop.
+        async with self._write_lock:
+            session = await _when_unlocked(self._begun_session)
+            async with session:  # closing the session rolls back anything not committed
+                yield session
+                await session.commit()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a write transaction (migrations), queued as
+        :meth:`transaction` is."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock:
+            conn = await _when_unlocked(self._begun_connection)
+            try:
+                yield conn
+                await conn.commit()
+            finally:
+                await conn.close()  # rolls back anything not committed
+
+    async def _begun_session(self) -> AsyncSession:
+        session = self.sessions()
+        try:
+            await session.connection()  # runs BEGIN IMMEDIATE: the write lock, or "locked"
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    async def _begun_connection(self) -> AsyncConnection:
+        conn = await self.engine.connect()
+        try:
+            await conn.begin()
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -115,6 +169,22 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+
+
+async def _when_unlocked(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Retry ``attempt`` while another process holds SQLite's write lock, sleeping between
+    tries so the loop carries on; give up after WRITE_LOCK_WAIT_SECONDS."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WRITE_LOCK_WAIT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            return await attempt()
+        except OperationalError as e:
+            if "locked" not in str(e.orig) or loop.time() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 async def rows_changed(session: AsyncSession, statement: Any) -> int:

@@ -25,7 +25,7 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
-    async with db.engine.begin() as conn:
+    async with db.connection() as conn:
         await conn.run_sync(run)
 
 

@@ -55,4 +55,4 @@ async def test_foreign_keys_enforced_and_sqlite_pragmas(core: Core) -> None:
     if core.db.dialect == "sqlite":
         async with core.db.reading() as s:
             assert (await s.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
-            assert (await s.execute(text("PRAGMA busy_timeout"))).scalar_one() == 30000
+            assert (await s.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1

@@ -1,0 +1,140 @@
+"""Booking submissions through ``Bot.handle`` alone: no HTTP, no platform SDK.
+
+    python bench/core_booking.py [--bookings 1000] [--concurrency 50] [--database-url URL]
+
+Seeds 100 staff and 1,100 pupils with consent, then submits bookings (every rule checked,
+each one stored with its audit event and co-host request) from concurrent tasks, and prints
+bookings per second and CPU milliseconds per booking. This is the floor under the Slack and
+Teams ack benchmarks: whatever the adapter costs comes on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from chatbot.app import build_bot  # noqa: E402
+from chatbot.core import Core  # noqa: E402
+from chatbot.interaction import Interaction, UserRef  # noqa: E402
+from chatbot.policy import Policy  # noqa: E402
+from chatbot.services import consent, roster  # noqa: E402
+from chatbot.storage.db import Database  # noqa: E402
+
+STAFF = 100
+PUPILS = 1100
+
+
+def email(n: int) -> str:
+    return f"staff{n:03d}@school.test"
+
+
+async def seed(core: Core) -> None:
+    staff = ["email,forename,surname,roles"]
+    staff += [f"{email(n)},Staff{n},Member{n},staff" for n in range(STAFF)]
+    await roster.import_staff(core, "\n".join(staff) + "\n")
+    pupils = ["upn,forename,surname,class,parent_email"]
+    pupils += [f"P{n:012d},Pupil{n},Surname{n},Year 3,p{n}@home.test" for n in range(PUPILS)]
+    await roster.import_pupils(core, "\n".join(pupils) + "\n")
+    received = core.now() - timedelta(days=1)
+    for n in range(PUPILS):
+        await consent.grant(
+            core,
+            upn=f"P{n:012d}",
+            parent_email=f"p{n}@home.test",
+            received_at=received,
+            evidence_kind="message_id",
+            evidence=f"<{n}@home.test>",
+            actor=None,
+        )
+
+
+def school_days(policy: Policy, start: date, count: int) -> list[date]:
+    days: list[date] = []
+    d = start
+    while len(days) < count:
+        if not policy.closed_reason(d):
+            days.append(d)
+        d += timedelta(days=1)
+    return days
+
+
+def booking(n: int, host: int, cohost: int, day: date) -> Interaction:
+    start = datetime(2000, 1, 1, 9, 0) + timedelta(minutes=30 * (n % 12))
+    values: dict[str, Any] = {
+        "pupils": [f"P{n % PUPILS:012d}"],
+        "kind": "one_to_one",
+        "date": day.isoformat(),
+        "start": f"{start:%H:%M}",
+        "duration": "20",
+        "cohost": email(cohost),
+        "platform": "Zoom",
+        "plan": "Share a reading book.",
+    }
+    return Interaction(
+        platform="slack",
+        kind="submit",
+        actor=UserRef(platform="slack", user_id=f"U{host:06d}", email=email(host)),
+        name="book_call",
+        values=values,
+        delivery_id=f"bench-{n}",
+    )
+
+
+async def main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+        db = Database(url)
+        if db.dialect == "postgresql":
+            from sqlalchemy import text
+
+            async with db.engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        await db.create_all()
+        core = Core(db=db, policy=Policy())
+        bot = build_bot(core)
+        await seed(core)
+        today = datetime.now(UTC).date()
+        days = school_days(core.policy, today + timedelta(days=14 - today.weekday()), 60)
+        c = args.concurrency
+        per_task = args.bookings // c
+        stored = refused = 0
+
+        async def client(k: int) -> None:
+            nonlocal stored, refused
+            for i in range(per_task):
+                n = k * per_task + i
+                # Each (host, slot, day) and (pupil, week) is used once, so every one is stored.
+                day = days[n // (12 * STAFF // 2)]
+                host = n // 12 % (STAFF // 2)
+                effects = await bot.handle(booking(n, host, STAFF // 2 + host, day))
+                if type(effects[0]).__name__ == "CloseForm":
+                    stored += 1
+                else:
+                    refused += 1
+
+        await bot.handle(booking(10**6, 0, 1, days[-1]))  # warm-up: connections, caches
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(c)))
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        await db.dispose()
+    total = stored + refused
+    print(f"{db.dialect}: {total} submissions ({stored} stored, {refused} refused), {c} tasks")
+    print(f"  {total / wall:.0f} bookings/s, {1000 * cpu / total:.2f} ms CPU per booking")
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--bookings", type=int, default=1000)
+    p.add_argument("--concurrency", type=int, default=50)
+    p.add_argument("--database-url")
+    raise SystemExit(asyncio.run(main(p.parse_args())))
