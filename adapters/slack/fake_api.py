@@ -3,17 +3,20 @@
 A real aiohttp server on 127.0.0.1 that records every method called with its body and answers
 the way Slack does for the methods the adapter uses. ``fail_next`` makes the next calls answer
 HTTP 429 (with ``Retry-After``) or 5xx, to show the outbox recovers without losing anything.
-Also serves ``response_url`` posts at ``/response/<id>``.
+Also serves ``response_url`` posts at ``/response/<id>``, and Socket Mode: with ``app_token``
+set, ``apps.connections.open`` hands out a websocket on this server, and :meth:`envelope`
+sends an envelope down it and waits for the app's acknowledgement.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 
 @dataclass
@@ -44,11 +47,16 @@ class FakeSlackAPI:
     calls: list[Call] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)  # response_url posts
     failures: list[Failure] = field(default_factory=list)
+    app_token: str = ""  # set: Socket Mode connections are accepted for this token
+    socket_acks: list[dict[str, Any]] = field(default_factory=list)  # what the app sent back
 
     def __post_init__(self) -> None:
         self._n = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self._sockets: list[web.WebSocketResponse] = []
+        self._connected = asyncio.Event()
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     # ----- control -----
 
@@ -85,6 +93,7 @@ class FakeSlackAPI:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{key}", self._response)
+        app.router.add_get("/socket", self._socket)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -97,6 +106,8 @@ class FakeSlackAPI:
         return self.url
 
     async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -151,7 +162,11 @@ class FakeSlackAPI:
                 return web.json_response({"ok": False, "error": failure.error or "fatal_error"})
             return web.Response(status=failure.status, text="upstream trouble")
         if method == "apps.connections.open":
-            result: dict[str, Any] = {"ok": False, "error": "not_allowed_token_type"}
+            if self.app_token and token == self.app_token:
+                ws_url = self.url.replace("http://", "ws://", 1) + "/socket"
+                result: dict[str, Any] = {"ok": True, "url": ws_url}
+            else:
+                result = {"ok": False, "error": "not_allowed_token_type"}
         elif token != self.token:
             result = {"ok": False, "error": "invalid_auth"}
         else:
@@ -159,6 +174,54 @@ class FakeSlackAPI:
             result = handler(body) if handler else {"ok": False, "error": "unknown_method"}
         call.result = result
         return web.json_response(result)
+
+    # ----- Socket Mode -----
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0TEST"}}
+        )
+        self._connected.set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                ack = json.loads(msg.data)
+                if self.record:
+                    self.socket_acks.append(ack)
+                waiter = self._waiting.pop(str(ack.get("envelope_id")), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(ack)
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    async def connected(self) -> None:
+        await asyncio.wait_for(self._connected.wait(), 10)
+
+    async def envelope(
+        self, kind: str, payload: dict[str, Any], retry_attempt: int = 0
+    ) -> dict[str, Any]:
+        """Send one Socket Mode envelope (``slash_commands``, ``interactive`` or
+        ``events_api``) and return the app's acknowledgement."""
+        await self.connected()
+        envelope_id = f"env-{next(self._n)}"
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[envelope_id] = waiter
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+                "retry_attempt": retry_attempt,
+                "retry_reason": "timeout" if retry_attempt else "",
+            }
+        )
+        return await asyncio.wait_for(waiter, 10)
 
     # ----- methods -----
 
