@@ -97,7 +97,8 @@ async def main(args: argparse.Namespace) -> int:
             from sqlalchemy import text
 
             async with db.engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
         await db.create_all()
         core = Core(db=db, policy=Policy())
         bot = build_bot(core)

@@ -1,6 +1,7 @@
 """Slack ack latency benchmark: the real server versus a bare bolt app, in the same run.
 
     python bench/slack_ack.py [--clients 50] [--requests 2000] [--seconds 60]
+                              [--replicas N] [--database-url postgresql+asyncpg://...]
 
 Starts three processes on 127.0.0.1: a loopback stand-in for the Slack Web API, the real
 server (adapters.server.build_app with the scheduler, SQLite in a temp dir, a seeded roster of
@@ -9,6 +10,11 @@ nothing. Then 50 concurrent aiohttp clients send signed ``/book-call`` commands 
 ``view_submission``s (alternately) to each server in turn, for a bounded count or time, and it
 prints ack latency p50/p99 and throughput for both. Target: p99 < 300 ms at 50 concurrent
 clients, and at least half the bare app's throughput.
+
+``--replicas N`` runs N copies of the real server on one port (SO_REUSEPORT, so the kernel
+spreads connections between them) sharing one database, as several replicas would; with
+``--database-url`` that database is the given one (its public schema is emptied first)
+instead of a fresh SQLite file.
 """
 
 from __future__ import annotations
@@ -59,10 +65,10 @@ def email(n: int) -> str:
 # ----- the three servers (each runs in its own process) -----
 
 
-async def _listen(app: web.Application) -> None:
+async def _listen(app: web.Application, port: int = 0) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024, reuse_port=True)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     print(f"READY {port}", flush=True)
@@ -101,22 +107,34 @@ async def seed(core: Any) -> None:
         )
 
 
-async def serve_real(api_url: str, db_dir: str) -> None:
+async def serve_real(api_url: str, database_url: str, port: int) -> None:
     from adapters.runtime import build_runtime
     from adapters.server import build_app
     from chatbot.config import Settings
 
+    first = port == 0
+    if first and database_url.startswith("postgresql"):
+        from sqlalchemy import text
+
+        from chatbot.storage.db import Database
+
+        db = Database(database_url)
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await db.dispose()
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{db_dir}/bench.db",
+        database_url=database_url,
         slack_bot_token=TOKEN,
         slack_signing_secret=SECRET,
         slack_api_url=api_url,
         slack_dsl_channel="C0DSL",
         slack_slt_channel="C0SLT",
     )
-    runtime = await build_runtime(settings)
-    await seed(runtime.core)
-    await _listen(build_app(runtime))  # with the scheduler: the outbox runs as in production
+    runtime = await build_runtime(settings, migrate=first)
+    if first:
+        await seed(runtime.core)
+    await _listen(build_app(runtime), port)  # with the scheduler, as in production
 
 
 async def serve_bare(api_url: str) -> None:
@@ -344,11 +362,19 @@ async def main(args: argparse.Namespace) -> int:
         api_url = f"http://127.0.0.1:{api_port}/api/"
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            real, real_port = spawn("--serve", "real", "--api-url", api_url, "--db-dir", tmp)
+            db_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+            real, real_port = spawn("--serve", "real", "--api-url", api_url, "--db-url", db_url)
             procs.append(real)
+            for _ in range(args.replicas - 1):
+                procs.append(
+                    spawn(
+                        "--serve", "real", "--api-url", api_url, "--db-url", db_url,
+                        "--port", str(real_port),
+                    )[0]
+                )  # fmt: skip
             print(
-                f"real server ready (seeded {STAFF} staff, {PUPILS} pupils) in "
-                f"{time.perf_counter() - t0:.1f}s",
+                f"real server ready ({args.replicas} replica(s) on {db_url.split(':')[0]}, "
+                f"seeded {STAFF} staff, {PUPILS} pupils) in {time.perf_counter() - t0:.1f}s",
                 flush=True,
             )
             bare, bare_port = spawn("--serve", "bare", "--api-url", api_url)
@@ -395,7 +421,8 @@ async def main(args: argparse.Namespace) -> int:
 
     print(
         f"\nSlack ack latency, {args.clients} concurrent clients over loopback, "
-        f"/book-call commands and view submissions alternately\n"
+        f"/book-call commands and view submissions alternately; real server: "
+        f"{args.replicas} replica(s) on {(args.database_url or 'sqlite').split('+')[0]}\n"
     )
     head = (
         f"{'target':<16}{'acks':>7}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
@@ -431,13 +458,16 @@ def cli() -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="time cap per target")
     p.add_argument("--serve", choices=["api", "real", "bare"], help=argparse.SUPPRESS)
     p.add_argument("--api-url", help=argparse.SUPPRESS)
-    p.add_argument("--db-dir", help=argparse.SUPPRESS)
+    p.add_argument("--replicas", type=int, default=1, help="copies of the real server")
+    p.add_argument("--database-url", help="default: a fresh SQLite file")
+    p.add_argument("--db-url", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if args.serve == "api":
         asyncio.run(serve_fake_api())
     elif args.serve == "real":
-        asyncio.run(serve_real(args.api_url, args.db_dir))
+        asyncio.run(serve_real(args.api_url, args.db_url, args.port))
     elif args.serve == "bare":
         asyncio.run(serve_bare(args.api_url))
     else:

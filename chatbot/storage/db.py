@@ -176,7 +176,7 @@ async def _when_unlocked(attempt: Callable[[], Awaitable[T]]) -> T:
     tries so the loop carries on; give up after WRITE_LOCK_WAIT_SECONDS."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WRITE_LOCK_WAIT_SECONDS
-    delay = 0.005
+    delay = 0.002
     while True:
         try:
             return await attempt()
@@ -184,7 +184,7 @@ async def _when_unlocked(attempt: Callable[[], Awaitable[T]]) -> T:
             if "locked" not in str(e.orig) or loop.time() + delay > deadline:
                 raise
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.25)
+        delay = min(delay * 2, 0.05)
 
 
 async def rows_changed(session: AsyncSession, statement: Any) -> int:

@@ -7,9 +7,11 @@ database, so a booking spent most of its time passing messages between threads.
 
 Here aiosqlite's own connection and cursor classes are kept (SQLAlchemy's dialect is written
 for them) but their queue to the worker thread is replaced by one that runs each call at once.
-Statements block the loop for their few microseconds; the one call that could block for long,
-waiting for another process's write lock, is not allowed to wait: writers use a zero busy
-timeout and :meth:`chatbot.storage.db.Database.transaction` retries them asynchronously.
+Statements block the loop while they run: microseconds for the indexed look-ups the server
+makes, a few milliseconds now and then when a commit triggers a WAL checkpoint. Long reports
+belong in the CLI, not the server. The one call that could block for long, waiting for another
+process's write lock, is not allowed to wait: writers use a zero busy timeout and
+:meth:`chatbot.storage.db.Database.transaction` retries them asynchronously.
 """
 
 from __future__ import annotations
