@@ -358,3 +358,15 @@ class ConcernEvent(Base):
     detail: Mapped[str] = mapped_column(String(500), default="")  # never the narrative
     note: Mapped[str | None] = mapped_column(Text)  # DSL notes and outcomes
     outbox_id: Mapped[int | None] = mapped_column(Integer, unique=True)  # "delivered" events
+
+
+@event.listens_for(Concern.__table__, "after_create")
+def _concern_report_fixed(target: Any, connection: Connection, **kw: Any) -> None:
+    for stmt in append_only.fixed_report(connection.dialect.name):
+        connection.exec_driver_sql(stmt)
+
+
+@event.listens_for(ConcernEvent.__table__, "after_create")
+def _chronology_never_edited(target: Any, connection: Connection, **kw: Any) -> None:
+    for stmt in append_only.no_update(connection.dialect.name, target.name):
+        connection.exec_driver_sql(stmt)

@@ -98,3 +98,36 @@ async def test_migrated_database_works(db_url: str) -> None:
         assert (await roster.import_pupils(core, PUPILS_CSV)).created == 3
     finally:
         await db.dispose()
+
+
+async def triggers(db: Any) -> set[str]:
+    from sqlalchemy import text
+
+    query = (
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        if db.dialect == "sqlite"
+        else "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE NOT t.tgisinternal AND n.nspname = current_schema()"
+    )
+    async with db.engine.connect() as conn:
+        return set((await conn.execute(text(query))).scalars())
+
+
+async def test_migrations_create_the_same_protective_triggers(db_url: str) -> None:
+    """The records the database itself protects (audit trail, concern reports, chronology)
+    are protected on a migrated database exactly as on one made from the models."""
+    import_every_model()
+    db = await fresh_database(db_url, create=False)
+    try:
+        await migrate.upgrade(db)
+        migrated = await triggers(db)
+    finally:
+        await db.dispose()
+    db = await fresh_database(db_url)
+    try:
+        modelled = await triggers(db)
+    finally:
+        await db.dispose()
+    assert migrated == modelled
+    assert {"concern_report_fixed", "concern_event_no_update"} <= migrated

@@ -210,3 +210,42 @@ async def test_a_removed_dsl_loses_access_at_once(school: Core, bot: Bot) -> Non
     await roster.import_staff(school, demoted)
     [eff] = await bot.handle(action("dsl@school.test", "concern.view", str(c.id)))
     assert isinstance(eff, Ephemeral)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("narrative", "Something else entirely."), ("category", "other"), ("reporter_label", "X")],
+)
+async def test_a_filed_report_cannot_be_changed_even_by_sql(
+    school: Core, bot: Bot, column: str, value: str
+) -> None:
+    """The database itself refuses to change what the reporter wrote, whatever code tries."""
+    from sqlalchemy.exc import DBAPIError
+
+    await file_concern(bot)
+    [c] = await concerns(school)
+    with pytest.raises(DBAPIError, match="never changed"):
+        async with school.db.transaction() as s:
+            await s.execute(update(Concern).where(Concern.id == c.id).values({column: value}))
+    [again] = await concerns(school)
+    assert (again.narrative, again.category) == (NARRATIVE, c.category)
+    # The workflow columns still change: acknowledging works.
+    async with school.db.transaction() as s:
+        await s.execute(update(Concern).where(Concern.id == c.id).values(legal_hold=True))
+    [held] = await concerns(school)
+    assert held.legal_hold
+
+
+async def test_the_chronology_cannot_be_edited_even_by_sql(school: Core, bot: Bot) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    await file_concern(bot)
+    [c] = await concerns(school)
+    before = await events(school, c.id)
+    assert before  # "filed" at least
+    with pytest.raises(DBAPIError):
+        async with school.db.transaction() as s:
+            await s.execute(
+                update(ConcernEvent).where(ConcernEvent.concern_id == c.id).values(kind="edited")
+            )
+    assert await events(school, c.id) == before
