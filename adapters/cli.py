@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     w = csub.add_parser("withdraw", help="withdraw consent")
     w.add_argument("upn")
     csub.add_parser("list", help="pupils with consent on file")
+    csub.add_parser("letter", help="print the information email to send parents first")
 
     pol = sub.add_parser("policy", help="the school policy in force")
     pol.add_argument("action", choices=["show"])
@@ -103,6 +104,11 @@ def _parse_received(text: str, core: Core) -> datetime:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.cmd == "policy":
         print(load_policy(settings.policy_path).to_toml(), end="")
+        return 0
+    if args.cmd == "consent" and args.consent_cmd == "letter":
+        from chatbot.parent_letter import letter_text
+
+        print(letter_text(load_policy(settings.policy_path)))
         return 0
     if args.cmd == "manifest":
         if args.platform == "slack":

@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from chatbot import notices
+from chatbot import notices, parent_letter
 from chatbot.core import Core
 from chatbot.effects import (
     CloseForm,
@@ -60,7 +60,8 @@ def help_message(core: Core) -> Message:
     lines = (
         "**/book-call**: book a video call with a pupil or group; I check the school's rules.",
         "**/my-calls**: your upcoming calls, co-host requests and logs still to write.",
-        "**/consent**: record a parent's written agreement (**/consent withdraw** to remove it).",
+        "**/consent**: record a parent's written agreement; **/consent letter** gives the "
+        "information email to send parents first; **/consent withdraw** removes an agreement.",
         "**/concern**: report a safeguarding concern to the DSL, privately.",
     )
     rules = (
@@ -200,8 +201,11 @@ class Bot:
         if name == "my-calls":
             return [Ephemeral(await self.my_calls_message(staff))]
         if name == "consent":
-            if i.text.strip().lower().startswith("withdraw"):
+            word = i.text.strip().lower()
+            if word.startswith("withdraw"):
                 return [OpenForm(consent.withdraw_form())]
+            if word.startswith("letter"):
+                return [Ephemeral(parent_letter.letter_message(self.core.policy))]
             return [OpenForm(consent.consent_form())]
         if name == "help":
             return [Ephemeral(help_message(self.core))]

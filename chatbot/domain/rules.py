@@ -142,7 +142,8 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
                 "consent",
                 "pupils",
                 f"No written parental consent on file for {_names(facts.without_consent)}. "
-                "Record the parent's emailed agreement with /consent first.",
+                "Email the parents the information in /consent letter, then record their "
+                "written reply with /consent.",
             )
         )
     if facts.at_weekly_limit:

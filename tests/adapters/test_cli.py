@@ -159,3 +159,12 @@ def test_console_concern_never_reaches_the_logs(tmp_path: Path) -> None:
     assert "C-20" in r.stdout  # the receipt's reference: the concern was filed
     assert "XYZZY" not in r.stderr and "Amira" not in r.stderr
     assert "SELECT" not in r.stderr and "INSERT" not in r.stderr
+
+
+def test_consent_letter_uses_the_policy_file(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[school]\nname = "Brook Primary"\n[calls]\nmax_minutes = 20\n')
+    r = chatbot(tmp_path, "consent", "letter", policy=policy)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Subject: ")
+    assert "Brook Primary" in r.stdout and "at most 20 minutes" in r.stdout
