@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -39,6 +40,38 @@ PERMANENT_ERRORS = {
     "message_not_found",
     "cant_update_message",
 }
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TTLCache(Generic[K, V]):
+    """Answers from Slack's user directory, kept for a while: a busy morning of bookings would
+    otherwise ask users.info about the same colleagues again and again, costing time in the
+    3-second ack and counting against Slack's rate limits. Only successful answers are kept."""
+
+    def __init__(self, seconds: float, size: int = 10_000):
+        self.seconds = seconds
+        self.size = size
+        self._items: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> V | None:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._items) >= self.size:
+            self._items.clear()  # crude, but bounded; a cold cache only costs look-ups
+        self._items[key] = (time.monotonic() + self.seconds, value)
+
+    def drop(self, key: K) -> None:
+        self._items.pop(key, None)
+
+
+DIRECTORY_SECONDS = 300.0
 
 
 def web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
@@ -98,6 +131,7 @@ class SlackMessenger:
             "dsl": settings.slack_dsl_channel,
             "slt": settings.slack_slt_channel,
         }
+        self._user_ids: TTLCache[str, str] = TTLCache(DIRECTORY_SECONDS)
 
     async def _post(self, channel: str, message: Message, role: bool) -> str:
         try:
@@ -109,16 +143,28 @@ class SlackMessenger:
         return f"{resp['channel']}:{resp['ts']}"
 
     async def user_id_for(self, email: str) -> str:
+        key = email.lower()
+        cached = self._user_ids.get(key)
+        if cached is not None:
+            return cached
         try:
             resp = await self.client.users_lookupByEmail(email=email)
         except Exception as exc:
             raise delivery_error(exc) from exc
-        return str(resp["user"]["id"])
+        user_id = str(resp["user"]["id"])
+        self._user_ids.put(key, user_id)
+        return user_id
 
     async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+        looked_up = not to.platform_user_id
         user_id = to.platform_user_id or await self.user_id_for(to.email)
         # Posting to a user id delivers to the app's direct-message channel with them.
-        return await self._post(user_id, message, role=False)
+        try:
+            return await self._post(user_id, message, role=False)
+        except DeliveryError:
+            if looked_up:
+                self._user_ids.drop(to.email.lower())  # look them up afresh on the retry
+            raise
 
     async def post_to_role(self, role: Role, message: Message) -> str:
         channel = self.channels.get(role) or ""
@@ -152,8 +198,12 @@ class SlackDirectory:
 
     def __init__(self, client: AsyncWebClient):
         self.client = client
+        self._profiles: TTLCache[str, dict[str, Any]] = TTLCache(DIRECTORY_SECONDS)
 
     async def profile(self, user_id: str) -> dict[str, Any] | None:
+        cached = self._profiles.get(user_id)
+        if cached is not None:
+            return cached
         try:
             resp = await self.client.users_info(user=user_id)
         except SlackApiError as exc:
@@ -163,7 +213,10 @@ class SlackDirectory:
             log.warning("users.info failed: %s", type(exc).__name__)
             return None
         user = resp.get("user") or {}
-        return user if isinstance(user, dict) else None
+        if not isinstance(user, dict):
+            return None
+        self._profiles.put(user_id, user)
+        return user
 
     async def email_for(self, user: UserRef) -> str | None:
         if user.email:

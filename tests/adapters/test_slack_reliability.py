@@ -21,7 +21,7 @@ from adapters.slack.fake_api import FORM, JSON, FakeSlackAPI, interactive_body, 
 from adapters.slack.messenger import SlackMessenger, web_client
 from chatbot.config import Settings
 from chatbot.core import Core
-from chatbot.ports import ChannelUnavailable, DeliveryError, FixedClock
+from chatbot.ports import ChannelUnavailable, DeliveryError, FixedClock, StaffAddress
 from chatbot.storage.models import Booking, OutboxMessage, ProcessedDelivery
 from chatbot.ui import Message, Section
 from tests.adapters.test_slack_booking import GOOD, book
@@ -301,3 +301,54 @@ async def test_socket_mode_starts_with_app_token(
             await runner.cleanup()
     finally:
         await api.stop()
+
+
+# ----- Slack directory look-ups are remembered -----
+
+
+async def test_directory_lookups_are_remembered(slack: Slack) -> None:
+    """Two bookings naming the same co-host ask users.info once; two deliveries to the same
+    colleague look their Slack id up once."""
+    await book(slack)
+    await book(slack, {**GOOD, "pupils": ["B123456789012"], "start": "11:00"})
+    assert await count(slack.runtime.core, Booking) == 2
+    assert slack.api.called("users.info").count({"user": "U0COLLEAG"}) == 1
+    await slack.runtime.dispatcher.drain()
+    assert len(slack.posts_to("U0COLLEAG")) == 2  # both co-host requests delivered
+    assert slack.api.called("users.lookupByEmail") == [{"email": "colleague@school.test"}]
+
+
+async def test_a_failed_delivery_forgets_the_looked_up_id() -> None:
+    api = FakeSlackAPI(users={"U1": "a@school.test"})
+    await api.start()
+    try:
+        settings = Settings(slack_bot_token=api.token, slack_api_url=api.api_url)
+        m = SlackMessenger(web_client(settings), settings)
+        to = StaffAddress(
+            staff_id=1, email="A@school.test", display_name="A", platform_user_id=None
+        )
+        msg = Message("hello", (Section("hello"),))
+        await m.send_to_staff(to, msg)
+        await m.send_to_staff(to, msg)
+        assert len(api.called("users.lookupByEmail")) == 1  # remembered
+        api.fail_next(1, status=200, error="user_not_found", methods=("chat.postMessage",))
+        with pytest.raises(DeliveryError):
+            await m.send_to_staff(to, msg)
+        await m.send_to_staff(to, msg)  # the retry looks them up again
+        assert len(api.called("users.lookupByEmail")) == 2
+    finally:
+        await api.stop()
+
+
+async def test_ttl_cache_expires() -> None:
+    from adapters.slack.messenger import TTLCache
+
+    cache: TTLCache[str, str] = TTLCache(0.05, size=2)
+    cache.put("a", "1")
+    assert cache.get("a") == "1"
+    await asyncio.sleep(0.06)
+    assert cache.get("a") is None
+    cache.put("a", "1")
+    cache.put("b", "2")
+    cache.put("c", "3")  # over size: emptied first, so memory stays bounded
+    assert (cache.get("a"), cache.get("c")) == (None, "3")
