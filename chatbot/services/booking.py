@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,17 +104,30 @@ def _add(errors: dict[str, str], field_id: str, message: str) -> None:
     errors[field_id] = f"{errors[field_id]} {message}" if field_id in errors else message
 
 
+# The checks every booking runs (twice), built once: building a statement costs more than
+# SQLite takes to run it.
+_OVERLAPPING = select(Booking.host_id, Booking.cohost_id).where(
+    Booking.status.in_(ACTIVE),
+    Booking.starts_at < bindparam("end"),
+    Booking.ends_at > bindparam("start"),
+    or_(
+        Booking.host_id.in_(bindparam("hosts", expanding=True)),
+        Booking.cohost_id.in_(bindparam("cohosts", expanding=True)),
+    ),
+)
+_WEEK_SLOTS = select(BookingPupil.pupil_id, BookingPupil.slot).where(
+    BookingPupil.pupil_id.in_(bindparam("pupils", expanding=True)),
+    BookingPupil.week == bindparam("week"),
+    BookingPupil.active.is_(True),
+)
+
+
 async def overlapping(
     s: AsyncSession, staff_ids: list[int], start: datetime, end: datetime
 ) -> set[int]:
     """Which of ``staff_ids`` already host or co-host an active call overlapping start..end."""
     rows = await s.execute(
-        select(Booking.host_id, Booking.cohost_id).where(
-            Booking.status.in_(ACTIVE),
-            Booking.starts_at < end,
-            Booking.ends_at > start,
-            or_(Booking.host_id.in_(staff_ids), Booking.cohost_id.in_(staff_ids)),
-        )
+        _OVERLAPPING, {"start": start, "end": end, "hosts": staff_ids, "cohosts": staff_ids}
     )
     busy: set[int] = set()
     for host_id, cohost_id in rows:
@@ -126,13 +139,7 @@ async def week_slots(s: AsyncSession, pupil_ids: list[int], week: int) -> dict[i
     """For each pupil, the weekly slots their active calls already take in ``week``."""
     taken: dict[int, set[int]] = {pid: set() for pid in pupil_ids}
     if pupil_ids:
-        rows = await s.execute(
-            select(BookingPupil.pupil_id, BookingPupil.slot).where(
-                BookingPupil.pupil_id.in_(pupil_ids),
-                BookingPupil.week == week,
-                BookingPupil.active.is_(True),
-            )
-        )
+        rows = await s.execute(_WEEK_SLOTS, {"pupils": pupil_ids, "week": week})
         for pupil_id, slot in rows:
             taken[pupil_id].add(slot)
     return taken

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,10 +17,11 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
+_BY_EMAIL = select(Staff).where(Staff.email == bindparam("email"))
+
+
 async def staff_by_email(s: AsyncSession, email: str) -> Staff | None:
-    return (
-        await s.execute(select(Staff).where(Staff.email == normalise_email(email)))
-    ).scalar_one_or_none()
+    return (await s.execute(_BY_EMAIL, {"email": normalise_email(email)})).scalar_one_or_none()
 
 
 async def _identity(s: AsyncSession, user: UserRef) -> PlatformIdentity | None:

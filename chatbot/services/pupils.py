@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.storage.models import Consent, Pupil
@@ -11,17 +11,21 @@ from chatbot.ui import Option
 SEARCH_LIMIT = 50  # a picker never shows more than this (Slack allows 100 options)
 
 
+# Built once (see booking._OVERLAPPING): every booking and consent form runs these.
+_BY_UPN = select(Pupil).where(
+    Pupil.upn.in_(bindparam("upns", expanding=True)), Pupil.active.is_(True)
+)
+_WITH_CONSENT = select(Consent.pupil_id).where(
+    Consent.pupil_id.in_(bindparam("ids", expanding=True)), Consent.withdrawn_at.is_(None)
+)
+
+
 async def pupils_by_upn(s: AsyncSession, upns: list[str]) -> tuple[list[Pupil], list[str]]:
     """The active pupils with these UPNs, and the UPNs not found (in the order given)."""
     wanted = list(dict.fromkeys(u.strip().upper() for u in upns if u.strip()))
     if not wanted:
         return [], []
-    found = {
-        p.upn: p
-        for p in (
-            await s.execute(select(Pupil).where(Pupil.upn.in_(wanted), Pupil.active.is_(True)))
-        ).scalars()
-    }
+    found = {p.upn: p for p in (await s.execute(_BY_UPN, {"upns": wanted})).scalars()}
     return [found[u] for u in wanted if u in found], [u[:20] for u in wanted if u not in found]
 
 
@@ -29,12 +33,7 @@ async def with_consent(s: AsyncSession, pupil_ids: list[int]) -> set[int]:
     """Which of these pupils have current written consent on file."""
     if not pupil_ids:
         return set()
-    rows = await s.execute(
-        select(Consent.pupil_id).where(
-            Consent.pupil_id.in_(pupil_ids), Consent.withdrawn_at.is_(None)
-        )
-    )
-    return set(rows.scalars())
+    return set((await s.execute(_WITH_CONSENT, {"ids": pupil_ids})).scalars())
 
 
 async def search(s: AsyncSession, query: str, limit: int = SEARCH_LIMIT) -> list[Option]:
