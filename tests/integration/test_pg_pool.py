@@ -1,0 +1,67 @@
+"""Pooled PostgreSQL connections are pinged only after sitting idle, and a connection cut while
+idle (a database restart, a firewall) is replaced before a request can fail on it. Uses the
+machine's PostgreSQL directly, whichever database the rest of the suite runs on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+
+from chatbot.storage import db as db_module
+from chatbot.storage.db import Database
+
+PG_URL = os.environ.get("PG_TEST_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[Database]:
+    database = Database(PG_URL, pool_size=2, max_overflow=0)
+    yield database
+    await database.dispose()
+
+
+async def backend_pid(database: Database) -> int:
+    async with database.transaction() as s:
+        return int((await s.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_only_idle_connections_are_pinged(
+    pg: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+    pings = 0
+    real_ping = AsyncAdapt_asyncpg_connection.ping
+
+    def counting_ping(self: AsyncAdapt_asyncpg_connection) -> None:
+        nonlocal pings
+        pings += 1
+        real_ping(self)
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counting_ping)
+    first = await backend_pid(pg)
+    for _ in range(5):
+        assert await backend_pid(pg) == first  # the same pooled connection, reused
+    assert pings == 0  # returned moments ago: no round trip spent checking it
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)
+    assert await backend_pid(pg) == first
+    assert pings == 1
+
+
+async def test_connection_cut_while_idle_is_replaced(
+    pg: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await backend_pid(pg)
+    # Another session ends ours, as a database restart would.
+    killer = Database(PG_URL)
+    try:
+        async with killer.transaction() as s:
+            await s.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    finally:
+        await killer.dispose()
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)  # "idle for long enough"
+    second = await backend_pid(pg)  # no error: the dead connection was swapped out
+    assert second != first
