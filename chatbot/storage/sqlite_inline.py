@@ -33,7 +33,7 @@ class _RunNow:
         future, function = item
         try:
             result = function()
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting caller, as aiosqlite does
+        except Exception as e:  # handed to the awaiting caller, as aiosqlite's thread does
             if future is None:
                 raise
             future.set_exception(e)
