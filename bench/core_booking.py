@@ -22,55 +22,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_school import PUPILS, STAFF, email, school_days, seed, upn  # noqa: E402
+
 from chatbot.app import build_bot  # noqa: E402
 from chatbot.core import Core  # noqa: E402
 from chatbot.interaction import Interaction, UserRef  # noqa: E402
 from chatbot.policy import Policy  # noqa: E402
-from chatbot.services import consent, roster  # noqa: E402
 from chatbot.storage.db import Database  # noqa: E402
-
-STAFF = 100
-PUPILS = 1100
-
-
-def email(n: int) -> str:
-    return f"staff{n:03d}@school.test"
-
-
-async def seed(core: Core) -> None:
-    staff = ["email,forename,surname,roles"]
-    staff += [f"{email(n)},Staff{n},Member{n},staff" for n in range(STAFF)]
-    await roster.import_staff(core, "\n".join(staff) + "\n")
-    pupils = ["upn,forename,surname,class,parent_email"]
-    pupils += [f"P{n:012d},Pupil{n},Surname{n},Year 3,p{n}@home.test" for n in range(PUPILS)]
-    await roster.import_pupils(core, "\n".join(pupils) + "\n")
-    received = core.now() - timedelta(days=1)
-    for n in range(PUPILS):
-        await consent.grant(
-            core,
-            upn=f"P{n:012d}",
-            parent_email=f"p{n}@home.test",
-            received_at=received,
-            evidence_kind="message_id",
-            evidence=f"<{n}@home.test>",
-            actor=None,
-        )
-
-
-def school_days(policy: Policy, start: date, count: int) -> list[date]:
-    days: list[date] = []
-    d = start
-    while len(days) < count:
-        if not policy.closed_reason(d):
-            days.append(d)
-        d += timedelta(days=1)
-    return days
 
 
 def booking(n: int, host: int, cohost: int, day: date) -> Interaction:
     start = datetime(2000, 1, 1, 9, 0) + timedelta(minutes=30 * (n % 12))
     values: dict[str, Any] = {
-        "pupils": [f"P{n % PUPILS:012d}"],
+        "pupils": [upn(n % PUPILS)],
         "kind": "one_to_one",
         "date": day.isoformat(),
         "start": f"{start:%H:%M}",

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
+from bench_school import PUPILS, STAFF, email, school_days, seed, upn  # noqa: E402
 
 from adapters.slack.fake_api import (  # noqa: E402
     FORM,
@@ -46,20 +47,15 @@ from adapters.slack.fake_api import (  # noqa: E402
     interactive_body,
     signed_headers,
 )
+from chatbot.policy import Policy  # noqa: E402
 
 SECRET = "bench-signing-secret-0123456789abcdef"
 TOKEN = "xoxb-bench"
 TEAM = "T0BENCH"
-STAFF = 100
-PUPILS = 1100
 
 
 def uid(n: int) -> str:
     return f"U{n:06d}"
-
-
-def email(n: int) -> str:
-    return f"staff{n:03d}@school.test"
 
 
 # ----- the three servers (each runs in its own process) -----
@@ -80,31 +76,6 @@ async def serve_fake_api() -> None:
         token=TOKEN, users={uid(n): email(n) for n in range(STAFF)}, team_id=TEAM, record=False
     )
     await _listen(api.app())
-
-
-async def seed(core: Any) -> None:
-    from chatbot.services import consent, roster
-
-    staff = ["email,forename,surname,roles"]
-    staff += [f"{email(n)},Staff{n},Member{n},staff" for n in range(STAFF)]
-    staff += ["slt@school.test,Sally,Leader,staff;slt", "dsl@school.test,Dee,Lead,staff;dsl"]
-    await roster.import_staff(core, "\n".join(staff) + "\n")
-    pupils = ["upn,forename,surname,class,parent_email"]
-    pupils += [
-        f"P{n:012d},Pupil{n},Surname{n},Year {n % 6 + 1},p{n}@home.test" for n in range(PUPILS)
-    ]
-    await roster.import_pupils(core, "\n".join(pupils) + "\n")
-    received = core.now() - timedelta(days=1)
-    for n in range(PUPILS):
-        await consent.grant(
-            core,
-            upn=f"P{n:012d}",
-            parent_email=f"p{n}@home.test",
-            received_at=received,
-            evidence_kind="message_id",
-            evidence=f"<{n}@home.test>",
-            actor=None,
-        )
 
 
 async def serve_real(api_url: str, database_url: str, port: int) -> None:
@@ -184,19 +155,6 @@ def pct(values: list[float], p: float) -> float:
     return s[k] * 1000
 
 
-def school_days(start: date, count: int) -> list[date]:
-    from chatbot.policy import Policy
-
-    policy = Policy()
-    days: list[date] = []
-    d = start
-    while len(days) < count:
-        if not policy.closed_reason(d):
-            days.append(d)
-        d += timedelta(days=1)
-    return days
-
-
 def booking_view() -> dict[str, Any]:
     from adapters.slack.blocks import form_view
     from chatbot.core import Core
@@ -215,7 +173,7 @@ def submission(
         "pupils": {
             "pupils": {
                 "type": "multi_external_select",
-                "selected_options": [{"text": sel, "value": f"P{pupil:012d}"}],
+                "selected_options": [{"text": sel, "value": upn(pupil)}],
             }
         },
         "kind": {
@@ -382,7 +340,7 @@ async def main(args: argparse.Namespace) -> int:
             # Next Monday, a week ahead: every slot is bookable with notice to spare.
             today = datetime.now(UTC).date()
             monday = today + timedelta(days=7 - today.weekday() + 7)
-            days = school_days(monday, 10)
+            days = school_days(Policy(), monday, 10)
             view = booking_view()
             targets = [("bare bolt app", bare_port, 0), ("real server", real_port, 0)]
             # Warm-up (first users.info, auth.test, connection pools), not measured.

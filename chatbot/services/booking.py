@@ -222,7 +222,7 @@ async def create_booking(
     assert starts_at is not None and minutes is not None and plan is not None
     try:
         async with core.db.transaction() as s:
-            if core.db.dialect != "sqlite":  # SQLite's writers are already one at a time
+            if not core.db.serial_writers:
                 # Lock the host's and co-host's rows so two bookings for the same people are
                 # checked one after the other.
                 people = [host.id] + ([cohost.id] if cohost else [])

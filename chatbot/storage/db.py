@@ -130,6 +130,12 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def serial_writers(self) -> bool:
+        """True when write transactions already run one at a time (SQLite), so there is no
+        need for row locks to order them."""
+        return self._write_lock is not None
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends, rolled back if it raises."""

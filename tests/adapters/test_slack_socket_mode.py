@@ -5,7 +5,6 @@ the same answers as over HTTP, acknowledged on the socket."""
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from chatbot.core import Core
 from chatbot.storage.models import Booking
 from tests.adapters.test_slack_booking import GOOD
 from tests.adapters.test_slack_render import check_call
-from tests.adapters.test_slack_support import BOTS, TEAM, USERS, payload, state_for
+from tests.adapters.test_slack_support import BOTS, TEAM, USERS, payload, submission
 
 APP_TOKEN = "xapp-1-A0VIDEO-socket"
 
@@ -55,16 +54,6 @@ def command(user: str, name: str, trigger: str) -> dict[str, Any]:
     fields = payload("command_book_call.json")
     fields.update(user_id=user, command=name, trigger_id=trigger, response_url="")
     return fields
-
-
-def submission(user: str, view: dict[str, Any], values: dict[str, Any], trigger: str) -> dict:
-    p = payload("view_submission_book_call.json")
-    p["user"] = {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM}
-    p["trigger_id"] = trigger
-    v = copy.deepcopy(view)
-    v.update(id=p["view"]["id"], hash=p["view"]["hash"], state=state_for(view, values))
-    p["view"] = {**p["view"], **v}
-    return p
 
 
 async def bookings(core: Core) -> int:

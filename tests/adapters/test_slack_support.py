@@ -83,6 +83,19 @@ def state_for(view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return {"values": state}
 
 
+def submission(
+    user: str, view: dict[str, Any], values: dict[str, Any], trigger_id: str
+) -> dict[str, Any]:
+    """A ``view_submission`` payload for ``view`` filled in with ``values`` by ``user``."""
+    p = payload("view_submission_book_call.json")
+    p["user"] = {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM}
+    p["trigger_id"] = trigger_id
+    v = copy.deepcopy(view)
+    v.update(id=p["view"]["id"], hash=p["view"]["hash"], state=state_for(view, values))
+    p["view"] = {**p["view"], **v}
+    return p
+
+
 @dataclass
 class Slack:
     """One running server (``url``) plus the fake Web API (``api``)."""
@@ -160,12 +173,7 @@ class Slack:
         trigger_id: str | None = None,
         retry_num: int | None = None,
     ) -> tuple[int, Any]:
-        p = payload("view_submission_book_call.json")
-        p["user"] = {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM}
-        p["trigger_id"] = trigger_id or self.trigger()
-        v = copy.deepcopy(view)
-        v.update(id=p["view"]["id"], hash=p["view"]["hash"], state=state_for(view, values))
-        p["view"] = {**p["view"], **v}
+        p = submission(user, view, values, trigger_id or self.trigger())
         return await self.post(interactive_body(p), FORM, retry_num=retry_num)
 
     async def click(
