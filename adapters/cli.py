@@ -11,12 +11,12 @@ from pathlib import Path
 
 from adapters import concerns_cli
 from chatbot.config import Settings
-from chatbot.core import Core
 from chatbot.logsafe import quiet_libraries
-from chatbot.policy import PolicyError, load_policy
+from chatbot.policy import PolicyError, load_policy, to_toml
 from chatbot.ports import SystemClock
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
+from chatbot.uow import Units
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,17 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _core(settings: Settings) -> Core:
+async def _units(settings: Settings) -> Units:
     policy = load_policy(settings.policy_path)
     db = Database(settings.database_url)
     await upgrade(db)
-    return Core(db=db, policy=policy, clock=SystemClock())
+    return Units(db=db, policy=policy, clock=SystemClock())
 
 
-def _parse_received(text: str, core: Core) -> datetime:
+def _parse_received(text: str, units: Units) -> datetime:
     for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=core.policy.zone)
+            return datetime.strptime(text, fmt).replace(tzinfo=units.policy.zone)
         except ValueError:
             continue
     raise SystemExit(f"--received {text!r}: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM'")
@@ -103,10 +103,10 @@ def _parse_received(text: str, core: Core) -> datetime:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.cmd == "policy":
-        print(load_policy(settings.policy_path).to_toml(), end="")
+        print(to_toml(load_policy(settings.policy_path)), end="")
         return 0
     if args.cmd == "consent" and args.consent_cmd == "letter":
-        from chatbot.parent_letter import letter_text
+        from chatbot.consent.letter import letter_text
 
         print(letter_text(load_policy(settings.policy_path)))
         return 0
@@ -119,7 +119,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return teams_package(args)
     if args.cmd == "serve":
-        from adapters.serve import serve
+        from adapters.server import serve
 
         return await serve(settings, args.host, args.port, args.production)
     if args.cmd == "console":
@@ -127,18 +127,19 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return await run_console(settings, args.email, args.demo)
 
-    core = await _core(settings)
+    units = await _units(settings)
     try:
-        return await _run_with_core(args, core)
+        return await _run_with_database(args, units)
     finally:
-        await core.db.dispose()
+        await units.db.dispose()
 
 
-async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
-    from chatbot.services import consent, roster
+async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
+    from chatbot.consent import service as consent
+    from chatbot.roster import importer as roster
 
     if args.cmd == "db":
-        print(f"Database is up to date ({core.db.dialect}).")
+        print(f"Database is up to date ({units.db.dialect}).")
         return 0
     if args.cmd == "import":
         try:
@@ -148,7 +149,7 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
             return 2
         fn = roster.import_staff if args.what == "staff" else roster.import_pupils
         try:
-            report = await fn(core, text, actor="cli", deactivate_missing=args.deactivate_missing)
+            report = await fn(units, text, actor="cli", deactivate_missing=args.deactivate_missing)
         except roster.RosterError as exc:
             print(f"{args.file}: {exc}", file=sys.stderr)
             return 2
@@ -173,15 +174,16 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
                     return 2
             else:
                 evidence, kind = args.evidence, "message_id"
-            res = await consent.grant(
-                core,
-                upn=args.upn,
-                parent_email=args.parent_email,
-                received_at=_parse_received(args.received, core),
-                evidence_kind=kind,
-                evidence=evidence,
-                actor=None,
-            )
+            async with units.write() as u:
+                res = await consent.grant(
+                    u,
+                    upn=args.upn,
+                    parent_email=args.parent_email,
+                    received_at=_parse_received(args.received, units),
+                    evidence_kind=kind,
+                    evidence=evidence,
+                    actor=None,
+                )
             if res.errors:
                 for field, msg in res.errors.items():
                     print(f"{field}: {msg}", file=sys.stderr)
@@ -190,20 +192,22 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
             print(f"Recorded written consent for {res.pupil.short_name} ({res.pupil.upn}).")
             return 0
         if args.consent_cmd == "withdraw":
-            err = await consent.withdraw(core, args.upn, None)
+            async with units.write() as u:
+                err = await consent.withdraw(u, args.upn, None)
             if err:
                 print(err, file=sys.stderr)
                 return 2
             print(f"Consent withdrawn for {args.upn.upper()}.")
             return 0
-        rows = await consent.listing(core)
+        async with units.read() as u:
+            rows = await consent.listing(u)
         for pupil, c in rows:
-            when = c.received_at.astimezone(core.policy.zone).strftime("%Y-%m-%d %H:%M")
+            when = c.received_at.astimezone(units.policy.zone).strftime("%Y-%m-%d %H:%M")
             print(f"{pupil.upn}  {pupil.short_name:<24} {c.parent_email:<32} received {when}")
         print(f"{len(rows)} pupil(s) with consent on file.")
         return 0
     if args.cmd == "concerns":
-        return await concerns_cli.run(args, core)
+        return await concerns_cli.run(args, units)
     raise AssertionError(args.cmd)
 
 

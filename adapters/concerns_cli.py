@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chatbot.core import Core
-from chatbot.services import concern_records
-from chatbot.services.identity import staff_by_email
+from chatbot.concerns import export, retention
+from chatbot.roster.identity import staff_by_email
 from chatbot.storage.models import Staff
+from chatbot.uow import Units
 
 
 def add_parser(subparsers: Any) -> None:
@@ -48,19 +48,19 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, core: Core) -> int:
+async def run(args: argparse.Namespace, units: Units) -> int:
     if args.concerns_cmd == "export":
-        return await _export(args, core)
+        return await _export(args, units)
     if args.concerns_cmd == "purge":
-        return await _purge(args, core)
+        return await _purge(args, units)
     if args.concerns_cmd == "hold":
-        return await _hold(args, core)
+        return await _hold(args, units)
     raise AssertionError(args.concerns_cmd)
 
 
-async def _export(args: argparse.Namespace, core: Core) -> int:
+async def _export(args: argparse.Namespace, units: Units) -> int:
     destination = f"file {args.out.name}" if args.out else "printed"
-    res = await concern_records.export(core, args.reference, args.as_email, destination)
+    res = await export.export(units, args.reference, args.as_email, destination)
     if not res.ok:
         print(res.text, file=sys.stderr)
         return 2
@@ -78,8 +78,8 @@ async def _export(args: argparse.Namespace, core: Core) -> int:
     return 0
 
 
-async def _purge(args: argparse.Namespace, core: Core) -> int:
-    report = await concern_records.purge(core, dry_run=args.dry_run)
+async def _purge(args: argparse.Namespace, units: Units) -> int:
+    report = await retention.purge(units, dry_run=args.dry_run)
     verb = "Would delete" if args.dry_run else "Deleted"
     print(
         f"{verb} {len(report.purged)} record(s) past retention"
@@ -98,12 +98,12 @@ async def _purge(args: argparse.Namespace, core: Core) -> int:
     return 0
 
 
-async def _hold(args: argparse.Namespace, core: Core) -> int:
+async def _hold(args: argparse.Namespace, units: Units) -> int:
     actor: Staff | str = "cli"
     if args.as_email:
-        async with core.db.transaction() as s:
-            actor = await staff_by_email(s, args.as_email) or args.as_email
-    err = await concern_records.set_hold(core, args.reference, args.hold, actor)
+        async with units.read() as u:
+            actor = await staff_by_email(u.session, args.as_email) or args.as_email
+    err = await retention.set_hold(units, args.reference, args.hold, actor)
     if err:
         print(err, file=sys.stderr)
         return 2

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from chatbot.core import Core
-from chatbot.policy import Policy
 from chatbot.services import consent, roster
+
+from chatbot.policy import Policy
 
 STAFF = 100
 PUPILS = 1100

@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_school import PUPILS, STAFF, email, school_days, seed, upn  # noqa: E402
-
 from chatbot.app import build_bot  # noqa: E402
 from chatbot.core import Core  # noqa: E402
+
 from chatbot.interaction import Interaction, UserRef  # noqa: E402
 from chatbot.policy import Policy  # noqa: E402
 from chatbot.storage.db import Database  # noqa: E402

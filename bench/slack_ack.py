@@ -37,9 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
-from bench_school import PUPILS, STAFF, email, school_days, seed, upn  # noqa: E402
-
 from adapters.slack.fake_api import (  # noqa: E402
     FORM,
     FakeSlackAPI,
@@ -47,6 +44,9 @@ from adapters.slack.fake_api import (  # noqa: E402
     interactive_body,
     signed_headers,
 )
+from aiohttp import web  # noqa: E402
+from bench_school import PUPILS, STAFF, email, school_days, seed, upn  # noqa: E402
+
 from chatbot.policy import Policy  # noqa: E402
 
 SECRET = "bench-signing-secret-0123456789abcdef"
@@ -80,6 +80,7 @@ async def serve_fake_api() -> None:
 
 async def serve_real(api_url: str, database_url: str, port: int) -> None:
     from adapters.runtime import build_runtime
+
     from adapters.server import build_app
     from chatbot.config import Settings
 
@@ -156,10 +157,11 @@ def pct(values: list[float], p: float) -> float:
 
 
 def booking_view() -> dict[str, Any]:
-    from adapters.slack.blocks import form_view
     from chatbot.core import Core
-    from chatbot.policy import Policy
     from chatbot.services.booking import booking_form
+
+    from adapters.slack.blocks import form_view
+    from chatbot.policy import Policy
 
     return form_view(booking_form(Core(db=None, policy=Policy())))  # type: ignore[arg-type]
 

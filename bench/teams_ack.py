@@ -33,20 +33,20 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from adapters.runtime import runtime_for  # noqa: E402
+from adapters.teams.loopback import LoopbackConnector  # noqa: E402
 from botbuilder.core import ActivityHandler, TurnContext  # noqa: E402
 from botbuilder.integration.aiohttp import (  # noqa: E402
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
 )
-
-from adapters.runtime import runtime_for  # noqa: E402
-from adapters.server import build_app  # noqa: E402
-from adapters.teams.loopback import LoopbackConnector  # noqa: E402
-from chatbot.config import Settings  # noqa: E402
 from chatbot.core import Core  # noqa: E402
+from chatbot.services import roster  # noqa: E402
+
+from adapters.server import build_app  # noqa: E402
+from chatbot.config import Settings  # noqa: E402
 from chatbot.policy import Policy  # noqa: E402
 from chatbot.ports import FixedClock  # noqa: E402
-from chatbot.services import roster  # noqa: E402
 
 IDS = itertools.count(1)
 

@@ -1,14 +1,24 @@
-"""Assembling the core: one place that wires services into the Bot."""
+"""The composition root: one registry, filled by each concept, behind one router."""
 
 from __future__ import annotations
 
-from chatbot.bot import Bot
-from chatbot.core import Core
+from chatbot import help
+from chatbot.bookings import handlers as bookings
+from chatbot.concerns import handlers as concerns
+from chatbot.consent import handlers as consent
 from chatbot.ports import Directory
-from chatbot.services.concerns import ConcernFlow
+from chatbot.registry import Registry
+from chatbot.roster import handlers as roster
+from chatbot.router import Bot
+from chatbot.uow import Units
 
 
-def build_bot(core: Core, directories: dict[str, Directory] | None = None) -> Bot:
-    bot = Bot(core, directories)
-    bot.use_concerns(ConcernFlow(core))
-    return bot
+def build_registry() -> Registry:
+    registry = Registry()
+    for concept in (bookings, consent, concerns, roster, help):
+        concept.register(registry)
+    return registry
+
+
+def build_bot(units: Units, directories: dict[str, Directory] | None = None) -> Bot:
+    return Bot(units, build_registry(), directories)

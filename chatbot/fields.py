@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time
 
-from chatbot.interaction import SubmittedValue
+from chatbot.interaction import SubmittedValue, UserRef
 
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
 TIME_RE = re.compile(r"^(\d{1,2})[:.](\d{2})$")
@@ -21,14 +21,39 @@ class FieldError(ValueError):
 def one(values: dict[str, SubmittedValue], key: str) -> str:
     v = values.get(key, "")
     if isinstance(v, list):
-        return str(v[0]).strip() if v else ""
+        v = v[0] if v else ""
+    if isinstance(v, UserRef):
+        return (v.email or "").strip()
     return str(v).strip()
 
 
 def many(values: dict[str, SubmittedValue], key: str) -> list[str]:
     v = values.get(key, [])
+    if isinstance(v, UserRef):
+        v = [v]
     items = v if isinstance(v, list) else re.split(r"[,;\n]", v)
-    return [str(x).strip() for x in items if str(x).strip()]
+    out = [(x.email or "") if isinstance(x, UserRef) else str(x) for x in items]
+    return [x.strip() for x in out if x.strip()]
+
+
+def picked_email(values: dict[str, SubmittedValue], key: str, label: str) -> str:
+    """The email of the colleague chosen in a staff picker ("" when none was chosen).
+
+    Pickers that list the roster submit its emails; a platform's own user picker submits the
+    person, whose email the router has asked the platform's directory for."""
+    v = values.get(key, "")
+    if isinstance(v, list):
+        v = v[0] if v else ""
+    if isinstance(v, UserRef):
+        if not v.email:
+            who = v.display_name[:60] or "That person"
+            raise FieldError(
+                key,
+                f"{who} is not on the staff roster: {v.platform.title()} has no school email "
+                f"address for them. Choose a colleague on the roster as {label}.",
+            )
+        return v.email.strip()
+    return str(v).strip()
 
 
 def text(
@@ -79,3 +104,16 @@ def parse_int(values: dict[str, SubmittedValue], key: str, label: str, lo: int, 
     if not lo <= n <= hi:
         raise FieldError(key, f"{label} must be between {lo} and {hi}.")
     return n
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit in the database; anything larger is not one of ours
+
+
+def row_id(value: str) -> int:
+    """A row id from a button value or form state, or -1 when it is not one: a huge number
+    must not reach the database driver, which refuses it with an OverflowError."""
+    v = value.strip()
+    if not v.isascii() or not v.isdigit() or len(v) > 10:
+        return -1
+    n = int(v)
+    return n if 0 < n <= MAX_ID else -1

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from adapters.console.render import form_header, input_prompt, message_text
-from adapters.runtime import Runtime
+from adapters.server import Runtime
 from chatbot.effects import (
     CloseForm,
     Effect,
@@ -23,11 +23,12 @@ from chatbot.effects import (
     Options,
     Popup,
     Reply,
+    ShowHome,
     UpdateMessage,
 )
 from chatbot.interaction import Interaction, SubmittedValue, UserRef
 from chatbot.ports import Role, StaffAddress
-from chatbot.services.roster import UPN_RE
+from chatbot.roster.importer import UPN_RE
 from chatbot.ui import Button, Form, Input, Message
 
 ReadLine = Callable[[str], Awaitable[str | None]]
@@ -132,15 +133,8 @@ class Console:
             )
             return
         if line.startswith("/"):
-            name, _, rest = line[1:].partition(" ")
             await self.interact(
-                Interaction(
-                    platform="console",
-                    kind="command",
-                    actor=self.user,
-                    name=name.lower(),
-                    text=rest.strip(),
-                )
+                Interaction(platform="console", kind="command", actor=self.user, text=line)
             )
             return
         await self.interact(
@@ -170,8 +164,8 @@ class Console:
                 self.messenger.show(e.title, e.message, "popup")
             elif isinstance(e, OpenForm):
                 await self.fill(e.form)
-            elif isinstance(e, (CloseForm, Options, FormErrors)):
-                continue  # FormErrors only arrive inside fill()
+            elif isinstance(e, (CloseForm, Options, FormErrors, ShowHome)):
+                continue  # FormErrors only arrive inside fill(); the console has no Home view
 
     async def fill(self, form: Form) -> None:
         self.write(form_header(form) + "\n")
@@ -246,7 +240,12 @@ class Console:
                 continue
             effects = await self.runtime.bot.handle(
                 Interaction(
-                    platform="console", kind="options", actor=self.user, name="pupils", text=part
+                    platform="console",
+                    kind="options",
+                    actor=self.user,
+                    name="pupils",
+                    value="pupils",
+                    text=part,
                 )
             )
             opts = next((e.options for e in effects if isinstance(e, Options)), ())

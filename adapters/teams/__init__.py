@@ -18,7 +18,7 @@ from botbuilder.core import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes
 
-from adapters.runtime import Runtime
+from adapters.server import Runtime
 from adapters.teams.auth import CachingBotFrameworkAuthentication
 from adapters.teams.handler import TeamsHandler, tenant_of
 from adapters.teams.messenger import (
@@ -115,7 +115,7 @@ def build(runtime: Runtime) -> TeamsApp:
     local_mode = not settings.teams_configured
     auth = CachingBotFrameworkAuthentication(settings)
     adapter = CloudAdapter(auth)
-    refs = ReferenceStore(runtime.core)
+    refs = ReferenceStore(runtime.units)
     hosts = AllowedHosts(settings.teams_service_url_hosts)
     out = Outbound(auth, settings)
     handler = TeamsHandler(runtime, refs, hosts, out, authenticated=not local_mode)

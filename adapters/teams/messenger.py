@@ -29,11 +29,11 @@ from sqlalchemy.exc import IntegrityError
 from adapters.teams.cards import message_card
 from adapters.teams.outbound import ConnectorError, Outbound
 from chatbot.config import Settings
-from chatbot.core import Core
 from chatbot.interaction import UserRef
 from chatbot.ports import ChannelUnavailable, DeliveryError, Role, StaffAddress
 from chatbot.storage.models import ConversationReference
 from chatbot.ui import Message
+from chatbot.uow import Units
 
 log = logging.getLogger("chatbot.teams")
 
@@ -99,8 +99,8 @@ class ReferenceStore:
     """Conversation references in the database, with a small cache so an unchanged reference
     is not rewritten on every activity."""
 
-    def __init__(self, core: Core):
-        self.core = core
+    def __init__(self, units: Units):
+        self.units = units
         self._written: dict[str, str] = {}
 
     async def save(self, key: str, reference: dict[str, Any]) -> None:
@@ -109,7 +109,7 @@ class ReferenceStore:
             return
         for _attempt in range(2):
             try:
-                async with self.core.db.transaction() as s:
+                async with self.units.db.transaction() as s:
                     row = (
                         await s.execute(
                             select(ConversationReference).where(
@@ -124,19 +124,19 @@ class ReferenceStore:
                                 platform=PLATFORM,
                                 key=key[:300],
                                 reference=reference,
-                                updated_at=self.core.now(),
+                                updated_at=self.units.now(),
                             )
                         )
                     else:
                         row.reference = reference
-                        row.updated_at = self.core.now()
+                        row.updated_at = self.units.now()
                 break
             except IntegrityError:  # another request stored it first: update that row
                 continue
         self._written[key] = blob
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        async with self.core.db.reading() as s:
+        async with self.units.db.reading() as s:
             row = (
                 await s.execute(
                     select(ConversationReference.reference).where(
@@ -148,7 +148,7 @@ class ReferenceStore:
         return dict(row) if row else None
 
     async def any_service_url(self) -> str | None:
-        async with self.core.db.reading() as s:
+        async with self.units.db.reading() as s:
             rows = (
                 await s.execute(
                     select(ConversationReference.reference)

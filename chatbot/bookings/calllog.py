@@ -6,14 +6,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from chatbot import notices
-from chatbot.core import Core
+from chatbot.bookings import notices
+from chatbot.bookings.service import load
+from chatbot.fields import FieldError, one, parse_int, text
 from chatbot.interaction import SubmittedValue
-from chatbot.services import audit
-from chatbot.services.booking import load
-from chatbot.services.forms import FieldError, one, parse_int, text
 from chatbot.storage.models import Booking, CallLog, Staff
 from chatbot.ui import Form, Input, Option
+from chatbot.uow import Unit
 
 FORM_ID = "call_log"
 SUMMARY_MAX = 3000
@@ -54,26 +53,29 @@ class LogResult:
     message: str = ""
 
 
-async def open_form(core: Core, actor: Staff, booking_id: int) -> tuple[str | None, Form | None]:
-    async with core.db.transaction() as s:
-        b = await load(s, booking_id)
-        if b is None or b.host_id != actor.id:
-            return "Only the host of that call can write its log.", None
-        if b.status != "confirmed":
-            return f"{notices.ref(b)} did not go ahead, so it needs no log.", None
-        if b.starts_at > core.now():
-            return "The log is written after the call.", None
-        existing = (await s.execute(select(CallLog.id).where(CallLog.booking_id == b.id))).first()
-        if existing:
-            return f"The log for {notices.ref(b)} is already written. Thank you.", None
-        return None, log_form(b)
+async def open_form(u: Unit, actor: Staff, booking_id: int) -> tuple[str | None, Form | None]:
+    b = await load(u.session, booking_id)
+    if b is None or b.host_id != actor.id:
+        return "Only the host of that call can write its log.", None
+    if b.status != "confirmed":
+        return f"{notices.ref(b)} did not go ahead, so it needs no log.", None
+    if b.starts_at > u.now:
+        return "The log is written after the call.", None
+    if await _logged(u, b):
+        return f"The log for {notices.ref(b)} is already written. Thank you.", None
+    return None, log_form(b)
+
+
+async def _logged(u: Unit, b: Booking) -> bool:
+    return (
+        await u.session.execute(select(CallLog.id).where(CallLog.booking_id == b.id))
+    ).first() is not None
 
 
 async def save(
-    core: Core, actor: Staff, booking_id: int, values: dict[str, SubmittedValue]
+    u: Unit, actor: Staff, booking_id: int, values: dict[str, SubmittedValue]
 ) -> LogResult:
     res = LogResult()
-    now = core.now()
     try:
         attended = text(values, "attended", "Who attended", 500)
     except FieldError as e:
@@ -91,38 +93,29 @@ async def save(
         res.errors["worrying"] = "Answer yes or no."
     if res.errors:
         return res
-    async with core.db.transaction() as s:
-        b = await load(s, booking_id)
-        if b is None or b.host_id != actor.id or b.status != "confirmed":
-            res.errors["summary"] = "Only the host of a call that went ahead can write its log."
-            return res
-        if b.starts_at > now:
-            res.errors["summary"] = "The log is written after the call."
-            return res
-        if (await s.execute(select(CallLog.id).where(CallLog.booking_id == b.id))).first():
-            res.message = f"The log for {notices.ref(b)} was already saved."
-            res.booking = b
-            return res
-        log = CallLog(
-            booking_id=b.id,
-            attended=attended,
-            actual_minutes=minutes,
-            summary=summary,
-            worrying=worrying == "yes",
-            logged_by_id=actor.id,
-            logged_at=now,
-        )
-        s.add(log)
-        await s.flush()
-        audit.record(
-            s,
-            at=now,
-            actor=actor,
-            action="calllog.save",
-            subject_type="booking",
-            subject_id=b.id,
-            detail={"worrying": log.worrying},
-        )
-        res.booking, res.worrying = b, log.worrying
-        res.message = f"Saved the Keeping in Touch log for {notices.ref(b)}."
+    b = await load(u.session, booking_id)
+    if b is None or b.host_id != actor.id or b.status != "confirmed":
+        res.errors["summary"] = "Only the host of a call that went ahead can write its log."
+        return res
+    if b.starts_at > u.now:
+        res.errors["summary"] = "The log is written after the call."
+        return res
+    if await _logged(u, b):
+        res.message = f"The log for {notices.ref(b)} was already saved."
+        res.booking = b
+        return res
+    log = CallLog(
+        booking_id=b.id,
+        attended=attended,
+        actual_minutes=minutes,
+        summary=summary,
+        worrying=worrying == "yes",
+        logged_by_id=actor.id,
+        logged_at=u.now,
+    )
+    u.session.add(log)
+    await u.session.flush()
+    u.audit(actor, "calllog.save", "booking", b.id, {"worrying": log.worrying})
+    res.booking, res.worrying = b, log.worrying
+    res.message = f"Saved the Keeping in Touch log for {notices.ref(b)}."
     return res

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatbot import notices
-from chatbot.core import Core
-from chatbot.services import audit
-from chatbot.services.booking import load
+from chatbot.bookings import notices
+from chatbot.bookings.service import load
+from chatbot.storage.db import insert_ignoring_duplicates
 from chatbot.storage.models import Booking, ChecklistTick, Staff
 from chatbot.ui import Message
+from chatbot.uow import Unit
 
 
 async def ticked_keys(s: AsyncSession, booking_id: int) -> set[str]:
@@ -25,45 +24,26 @@ def _may_use(b: Booking, actor: Staff) -> bool:
     return actor.id in (b.host_id, b.cohost_id)
 
 
-async def view(core: Core, actor: Staff, booking_id: int) -> tuple[str | None, Message | None]:
-    async with core.db.transaction() as s:
-        b = await load(s, booking_id)
-        if b is None or not _may_use(b, actor):
-            return "That checklist is not one of your calls.", None
-        return None, notices.checklist(b, core.policy, await ticked_keys(s, b.id))
+async def view(u: Unit, actor: Staff, booking_id: int) -> tuple[str | None, Message | None]:
+    b = await load(u.session, booking_id)
+    if b is None or not _may_use(b, actor):
+        return "That checklist is not one of your calls.", None
+    return None, notices.checklist(b, u.policy, await ticked_keys(u.session, b.id))
 
 
 async def tick(
-    core: Core, actor: Staff, booking_id: int, item_key: str
+    u: Unit, actor: Staff, booking_id: int, item_key: str
 ) -> tuple[str | None, Message | None]:
     """Tick one item (idempotent: a second click changes nothing). Returns (error, message)."""
-    if core.policy and item_key not in {i.key for i in core.policy.checklist}:
+    if item_key not in {i.key for i in u.policy.checklist}:
         return "That checklist item is not in the school's checklist.", None
-    now = core.now()
-    try:
-        async with core.db.transaction() as s:
-            b = await load(s, booking_id)
-            if b is None or not _may_use(b, actor):
-                return "That checklist is not one of your calls.", None
-            if b.status not in ("confirmed", "awaiting_cohost"):
-                return f"This call is {b.status.replace('_', ' ')}; nothing to tick.", None
-            done = await ticked_keys(s, b.id)
-            if item_key not in done:
-                s.add(
-                    ChecklistTick(
-                        booking_id=b.id, item_key=item_key, ticked_by_id=actor.id, ticked_at=now
-                    )
-                )
-                audit.record(
-                    s,
-                    at=now,
-                    actor=actor,
-                    action="checklist.tick",
-                    subject_type="booking",
-                    subject_id=b.id,
-                    detail={"item": item_key},
-                )
-                done.add(item_key)
-            return None, notices.checklist(b, core.policy, done)
-    except IntegrityError:  # a concurrent click ticked it first
-        return await view(core, actor, booking_id)
+    b = await load(u.session, booking_id)
+    if b is None or not _may_use(b, actor):
+        return "That checklist is not one of your calls.", None
+    if b.status not in ("confirmed", "awaiting_cohost"):
+        return f"This call is {b.status.replace('_', ' ')}; nothing to tick.", None
+    row = {"booking_id": b.id, "item_key": item_key, "ticked_by_id": actor.id, "ticked_at": u.now}
+    # A concurrent click may have ticked it first: then this one changes nothing.
+    if await insert_ignoring_duplicates(u.session, ChecklistTick, row):
+        u.audit(actor, "checklist.tick", "booking", b.id, {"item": item_key})
+    return None, notices.checklist(b, u.policy, await ticked_keys(u.session, b.id))

@@ -10,13 +10,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
-from chatbot import notices, outbox
-from chatbot.core import Core
-from chatbot.services import audit
-from chatbot.services.booking import load, release_pupils
+from chatbot.bookings import notices
+from chatbot.bookings.service import load, release_pupils
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Staff
 from chatbot.ui import Message
+from chatbot.uow import Unit
 
 
 @dataclass
@@ -26,56 +25,45 @@ class Answer:
     message: Message | None = None  # the request message as it should now look
 
 
-async def answer(core: Core, actor: Staff, booking_id: int, accept: bool) -> Answer:
-    now = core.now()
-    zone = core.policy.zone
+async def answer(u: Unit, actor: Staff, booking_id: int, accept: bool) -> Answer:
+    s, now, zone = u.session, u.now, u.zone
     new_status = "confirmed" if accept else "declined"
-    async with core.db.transaction() as s:
-        b = await load(s, booking_id)
-        if b is None:
-            return Answer(False, "That call no longer exists.")
-        if b.cohost_id != actor.id:
-            return Answer(False, "Only the invited co-host can answer this request.")
-        won = (
-            await rows_changed(
-                s,
-                update(Booking)
-                .where(Booking.id == booking_id, Booking.status == "awaiting_cohost")
-                .values(status=new_status, cohost_answered_at=now),
-            )
-            == 1
-        )
-        await s.refresh(b)
-        host = await s.get(Staff, b.host_id)
-        assert host is not None
-        if not won:
-            outcome = {
-                "confirmed": "you accepted; the call is confirmed.",
-                "declined": "you declined.",
-                "lapsed": "no answer in time; the call is not going ahead.",
-                "cancelled": "cancelled by the host; nothing to do.",
-            }.get(b.status, f"{b.status}.")
-            msg = notices.cohost_request_closed(b, host, actor, zone, outcome)
-            return Answer(False, f"Already answered: {outcome}", msg)
-        audit.record(
+    b = await load(s, booking_id)
+    if b is None:
+        return Answer(False, "That call no longer exists.")
+    if b.cohost_id != actor.id:
+        return Answer(False, "Only the invited co-host can answer this request.")
+    won = (
+        await rows_changed(
             s,
-            at=now,
-            actor=actor,
-            action="cohost.accept" if accept else "cohost.decline",
-            subject_type="booking",
-            subject_id=b.id,
+            update(Booking)
+            .where(Booking.id == booking_id, Booking.status == "awaiting_cohost")
+            .values(status=new_status, cohost_answered_at=now),
         )
-        if accept:
-            outcome = "you accepted; the call is confirmed."
-            outbox.to_staff(s, now, host.id, notices.confirmed_for_host(b, host, actor, zone))
-            outbox.to_role(
-                s, now, "slt", notices.slt_notice(b, host, actor, zone), thread_key=f"slt:{b.id}"
-            )
-        else:
-            outcome = "you declined. The host has been told."
-            await release_pupils(s, b)
-            outbox.to_staff(s, now, host.id, notices.declined_for_host(b, host, actor, zone))
+        == 1
+    )
+    await s.refresh(b)
+    host = await s.get(Staff, b.host_id)
+    assert host is not None
+    if not won:
+        outcome = {
+            "confirmed": "you accepted; the call is confirmed.",
+            "declined": "you declined.",
+            "lapsed": "no answer in time; the call is not going ahead.",
+            "cancelled": "cancelled by the host; nothing to do.",
+        }.get(b.status, f"{b.status}.")
         msg = notices.cohost_request_closed(b, host, actor, zone, outcome)
-        # The clicked message is updated by the caller; other copies via the outbox.
-        await outbox.update_thread(s, now, f"cohost:{b.id}", msg)
-        return Answer(True, "Thank you: " + outcome, msg)
+        return Answer(False, f"Already answered: {outcome}", msg)
+    u.audit(actor, "cohost.accept" if accept else "cohost.decline", "booking", b.id)
+    if accept:
+        outcome = "you accepted; the call is confirmed."
+        u.to_staff(host.id, notices.confirmed_for_host(b, host, actor, zone))
+        u.to_role("slt", notices.slt_notice(b, host, actor, zone), thread_key=f"slt:{b.id}")
+    else:
+        outcome = "you declined. The host has been told."
+        await release_pupils(s, b)
+        u.to_staff(host.id, notices.declined_for_host(b, host, actor, zone))
+    msg = notices.cohost_request_closed(b, host, actor, zone, outcome)
+    # The clicked message is updated by the caller; other copies via the outbox.
+    await u.update_thread(f"cohost:{b.id}", msg)
+    return Answer(True, "Thank you: " + outcome, msg)

@@ -17,17 +17,16 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from chatbot import notices, outbox
-from chatbot.core import Core
-from chatbot.services import audit
-from chatbot.services.booking import release_pupils
-from chatbot.services.checklist import ticked_keys
+from chatbot.bookings import notices
+from chatbot.bookings.checklist import ticked_keys
+from chatbot.bookings.service import release_pupils
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, CallLog, Staff
+from chatbot.uow import Unit, Units
 
-log = logging.getLogger("chatbot.sweeps")
+log = logging.getLogger("chatbot.bookings.scheduled")
 
-Step = Callable[[Core, AsyncSession, Booking, datetime], Awaitable[None]]
+Step = Callable[[Unit, Booking], Awaitable[None]]
 
 
 async def _claim(
@@ -38,13 +37,12 @@ async def _claim(
 
 
 async def _run(
-    core: Core, column: InstrumentedAttribute[Any], where: list[Any], step: Step, name: str
+    units: Units, column: InstrumentedAttribute[Any], where: list[Any], step: Step, name: str
 ) -> int:
-    now = core.now()
-    async with core.db.transaction() as s:
+    async with units.read() as u:
         ids = list(
             (
-                await s.execute(
+                await u.session.execute(
                     select(Booking.id)
                     .where(column.is_(None), *where)
                     .order_by(Booking.starts_at)
@@ -54,12 +52,12 @@ async def _run(
         )
     done = 0
     for booking_id in ids:
-        async with core.db.transaction() as s:
-            b = await s.get(Booking, booking_id)
-            if b is None or not await _claim(s, b, column, now):
+        async with units.write() as u:
+            b = await u.session.get(Booking, booking_id)
+            if b is None or not await _claim(u.session, b, column, u.now):
                 continue
-            await s.refresh(b)
-            await step(core, s, b, now)
+            await u.session.refresh(b)
+            await step(u, b)
             done += 1
     if done:
         log.info("sweep %s: %d booking(s)", name, done)
@@ -73,30 +71,18 @@ async def _people(s: AsyncSession, b: Booking) -> tuple[Staff, Staff | None]:
     return host, cohost
 
 
-async def _lapse(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None:
+async def _lapse(u: Unit, b: Booking) -> None:
     if b.status != "awaiting_cohost":
         return
-    zone = core.policy.zone
+    zone = u.zone
     b.status = "lapsed"
-    await release_pupils(s, b)
-    host, cohost = await _people(s, b)
-    audit.record(
-        s,
-        at=now,
-        actor=None,
-        action="booking.lapse",
-        subject_type="booking",
-        subject_id=b.id,
-        detail={"reason": "cohost_no_answer"},
-    )
-    outbox.to_staff(s, now, host.id, notices.lapsed(b, host, cohost, zone, False))
-    outbox.to_role(
-        s, now, "slt", notices.lapsed(b, host, cohost, zone, True), thread_key=f"slt:{b.id}"
-    )
+    await release_pupils(u.session, b)
+    host, cohost = await _people(u.session, b)
+    u.audit(None, "booking.lapse", "booking", b.id, {"reason": "cohost_no_answer"})
+    u.to_staff(host.id, notices.lapsed(b, host, cohost, zone, False))
+    u.to_role("slt", notices.lapsed(b, host, cohost, zone, True), thread_key=f"slt:{b.id}")
     if cohost is not None:
-        await outbox.update_thread(
-            s,
-            now,
+        await u.update_thread(
             f"cohost:{b.id}",
             notices.cohost_request_closed(
                 b, host, cohost, zone, "no answer in time; the call is not going ahead."
@@ -104,29 +90,27 @@ async def _lapse(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None
         )
 
 
-async def _checklist(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None:
-    if b.status != "confirmed" or b.ends_at <= now:
+async def _checklist(u: Unit, b: Booking) -> None:
+    if b.status != "confirmed" or b.ends_at <= u.now:
         return
-    msg = notices.checklist(b, core.policy, await ticked_keys(s, b.id))
-    outbox.to_staff(s, now, b.host_id, msg, thread_key=f"checklist:{b.id}")
+    msg = notices.checklist(b, u.policy, await ticked_keys(u.session, b.id))
+    u.to_staff(b.host_id, msg, thread_key=f"checklist:{b.id}")
 
 
-async def _start_check(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None:
-    if b.status != "confirmed" or b.ends_at <= now:
+async def _start_check(u: Unit, b: Booking) -> None:
+    if b.status != "confirmed" or b.ends_at <= u.now:
         return
-    done = await ticked_keys(s, b.id)
-    missing = [i for i in core.policy.checklist if i.key not in done]
+    done = await ticked_keys(u.session, b.id)
+    missing = [i for i in u.policy.checklist if i.key not in done]
     if missing:
-        audit.record(
-            s,
-            at=now,
-            actor=None,
-            action="checklist.incomplete_at_start",
-            subject_type="booking",
-            subject_id=b.id,
-            detail={"missing": [i.key for i in missing]},
+        u.audit(
+            None,
+            "checklist.incomplete_at_start",
+            "booking",
+            b.id,
+            {"missing": [i.key for i in missing]},
         )
-        outbox.to_staff(s, now, b.host_id, notices.unticked_at_start(b, core.policy, missing))
+        u.to_staff(b.host_id, notices.unticked_at_start(b, u.policy, missing))
 
 
 async def _logged(s: AsyncSession, b: Booking) -> bool:
@@ -135,36 +119,27 @@ async def _logged(s: AsyncSession, b: Booking) -> bool:
     ).first() is not None
 
 
-async def _log_request(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None:
-    if not await _logged(s, b):
-        outbox.to_staff(s, now, b.host_id, notices.log_request(b, core.policy.zone))
+async def _log_request(u: Unit, b: Booking) -> None:
+    if not await _logged(u.session, b):
+        u.to_staff(b.host_id, notices.log_request(b, u.zone))
 
 
-async def _log_nudge(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None:
-    if not await _logged(s, b):
-        outbox.to_staff(s, now, b.host_id, notices.log_request(b, core.policy.zone, nudge=True))
+async def _log_nudge(u: Unit, b: Booking) -> None:
+    if not await _logged(u.session, b):
+        u.to_staff(b.host_id, notices.log_request(b, u.zone, nudge=True))
 
 
-async def _log_report(core: Core, s: AsyncSession, b: Booking, now: datetime) -> None:
-    if not await _logged(s, b):
-        host, cohost = await _people(s, b)
-        audit.record(
-            s,
-            at=now,
-            actor=None,
-            action="calllog.missing_reported",
-            subject_type="booking",
-            subject_id=b.id,
-        )
-        outbox.to_role(
-            s, now, "slt", notices.log_missing_for_slt(b, host, cohost, core.policy.zone)
-        )
+async def _log_report(u: Unit, b: Booking) -> None:
+    if not await _logged(u.session, b):
+        host, cohost = await _people(u.session, b)
+        u.audit(None, "calllog.missing_reported", "booking", b.id)
+        u.to_role("slt", notices.log_missing_for_slt(b, host, cohost, u.zone))
 
 
-async def run_booking_sweeps(core: Core) -> int:
+async def run_booking_sweeps(units: Units) -> int:
     """Every booking step that is due now. Returns how many steps ran."""
-    p = core.policy
-    now = core.now()
+    p = units.policy
+    now = units.now()
     confirmed = Booking.status == "confirmed"
     ended = Booking.ends_at <= now
     # (claim column, what makes the step due, the step, its name for the log)
@@ -210,5 +185,5 @@ async def run_booking_sweeps(core: Core) -> int:
     ]
     total = 0
     for column, due, step, name in steps:
-        total += await _run(core, column, due, step, name)
+        total += await _run(units, column, due, step, name)
     return total

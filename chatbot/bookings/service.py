@@ -1,4 +1,4 @@
-"""Booking a call: the form, the policy check, and storing the booking with its notices."""
+"""Booking a call: the policy check, storing the booking with its notices, cancelling."""
 
 from __future__ import annotations
 
@@ -8,81 +8,29 @@ from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import and_, bindparam, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatbot import notices, outbox
-from chatbot.core import Core
-from chatbot.domain.rules import BookingFacts, ProposedBooking, Violation, check_booking
+from chatbot.bookings import notices
+from chatbot.bookings.forms import PLAN_MAX
+from chatbot.bookings.rules import BookingFacts, ProposedBooking, Violation, check_booking
+from chatbot.fields import (
+    FieldError,
+    many,
+    one,
+    parse_date,
+    parse_int,
+    parse_time,
+    picked_email,
+    text,
+)
 from chatbot.interaction import SubmittedValue
-from chatbot.services import audit
-from chatbot.services.forms import FieldError, many, one, parse_date, parse_int, parse_time, text
-from chatbot.services.identity import staff_by_email
-from chatbot.services.pupils import pupils_by_upn, with_consent
+from chatbot.roster.identity import staff_by_email
+from chatbot.roster.pupils import pupils_by_upn, with_consent
 from chatbot.storage.models import Booking, BookingPupil, Pupil, Staff
-from chatbot.ui import Form, Input, Option
+from chatbot.uow import Unit
 
 T = TypeVar("T")
 ACTIVE = ("awaiting_cohost", "confirmed")
-PLAN_MAX = 2000
-FORM_ID = "book_call"
-
-
-def booking_form(core: Core, initial: dict[str, str | tuple[str, ...]] | None = None) -> Form:
-    p = core.policy
-    init = initial or {}
-    kinds = (Option("one_to_one", "One-to-one"), Option("group", "Group"))
-    return Form(
-        id=FORM_ID,
-        title="Book a video call",
-        intro=(
-            f"Calls run on school days, {p.hours_text()}, for up to {p.max_call_minutes} "
-            f"minutes, at most {p.calls_per_pupil_per_week} a week per pupil, with written "
-            "parental consent and a second member of staff."
-        ),
-        submit_label="Book",
-        inputs=(
-            Input("pupils", "Pupils", "pupils", initial=init.get("pupils")),
-            Input(
-                "kind",
-                "Type of call",
-                "select",
-                options=kinds,
-                initial=init.get("kind", "one_to_one"),
-            ),
-            Input("date", "Date", "date", initial=init.get("date")),
-            Input("start", "Start time", "time", initial=init.get("start"), placeholder="10:00"),
-            Input(
-                "duration",
-                "Length in minutes",
-                "number",
-                initial=init.get("duration", str(min(20, p.max_call_minutes))),
-                hint=f"At most {p.max_call_minutes}.",
-            ),
-            Input(
-                "cohost",
-                "Co-host (second member of staff)",
-                "staff",
-                required=p.cohost_required_one_to_one or p.cohost_required_group,
-                initial=init.get("cohost"),
-            ),
-            Input(
-                "platform",
-                "Platform",
-                "select",
-                options=tuple(Option(x, x) for x in p.platforms),
-                initial=init.get("platform", p.platforms[0]),
-            ),
-            Input(
-                "plan",
-                "Plan for the conversation",
-                "long_text",
-                max_length=PLAN_MAX,
-                initial=init.get("plan"),
-                placeholder="e.g. Sam shares their reading book; we sing the class song.",
-            ),
-        ),
-    )
 
 
 @dataclass
@@ -145,14 +93,17 @@ async def week_slots(s: AsyncSession, pupil_ids: list[int], week: int) -> dict[i
     return taken
 
 
-async def create_booking(
-    core: Core, host: Staff, values: dict[str, SubmittedValue]
-) -> BookingResult:
-    """Check every rule at once; store the booking only if nothing is wrong."""
+async def create_booking(u: Unit, host: Staff, values: dict[str, SubmittedValue]) -> BookingResult:
+    """Check every rule at once; store the booking only if nothing is wrong.
+
+    Runs in a write unit, so the facts checked cannot change before the booking is stored:
+    SQLite runs one writer at a time, and on PostgreSQL the host's and co-host's rows are
+    locked first. Two bookings racing for a pupil's weekly slot are stopped by a unique
+    index; the router then runs the loser again, and it is refused by the weekly-limit rule."""
     result = BookingResult(host=host)
     errors = result.errors
-    p = core.policy
-    now = core.now()
+    p = u.policy
+    s = u.session
 
     def attempt(fn: Callable[[], T]) -> T | None:
         try:
@@ -165,45 +116,47 @@ async def create_booking(
     start_t = attempt(lambda: parse_time(values, "start", "Start time"))
     minutes = attempt(lambda: parse_int(values, "duration", "Length", 1, 24 * 60))
     plan = attempt(lambda: text(values, "plan", "The plan", PLAN_MAX, False))
+    cohost_email = attempt(lambda: picked_email(values, "cohost", "co-host")) or ""
     kind = one(values, "kind") or "one_to_one"
     if kind not in ("one_to_one", "group"):
         _add(errors, "kind", "Choose one-to-one or group.")
     platform = one(values, "platform")[:100]
-    upns = [u.upper() for u in many(values, "pupils")][:100]
-    cohost_email = one(values, "cohost")
+    upns = [x.upper() for x in many(values, "pupils")][:100]
 
-    # Every rule is checked in a read-only transaction (no write lock, so checking never
-    # queues behind other writers); the write transaction below is short and re-checks the
-    # only facts another booking could have changed in between.
     starts_at: datetime | None = None
     if day and start_t:
         starts_at = datetime.combine(day, start_t, tzinfo=p.zone)
-    async with core.db.reading() as s:
-        pupils, unknown = await pupils_by_upn(s, upns)
-        cohost: Staff | None = None
-        if cohost_email:
-            cohost = await staff_by_email(s, cohost_email)
-            if cohost is None or not cohost.active:
-                _add(
-                    errors,
-                    "cohost",
-                    f"{cohost_email[:80]} is not on the staff roster, so they can't co-host.",
-                )
-                cohost = None
-        result.cohost = cohost
-        facts = BookingFacts(now=now, unknown_pupils=tuple(unknown))
-        if starts_at is not None and minutes is not None:
-            facts, _ = await _time_facts(s, core, facts, host, cohost, pupils, starts_at, minutes)
-        if p.consent_required:
-            consented = await with_consent(s, [x.id for x in pupils])
-            facts = replace(
-                facts, without_consent=tuple(x.short_name for x in pupils if x.id not in consented)
+    pupils, unknown = await pupils_by_upn(s, upns)
+    cohost: Staff | None = None
+    if cohost_email:
+        cohost = await staff_by_email(s, cohost_email)
+        if cohost is None or not cohost.active:
+            _add(
+                errors,
+                "cohost",
+                f"{cohost_email[:80]} is not on the staff roster, so they can't co-host.",
             )
+            cohost = None
+    result.cohost = cohost
+    if not u.serial:
+        # Lock the host's and co-host's rows so two bookings for the same people are checked
+        # one after the other.
+        people = [host.id] + ([cohost.id] if cohost else [])
+        await s.execute(select(Staff.id).where(Staff.id.in_(people)).with_for_update())
+    facts = BookingFacts(now=u.now, unknown_pupils=tuple(unknown))
+    taken: dict[int, set[int]] = {}
+    if starts_at is not None and minutes is not None:
+        facts, taken = await _time_facts(u, facts, host, cohost, pupils, starts_at, minutes)
+    if p.consent_required:
+        consented = await with_consent(s, [x.id for x in pupils])
+        facts = replace(
+            facts, without_consent=tuple(x.short_name for x in pupils if x.id not in consented)
+        )
     proposal = ProposedBooking(
         host_id=host.id,
         cohost_id=cohost.id if cohost else (-1 if cohost_email else None),
         kind=kind,
-        starts_at=starts_at or (now + timedelta(days=365)),
+        starts_at=starts_at or (u.now + timedelta(days=365)),
         minutes=minutes or p.min_call_minutes,
         platform=platform,
         plan=plan if plan is not None else "x",
@@ -220,38 +173,14 @@ async def create_booking(
     if errors:
         return result
     assert starts_at is not None and minutes is not None and plan is not None
-    try:
-        async with core.db.transaction() as s:
-            if not core.db.serial_writers:
-                # Lock the host's and co-host's rows so two bookings for the same people are
-                # checked one after the other.
-                people = [host.id] + ([cohost.id] if cohost else [])
-                await s.execute(select(Staff.id).where(Staff.id.in_(people)).with_for_update())
-            again, taken = await _time_facts(
-                s, core, facts, host, cohost, pupils, starts_at, minutes
-            )
-            if again.host_busy or again.cohost_busy or again.at_weekly_limit:
-                for v in check_booking(proposal, again, p):
-                    _add(errors, v.field, v.message)
-                raise _Refused()
-            result.booking = await _store(
-                core, s, host, cohost, kind, starts_at, minutes, platform, plan, pupils, taken
-            )
-    except _Refused:
-        return result
-    except IntegrityError:
-        # Someone else booked one of these pupils into the same week a moment ago.
-        errors["pupils"] = (
-            "One of these pupils was booked into that week a moment ago; "
-            f"the limit is {p.calls_per_pupil_per_week} a week. Check /my-calls and try again."
-        )
-        result.booking = None
+    result.booking = await _store(
+        u, host, cohost, kind, starts_at, minutes, platform, plan, pupils, taken
+    )
     return result
 
 
 async def _time_facts(
-    s: AsyncSession,
-    core: Core,
+    u: Unit,
     facts: BookingFacts,
     host: Staff,
     cohost: Staff | None,
@@ -263,9 +192,9 @@ async def _time_facts(
     and each pupil's weekly slots already taken."""
     end = starts_at + timedelta(minutes=minutes)
     ids = [host.id] + ([cohost.id] if cohost else [])
-    busy = await overlapping(s, ids, starts_at, end)
-    slots = await week_slots(s, [x.id for x in pupils], week_of(starts_at.date()))
-    per_week = core.policy.calls_per_pupil_per_week
+    busy = await overlapping(u.session, ids, starts_at, end)
+    slots = await week_slots(u.session, [x.id for x in pupils], week_of(starts_at.date()))
+    per_week = u.policy.calls_per_pupil_per_week
     return replace(
         facts,
         host_busy=host.id in busy,
@@ -274,13 +203,8 @@ async def _time_facts(
     ), slots
 
 
-class _Refused(Exception):
-    """Raised inside the transaction so nothing from a refused booking is written."""
-
-
 async def _store(
-    core: Core,
-    s: AsyncSession,
+    u: Unit,
     host: Staff,
     cohost: Staff | None,
     kind: str,
@@ -291,8 +215,7 @@ async def _store(
     pupils: list[Pupil],
     taken: dict[int, set[int]],
 ) -> Booking:
-    p = core.policy
-    now = core.now()
+    p = u.policy
     canonical_platform = next(x for x in p.platforms if x.casefold() == platform.casefold())
     booking = Booking(
         host_id=host.id,
@@ -303,7 +226,7 @@ async def _store(
         platform=canonical_platform,
         plan=plan,
         status="awaiting_cohost" if cohost else "confirmed",
-        created_at=now,
+        created_at=u.now,
     )
     week = week_of(starts_at.date())
     # Free slot per pupil; the partial unique index rejects a slot taken concurrently.
@@ -316,36 +239,28 @@ async def _store(
         )
         for x, pupil in ((pupil.id, pupil) for pupil in pupils)
     ]
-    s.add(booking)
-    await s.flush()  # one round of INSERTs; gives the booking its id for the notices
-    audit.record(
-        s,
-        at=now,
-        actor=host,
-        action="booking.create",
-        subject_type="booking",
-        subject_id=booking.id,
-        detail={
+    u.session.add(booking)
+    await u.session.flush()  # one round of INSERTs; gives the booking its id for the notices
+    u.audit(
+        host,
+        "booking.create",
+        "booking",
+        booking.id,
+        {
             "status": booking.status,
             "cohost_id": booking.cohost_id,
             "pupil_ids": [x.id for x in pupils],
         },
     )
     if cohost is not None:
-        outbox.to_staff(
-            s,
-            now,
+        u.to_staff(
             cohost.id,
             notices.cohost_request(booking, host, cohost, p.zone),
             thread_key=f"cohost:{booking.id}",
         )
     else:
-        outbox.to_role(
-            s,
-            now,
-            "slt",
-            notices.slt_notice(booking, host, None, p.zone),
-            thread_key=f"slt:{booking.id}",
+        u.to_role(
+            "slt", notices.slt_notice(booking, host, None, p.zone), thread_key=f"slt:{booking.id}"
         )
     return booking
 
@@ -363,80 +278,61 @@ async def release_pupils(s: AsyncSession, booking: Booking) -> None:
         bp.active = False
 
 
-async def cancel(core: Core, actor: Staff, booking_id: int) -> tuple[str, Booking | None]:
+async def cancel(u: Unit, actor: Staff, booking_id: int) -> tuple[str, Booking | None]:
     """Cancel a call. Only its host (or SLT) may; tells the co-host and SLT."""
-    now = core.now()
-    zone = core.policy.zone
-    async with core.db.transaction() as s:
-        b = await load(s, booking_id, lock=True)
-        if b is None:
-            return "There is no such call.", None
-        if b.host_id != actor.id and not actor.has_role("slt", "admin"):
-            return "Only the host (or SLT) can cancel this call.", None
-        if b.status not in ACTIVE:
-            return f"{notices.ref(b)} is already {b.status.replace('_', ' ')}.", None
-        if b.ends_at <= now:
-            return "That call has already taken place.", None
-        was = b.status
-        b.status = "cancelled"
-        b.cancelled_at = now
-        await release_pupils(s, b)
-        host = await s.get(Staff, b.host_id)
-        cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
-        assert host is not None
-        audit.record(
-            s,
-            at=now,
-            actor=actor,
-            action="booking.cancel",
-            subject_type="booking",
-            subject_id=b.id,
-            detail={"was": was},
-        )
-        if cohost is not None:
-            if was == "awaiting_cohost":
-                await outbox.update_thread(
-                    s,
-                    now,
-                    f"cohost:{b.id}",
-                    notices.cohost_request_closed(
-                        b, host, cohost, zone, "cancelled by the host; nothing to do."
-                    ),
-                )
-            else:
-                outbox.to_staff(s, now, cohost.id, notices.cancelled(b, host, cohost, zone, False))
-        if was == "confirmed":
-            outbox.to_role(
-                s,
-                now,
-                "slt",
-                notices.cancelled(b, host, cohost, zone, True),
-                thread_key=f"slt:{b.id}",
-            )
-        return f"Cancelled {notices.ref(b)} on {notices.when(b, zone)}.", b
-
-
-async def my_calls(core: Core, staff: Staff) -> list[Booking]:
-    now = core.now()
-    async with core.db.reading() as s:
-        rows = await s.execute(
-            select(Booking)
-            .where(
-                or_(Booking.host_id == staff.id, Booking.cohost_id == staff.id),
-                or_(
-                    and_(Booking.status.in_(ACTIVE), Booking.ends_at > now),
-                    and_(
-                        Booking.status == "confirmed",
-                        Booking.ends_at <= now,
-                        Booking.host_id == staff.id,
-                        Booking.ends_at > now - timedelta(days=14),
-                    ),
+    s, now, zone = u.session, u.now, u.zone
+    b = await load(s, booking_id, lock=True)
+    if b is None:
+        return "There is no such call.", None
+    if b.host_id != actor.id and not actor.has_role("slt", "admin"):
+        return "Only the host (or SLT) can cancel this call.", None
+    if b.status not in ACTIVE:
+        return f"{notices.ref(b)} is already {b.status.replace('_', ' ')}.", None
+    if b.ends_at <= now:
+        return "That call has already taken place.", None
+    was = b.status
+    b.status = "cancelled"
+    b.cancelled_at = now
+    await release_pupils(s, b)
+    host = await s.get(Staff, b.host_id)
+    cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
+    assert host is not None
+    u.audit(actor, "booking.cancel", "booking", b.id, {"was": was})
+    if cohost is not None:
+        if was == "awaiting_cohost":
+            await u.update_thread(
+                f"cohost:{b.id}",
+                notices.cohost_request_closed(
+                    b, host, cohost, zone, "cancelled by the host; nothing to do."
                 ),
             )
-            .order_by(Booking.starts_at)
-            .limit(20)
+        else:
+            u.to_staff(cohost.id, notices.cancelled(b, host, cohost, zone, False))
+    if was == "confirmed":
+        u.to_role("slt", notices.cancelled(b, host, cohost, zone, True), thread_key=f"slt:{b.id}")
+    return f"Cancelled {notices.ref(b)} on {notices.when(b, zone)}.", b
+
+
+async def my_calls(u: Unit, staff: Staff) -> list[Booking]:
+    now = u.now
+    rows = await u.session.execute(
+        select(Booking)
+        .where(
+            or_(Booking.host_id == staff.id, Booking.cohost_id == staff.id),
+            or_(
+                and_(Booking.status.in_(ACTIVE), Booking.ends_at > now),
+                and_(
+                    Booking.status == "confirmed",
+                    Booking.ends_at <= now,
+                    Booking.host_id == staff.id,
+                    Booking.ends_at > now - timedelta(days=14),
+                ),
+            ),
         )
-        return list(rows.scalars())
+        .order_by(Booking.starts_at)
+        .limit(20)
+    )
+    return list(rows.scalars())
 
 
 async def count_active(s: AsyncSession) -> int:

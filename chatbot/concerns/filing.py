@@ -11,21 +11,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatbot import concern_notices as cn
-from chatbot import notices, outbox
-from chatbot.core import Core
+from chatbot import outbox
+from chatbot.bookings import notices
+from chatbot.bookings.service import load
+from chatbot.concerns import notices as cn
+from chatbot.fields import FieldError, one, parse_date, parse_time, picked_email, row_id, text
 from chatbot.interaction import SubmittedValue
 from chatbot.policy import Policy
-from chatbot.services import audit
-from chatbot.services.booking import load
-from chatbot.services.forms import FieldError, one, parse_date, parse_time, text
-from chatbot.services.identity import staff_by_email
-from chatbot.services.pupils import pupils_by_upn
+from chatbot.roster.identity import staff_by_email
+from chatbot.roster.pupils import pupils_by_upn
 from chatbot.storage.models import Booking, Concern, ConcernEvent, Pupil, Staff
 from chatbot.ui import Form, Input, Option
+from chatbot.uow import Unit
 
 log = logging.getLogger("chatbot.concerns")
 
@@ -33,7 +32,6 @@ FORM_ID = "concern"
 NARRATIVE_MAX = 5000
 STAFF_CATEGORY = "staff_conduct"
 FUTURE_SLACK = timedelta(minutes=5)
-MAX_ATTEMPTS = 5  # reference numbers are allocated per year; a clash is retried
 
 
 def thread_key(concern_id: int) -> str:
@@ -54,9 +52,9 @@ def out_of_hours(policy: Policy, now: datetime) -> bool:
 # ---------------------------------------------------------------- the form
 
 
-def concern_form(core: Core, booking: Booking | None = None) -> Form:
-    p = core.policy
-    local = core.local(booking.starts_at if booking is not None else core.now())
+def concern_form(u: Unit, booking: Booking | None = None) -> Form:
+    p = u.policy
+    local = u.local(booking.starts_at if booking is not None else u.now)
     state: dict[str, str] = {}
     intro = (
         "Tell the Designated Safeguarding Lead what you saw or heard. Only the DSL and "
@@ -132,14 +130,14 @@ class Draft:
 class FileResult:
     errors: dict[str, str] = field(default_factory=dict)
     concern: Concern | None = None
-    failed: bool = False
 
 
 async def read_form(
-    s: AsyncSession, core: Core, values: dict[str, SubmittedValue], state: dict[str, str]
+    u: Unit, values: dict[str, SubmittedValue], state: dict[str, str]
 ) -> tuple[Draft | None, dict[str, str]]:
     errors: dict[str, str] = {}
-    p = core.policy
+    p = u.policy
+    s = u.session
     pupil: Pupil | None = None
     upn = one(values, "pupil")
     if upn:
@@ -154,13 +152,17 @@ async def read_form(
     if p.category(category) is None:
         errors["category"] = "Choose the kind of concern from the list."
     subject: Staff | None = None
-    email = one(values, "staff")
+    email = ""
+    try:
+        email = picked_email(values, "staff", "the member of staff concerned")
+    except FieldError as e:
+        errors[e.field] = e.message
     if email:
         subject = await staff_by_email(s, email)
         if subject is None or not subject.active:
             errors["staff"] = "That person is not on the staff roster. Choose them from the list."
             subject = None
-    elif category == STAFF_CATEGORY:
+    elif category == STAFF_CATEGORY and "staff" not in errors:
         errors["staff"] = "Choose the member of staff this concern is about."
     risk = one(values, "risk")
     if risk not in ("yes", "no"):
@@ -178,7 +180,7 @@ async def read_form(
         errors[e.field] = e.message
     if day is not None and clock is not None:
         happened_at = datetime.combine(day, clock, tzinfo=p.zone)
-        if happened_at > core.now() + FUTURE_SLACK:
+        if happened_at > u.now + FUTURE_SLACK:
             errors["when_date"] = "That is in the future. When did it happen?"
     narrative = ""
     try:
@@ -186,8 +188,8 @@ async def read_form(
     except FieldError as e:
         errors[e.field] = e.message
     booking: Booking | None = None
-    if state.get("booking_id", "").isdigit():
-        booking = await load(s, int(state["booking_id"]))
+    if state.get("booking_id"):
+        booking = await load(s, row_id(state["booking_id"]))
     if errors or happened_at is None:
         return None, errors
     return Draft(pupil, category, subject, risk == "yes", happened_at, narrative, booking), {}
@@ -197,99 +199,66 @@ async def read_form(
 
 
 async def file(
-    core: Core,
+    u: Unit,
     reporter: Staff | None,
     reporter_label: str,
     values: dict[str, SubmittedValue],
     state: dict[str, str],
 ) -> FileResult:
-    """Check the form; then write the concern, its chronology, audit row and alerts in one
-    transaction. Only a committed concern comes back; any failure leaves nothing behind."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return await _file_once(core, reporter, reporter_label, values, state)
-        except IntegrityError:
-            # Usually two concerns took the same reference number at once: take the next one.
-            log.warning("concern reference clash, attempt %d", attempt)
-        except Exception as exc:  # never log the exception text: it may quote the narrative
-            log.error("concern could not be saved (%s); nothing was written", type(exc).__name__)
-            return FileResult(failed=True)
-    log.error("concern could not be saved after %d attempts", MAX_ATTEMPTS)
-    return FileResult(failed=True)
-
-
-async def _file_once(
-    core: Core,
-    reporter: Staff | None,
-    reporter_label: str,
-    values: dict[str, SubmittedValue],
-    state: dict[str, str],
-) -> FileResult:
-    now = core.now()
-    async with core.db.transaction() as s:
-        draft, errors = await read_form(s, core, values, state)
-        if draft is None:
-            return FileResult(errors=errors)
-        year = core.local(now).year
-        seq = (
-            await s.execute(
-                select(func.coalesce(func.max(Concern.seq), 0)).where(Concern.year == year)
-            )
-        ).scalar_one() + 1
-        ooh = out_of_hours(core.policy, now)
-        c = Concern(
-            reference=f"C-{year}-{seq:04d}",
-            year=year,
-            seq=seq,
-            reporter_id=reporter.id if reporter else None,
-            reporter_label=reporter_label[:320],
-            pupil_id=draft.pupil.id if draft.pupil else None,
-            subject_staff_id=draft.subject.id if draft.subject else None,
-            booking_id=draft.booking.id if draft.booking else None,
-            category=draft.category,
-            immediate_risk=draft.urgent,
-            happened_at=draft.happened_at,
-            narrative=draft.narrative,
-            filed_at=now,
-            out_of_hours=ooh,
-            ack_due_at=now + timedelta(minutes=ack_minutes(core.policy, draft.urgent)),
-            status="open",
-            legal_hold=False,
-        )
-        s.add(c)
-        await s.flush()
-        add_event(
-            s,
-            c,
-            now,
-            "filed",
-            reporter,
-            reporter_label,
-            detail="out of school hours" if ooh else "",
-        )
-        audit.record(
-            s,
-            at=now,
-            actor=reporter or reporter_label,
-            action="concern.file",
-            subject_type="concern",
-            subject_id=c.reference,
-            detail={
-                "category": c.category,
-                "immediate_risk": c.immediate_risk,
-                "pupil_id": c.pupil_id,
-                "about_staff": c.subject_staff_id is not None,
-                "booking_id": c.booking_id,
-                "out_of_hours": ooh,
-            },
-        )
-        sent = await send_alert(s, core, c, "new")
-        log.info(
-            "concern %s filed (%s), alerts queued: %s",
-            c.reference,
-            c.category,
-            ", ".join(sent) or "none",
-        )
+    """Check the form; then write the concern, its chronology, audit row and alerts in the
+    unit, so they commit together. Nothing in the result exists until the unit commits (the
+    router answers only after that). Two concerns taking the same reference number at once
+    fail on its unique key, and the router files the loser again with the next number."""
+    now = u.now
+    s = u.session
+    draft, errors = await read_form(u, values, state)
+    if draft is None:
+        return FileResult(errors=errors)
+    year = u.local(now).year
+    seq = (
+        await s.execute(select(func.coalesce(func.max(Concern.seq), 0)).where(Concern.year == year))
+    ).scalar_one() + 1
+    ooh = out_of_hours(u.policy, now)
+    c = Concern(
+        reference=f"C-{year}-{seq:04d}",
+        year=year,
+        seq=seq,
+        reporter_id=reporter.id if reporter else None,
+        reporter_label=reporter_label[:320],
+        pupil_id=draft.pupil.id if draft.pupil else None,
+        subject_staff_id=draft.subject.id if draft.subject else None,
+        booking_id=draft.booking.id if draft.booking else None,
+        category=draft.category,
+        immediate_risk=draft.urgent,
+        happened_at=draft.happened_at,
+        narrative=draft.narrative,
+        filed_at=now,
+        out_of_hours=ooh,
+        ack_due_at=now + timedelta(minutes=ack_minutes(u.policy, draft.urgent)),
+        status="open",
+        legal_hold=False,
+    )
+    s.add(c)
+    await s.flush()
+    add_event(
+        s, c, now, "filed", reporter, reporter_label, detail="out of school hours" if ooh else ""
+    )
+    u.audit(
+        reporter or reporter_label,
+        "concern.file",
+        "concern",
+        c.reference,
+        {
+            "category": c.category,
+            "immediate_risk": c.immediate_risk,
+            "pupil_id": c.pupil_id,
+            "about_staff": c.subject_staff_id is not None,
+            "booking_id": c.booking_id,
+            "out_of_hours": ooh,
+        },
+    )
+    sent = await send_alert(u, c, "new")
+    log.info("concern %s filed (%s), alerts queued: %s", c.reference, c.category, len(sent))
     return FileResult(concern=c)
 
 
@@ -378,16 +347,16 @@ async def alert_facts(s: AsyncSession, policy: Policy, c: Concern) -> cn.AlertFa
     )
 
 
-async def send_alert(s: AsyncSession, core: Core, c: Concern, stage: cn.AlertStage) -> list[str]:
-    """Queue the alert for ``stage`` in the caller's transaction; returns who it goes to
-    (labels for the chronology, no personal details of the pupil)."""
-    now = core.now()
-    who = await audience(s, core.policy, c)
+async def send_alert(u: Unit, c: Concern, stage: cn.AlertStage) -> list[str]:
+    """Queue the alert for ``stage`` in the unit; returns who it goes to (labels for the
+    chronology, no personal details of the pupil)."""
+    s = u.session
+    who = await audience(s, u.policy, c)
     msg = cn.alert(
-        await alert_facts(s, core.policy, c),
-        core.policy.zone,
+        await alert_facts(s, u.policy, c),
+        u.zone,
         stage,
-        ack_minutes(core.policy, c.immediate_risk),
+        ack_minutes(u.policy, c.immediate_risk),
     )
     key = thread_key(c.id)
     sent: list[str] = []
@@ -396,21 +365,21 @@ async def send_alert(s: AsyncSession, core: Core, c: Concern, stage: cn.AlertSta
         dms = who.dsl_people + who.slt_people + who.heads
     else:
         if who.dsl_channel:
-            outbox.to_role(s, now, "dsl", msg, thread_key=key)
+            u.to_role("dsl", msg, thread_key=key)
             sent.append("DSL channel")
         else:
             dms += who.dsl_people
         dms += who.heads
         if stage == "new" and c.out_of_hours:
             if who.subject is None:
-                outbox.to_role(s, now, "slt", msg, thread_key=key)
+                u.to_role("slt", msg, thread_key=key)
                 sent.append("SLT channel")
             else:
                 dms += who.slt_people
         if not sent and not dms:  # the only DSL is the subject and there is no head
             dms = who.slt_people
     for person in _others(dms, who.subject):
-        outbox.to_staff(s, now, person.id, msg, thread_key=key)
+        u.to_staff(person.id, msg, thread_key=key)
         sent.append(person.name)
     if not sent:
         log.error(

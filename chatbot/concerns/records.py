@@ -1,94 +1,30 @@
-"""Need-to-know access to a concern, its chronology, export and retention.
+"""A concern after it is filed: view details, acknowledge, notes and closing, and the
+deliveries of its alerts recorded in its chronology.
 
-Only staff with the ``dsl`` or ``deputy_dsl`` role see the narrative, and never the member of
-staff a concern is about. Every view, refusal, acknowledgement, note, closure, export, hold
-and purge is both a chronology event (kept with the concern) and an audit row (kept for good).
+Every view, refusal, acknowledgement, note and closure is both a chronology event (kept with the
+concern) and an audit row (kept for good).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatbot import concern_notices as cn
-from chatbot import notices, outbox
-from chatbot.core import Core
-from chatbot.services import audit
-from chatbot.services.concern_filing import (
-    add_event,
-    alert_facts,
-    thread_key,
-)
+from chatbot.bookings import notices
+from chatbot.concerns import notices as cn
+from chatbot.concerns.access import by_id, may_acknowledge, may_see, refuse
+from chatbot.concerns.filing import add_event, alert_facts, thread_key
 from chatbot.storage.db import rows_changed
-from chatbot.storage.models import (
-    Booking,
-    Concern,
-    ConcernEvent,
-    OutboxMessage,
-    Pupil,
-    Staff,
-)
+from chatbot.storage.models import Booking, Concern, ConcernEvent, OutboxMessage, Pupil, Staff
 from chatbot.ui import Message
+from chatbot.uow import Unit, Units
 
 log = logging.getLogger("chatbot.concerns")
 
-DSL_ROLES = ("dsl", "deputy_dsl")
 NOTE_MAX = 3000
-ADULT_AGE = 25
-
-
-def may_see(staff: Staff | None, c: Concern) -> bool:
-    """DSL or deputy DSL, and not the member of staff the concern is about."""
-    return (
-        staff is not None
-        and staff.active
-        and staff.has_role(*DSL_ROLES)
-        and staff.id != c.subject_staff_id
-    )
-
-
-def may_acknowledge(staff: Staff | None, c: Concern, head_email: str | None) -> bool:
-    """A DSL; or, for a concern about a member of staff, the head teacher too."""
-    if may_see(staff, c):
-        return True
-    if staff is None or c.subject_staff_id is None or staff.id == c.subject_staff_id:
-        return False
-    return staff.has_role("admin") or (head_email or "").strip().lower() == staff.email
-
-
-async def by_id(s: AsyncSession, value: str) -> Concern | None:
-    return await s.get(Concern, int(value)) if value.strip().isdigit() else None
-
-
-async def by_reference(s: AsyncSession, reference: str) -> Concern | None:
-    return (
-        await s.execute(select(Concern).where(Concern.reference == reference.strip().upper()))
-    ).scalar_one_or_none()
-
-
-def _refuse(
-    s: AsyncSession, core: Core, c: Concern, who: Staff | None, label: str, action: str
-) -> None:
-    now = core.now()
-    audit.record(
-        s,
-        at=now,
-        actor=who or label,
-        action=f"concern.{action}_refused",
-        subject_type="concern",
-        subject_id=c.reference,
-    )
-    if action == "view":
-        add_event(s, c, now, "view_refused", who, label)
-    log.warning("concern %s: %s refused for a user without the DSL role", c.reference, action)
-
-
-# ---------------------------------------------------------------- view details
 
 
 @dataclass
@@ -99,9 +35,9 @@ class Outcome:
     reference: str = ""
 
 
-async def details_facts(s: AsyncSession, core: Core, c: Concern) -> cn.DetailFacts:
-    zone = core.policy.zone
-    cat = core.policy.category(c.category)
+async def details_facts(u: Unit, c: Concern) -> cn.DetailFacts:
+    s, zone = u.session, u.zone
+    cat = u.policy.category(c.category)
     reporter = await s.get(Staff, c.reporter_id) if c.reporter_id else None
     pupil = await s.get(Pupil, c.pupil_id) if c.pupil_id else None
     subject = await s.get(Staff, c.subject_staff_id) if c.subject_staff_id else None
@@ -143,25 +79,16 @@ async def details_facts(s: AsyncSession, core: Core, c: Concern) -> cn.DetailFac
     )
 
 
-async def view(core: Core, who: Staff | None, label: str, concern_id: str) -> Outcome:
-    now = core.now()
-    async with core.db.transaction() as s:
-        c = await by_id(s, concern_id)
-        if c is None:
-            return Outcome(False, "That concern no longer exists.")
-        if not may_see(who, c):
-            _refuse(s, core, c, who, label, "view")
-            return Outcome(False, cn.refused("see the details of"), reference=c.reference)
-        add_event(s, c, now, "viewed", who, label)
-        audit.record(
-            s,
-            at=now,
-            actor=who,
-            action="concern.view",
-            subject_type="concern",
-            subject_id=c.reference,
-        )
-        msg = cn.details(await details_facts(s, core, c), core.policy.zone)
+async def view(u: Unit, who: Staff | None, label: str, concern_id: str) -> Outcome:
+    c = await by_id(u.session, concern_id)
+    if c is None:
+        return Outcome(False, "That concern no longer exists.")
+    if not may_see(who, c):
+        refuse(u, c, who, label, "view")
+        return Outcome(False, cn.refused("see the details of"), reference=c.reference)
+    add_event(u.session, c, u.now, "viewed", who, label)
+    u.audit(who, "concern.view", "concern", c.reference)
+    msg = cn.details(await details_facts(u, c), u.zone)
     log.info("concern %s details viewed", c.reference)
     return Outcome(True, message=msg, reference=c.reference)
 
@@ -169,51 +96,38 @@ async def view(core: Core, who: Staff | None, label: str, concern_id: str) -> Ou
 # ---------------------------------------------------------------- acknowledge, note, close
 
 
-async def acknowledge(core: Core, who: Staff | None, label: str, concern_id: str) -> Outcome:
-    now = core.now()
-    async with core.db.transaction() as s:
-        c = await by_id(s, concern_id)
-        if c is None:
-            return Outcome(False, "That concern no longer exists.")
-        if who is None or not may_acknowledge(who, c, core.policy.head_teacher_email):
-            _refuse(s, core, c, who, label, "ack")
-            return Outcome(False, cn.refused("acknowledge"), reference=c.reference)
-        claimed = (
-            await rows_changed(
-                s,
-                update(Concern)
-                .where(Concern.id == c.id, Concern.acknowledged_at.is_(None))
-                .values(
-                    acknowledged_at=now, acknowledged_by_id=who.id, acknowledged_by_label=who.name
-                ),
-            )
-            == 1
-        )
-        await s.refresh(c)
-        msg = cn.alert(await alert_facts(s, core.policy, c), core.policy.zone)
-        if not claimed:
-            return Outcome(
-                True,
-                f"{c.reference} was already acknowledged by {c.acknowledged_by_label}.",
-                msg,
-                c.reference,
-            )
-        minutes = int((now - c.filed_at).total_seconds() // 60)
-        add_event(s, c, now, "acknowledged", who, label, detail=f"{minutes} min after filing")
-        audit.record(
+async def acknowledge(u: Unit, who: Staff | None, label: str, concern_id: str) -> Outcome:
+    s, now = u.session, u.now
+    c = await by_id(s, concern_id)
+    if c is None:
+        return Outcome(False, "That concern no longer exists.")
+    if who is None or not may_acknowledge(who, c, u.policy.head_teacher_email):
+        refuse(u, c, who, label, "ack")
+        return Outcome(False, cn.refused("acknowledge"), reference=c.reference)
+    claimed = (
+        await rows_changed(
             s,
-            at=now,
-            actor=who,
-            action="concern.ack",
-            subject_type="concern",
-            subject_id=c.reference,
-            detail={"minutes": minutes},
+            update(Concern)
+            .where(Concern.id == c.id, Concern.acknowledged_at.is_(None))
+            .values(acknowledged_at=now, acknowledged_by_id=who.id, acknowledged_by_label=who.name),
         )
-        await outbox.update_thread(s, now, thread_key(c.id), msg)
-        if c.reporter_id is not None and c.reporter_id != who.id:
-            outbox.to_staff(
-                s, now, c.reporter_id, cn.acknowledged_for_reporter(c.reference, who.name)
-            )
+        == 1
+    )
+    await s.refresh(c)
+    msg = cn.alert(await alert_facts(s, u.policy, c), u.zone)
+    if not claimed:
+        return Outcome(
+            True,
+            f"{c.reference} was already acknowledged by {c.acknowledged_by_label}.",
+            msg,
+            c.reference,
+        )
+    minutes = int((now - c.filed_at).total_seconds() // 60)
+    add_event(s, c, now, "acknowledged", who, label, detail=f"{minutes} min after filing")
+    u.audit(who, "concern.ack", "concern", c.reference, {"minutes": minutes})
+    await u.update_thread(thread_key(c.id), msg)
+    if c.reporter_id is not None and c.reporter_id != who.id:
+        u.to_staff(c.reporter_id, cn.acknowledged_for_reporter(c.reference, who.name))
     log.info("concern %s acknowledged after %d min", c.reference, minutes)
     return Outcome(
         True,
@@ -224,54 +138,45 @@ async def acknowledge(core: Core, who: Staff | None, label: str, concern_id: str
 
 
 async def may_manage(
-    core: Core, who: Staff | None, label: str, concern_id: str, action: str
+    u: Unit, who: Staff | None, label: str, concern_id: str, action: str
 ) -> tuple[Concern | None, str]:
     """For the note and close buttons: the concern if ``who`` may manage it, else a refusal."""
-    async with core.db.transaction() as s:
-        c = await by_id(s, concern_id)
-        if c is None:
-            return None, "That concern no longer exists."
-        if not may_see(who, c):
-            _refuse(s, core, c, who, label, action)
-            return None, cn.refused("manage")
-        if c.status == "closed":
-            return None, f"{c.reference} is closed."
-        return c, ""
+    c = await by_id(u.session, concern_id)
+    if c is None:
+        return None, "That concern no longer exists."
+    if not may_see(who, c):
+        refuse(u, c, who, label, action)
+        return None, cn.refused("manage")
+    if c.status == "closed":
+        return None, f"{c.reference} is closed."
+    return c, ""
 
 
 async def add_note(
-    core: Core, who: Staff | None, label: str, concern_id: str, note: str, close: bool
+    u: Unit, who: Staff | None, label: str, concern_id: str, note: str, close: bool
 ) -> Outcome:
-    now = core.now()
-    async with core.db.transaction() as s:
-        c = await by_id(s, concern_id)
-        if c is None:
-            return Outcome(False, "That concern no longer exists.")
-        if not may_see(who, c):
-            _refuse(s, core, c, who, label, "close" if close else "note")
-            return Outcome(False, cn.refused("manage"))
-        if c.status == "closed":
-            return Outcome(False, f"{c.reference} is already closed.")
-        if close:
-            c.status, c.closed_at, c.outcome = "closed", now, note
-            if c.acknowledged_at is None:
-                c.acknowledged_at, c.acknowledged_by_label = now, who.name if who else label
-                c.acknowledged_by_id = who.id if who else None
-            add_event(s, c, now, "closed", who, label, note=note)
-        else:
-            add_event(s, c, now, "note", who, label, note=note)
-        audit.record(
-            s,
-            at=now,
-            actor=who,
-            action="concern.close" if close else "concern.note",
-            subject_type="concern",
-            subject_id=c.reference,
-        )
-        await s.flush()
-        msg = cn.alert(await alert_facts(s, core.policy, c), core.policy.zone)
-        if close:
-            await outbox.update_thread(s, now, thread_key(c.id), msg)
+    s, now = u.session, u.now
+    c = await by_id(s, concern_id)
+    if c is None:
+        return Outcome(False, "That concern no longer exists.")
+    if not may_see(who, c):
+        refuse(u, c, who, label, "close" if close else "note")
+        return Outcome(False, cn.refused("manage"))
+    if c.status == "closed":
+        return Outcome(False, f"{c.reference} is already closed.")
+    if close:
+        c.status, c.closed_at, c.outcome = "closed", now, note
+        if c.acknowledged_at is None:
+            c.acknowledged_at, c.acknowledged_by_label = now, who.name if who else label
+            c.acknowledged_by_id = who.id if who else None
+        add_event(s, c, now, "closed", who, label, note=note)
+    else:
+        add_event(s, c, now, "note", who, label, note=note)
+    u.audit(who, "concern.close" if close else "concern.note", "concern", c.reference)
+    await s.flush()
+    msg = cn.alert(await alert_facts(s, u.policy, c), u.zone)
+    if close:
+        await u.update_thread(thread_key(c.id), msg)
     done = "closed" if close else "noted"
     log.info("concern %s %s", c.reference, done)
     return Outcome(
@@ -285,10 +190,11 @@ async def add_note(
 # ---------------------------------------------------------------- deliveries in the chronology
 
 
-async def note_deliveries(core: Core, limit: int = 500) -> int:
+async def note_deliveries(units: Units, limit: int = 500) -> int:
     """Add a "delivered" event for each concern alert the platform has accepted (the outbox
     marks it delivered only once the platform returned a message id)."""
-    async with core.db.transaction() as s:
+    async with units.read() as u:
+        s = u.session
         rows = (
             await s.execute(
                 select(OutboxMessage, ConcernEvent.id)
@@ -318,10 +224,10 @@ async def note_deliveries(core: Core, limit: int = 500) -> int:
     done = 0
     for row, c, where in todo:
         try:
-            async with core.db.transaction() as s:
+            async with units.write() as u:
                 assert row.delivered_at is not None
                 add_event(
-                    s,
+                    u.session,
                     c,
                     row.delivered_at,
                     "delivered",
@@ -334,166 +240,3 @@ async def note_deliveries(core: Core, limit: int = 500) -> int:
         except IntegrityError:  # another replica noted it first
             continue
     return done
-
-
-# ---------------------------------------------------------------- export
-
-
-def retain_until(dob: date | None, review_years: int) -> date | None:
-    """The pupil's 25th birthday plus the review period (29 February counts as 1 March)."""
-    if dob is None:
-        return None
-    year = dob.year + ADULT_AGE + review_years
-    try:
-        return dob.replace(year=year)
-    except ValueError:
-        return date(year, 3, 1)
-
-
-async def concern_retention(s: AsyncSession, core: Core, c: Concern) -> date | None:
-    pupil = await s.get(Pupil, c.pupil_id) if c.pupil_id else None
-    return retain_until(pupil.date_of_birth if pupil else None, core.policy.retention_review_years)
-
-
-@dataclass
-class Export:
-    ok: bool
-    text: str  # the record, or why it was refused
-
-
-async def export(core: Core, reference: str, as_email: str, destination: str) -> Export:
-    await note_deliveries(core)
-    now = core.now()
-    async with core.db.transaction() as s:
-        from chatbot.services.identity import staff_by_email
-
-        who = await staff_by_email(s, as_email)
-        c = await by_reference(s, reference)
-        if c is None:
-            return Export(False, f"No concern with reference {reference[:30]!r}.")
-        if not may_see(who, c):
-            _refuse(s, core, c, who, as_email[:200], "export")
-            return Export(
-                False,
-                "Only a DSL or deputy DSL on the roster can export a concern; "
-                "this attempt has been recorded.",
-            )
-        add_event(s, c, now, "exported", who, as_email, detail=destination[:200])
-        audit.record(
-            s,
-            at=now,
-            actor=who,
-            action="concern.export",
-            subject_type="concern",
-            subject_id=c.reference,
-            detail={"destination": destination[:200]},
-        )
-        await s.flush()
-        events = list(
-            (
-                await s.execute(
-                    select(ConcernEvent)
-                    .where(ConcernEvent.concern_id == c.id)
-                    .order_by(ConcernEvent.at, ConcernEvent.id)
-                )
-            ).scalars()
-        )
-        keep = await concern_retention(s, core, c)
-        keep_text = keep.isoformat() if keep else "no pupil date of birth on file: review by hand"
-        assert who is not None
-        record = cn.export_text(
-            c,
-            await details_facts(s, core, c),
-            events,
-            core.policy.zone,
-            keep_text,
-            who.name,
-            now,
-            core.policy.school_name,
-        )
-    log.info("concern %s exported", c.reference)
-    return Export(True, record)
-
-
-# ---------------------------------------------------------------- retention
-
-
-async def set_hold(core: Core, reference: str, on: bool, actor: Staff | str) -> str | None:
-    """Place or lift the legal hold; returns an error, or None when done."""
-    now = core.now()
-    async with core.db.transaction() as s:
-        c = await by_reference(s, reference)
-        if c is None:
-            return f"No concern with reference {reference[:30]!r}."
-        c.legal_hold = on
-        who = actor if isinstance(actor, Staff) else None
-        add_event(
-            s,
-            c,
-            now,
-            "legal_hold_on" if on else "legal_hold_off",
-            who,
-            actor if isinstance(actor, str) else "",
-        )
-        audit.record(
-            s,
-            at=now,
-            actor=actor,
-            action="concern.legal_hold",
-            subject_type="concern",
-            subject_id=c.reference,
-            detail={"on": on},
-        )
-    log.info("concern %s legal hold %s", c.reference, "on" if on else "off")
-    return None
-
-
-@dataclass
-class PurgeReport:
-    purged: list[str]
-    held: list[str]  # past retention but on legal hold
-    undated: list[str]  # no pupil date of birth: kept until reviewed by hand
-
-
-async def purge(core: Core, dry_run: bool = False, actor: str = "cli") -> PurgeReport:
-    """Delete concerns past their retention date and not on legal hold, with their chronology
-    and alert rows. The audit trail keeps a row for each purge (reference only)."""
-    now = core.now()
-    today = core.local(now).date()
-    report = PurgeReport([], [], [])
-    async with core.db.transaction() as s:
-        for c in (await s.execute(select(Concern).order_by(Concern.id))).scalars():
-            keep = await concern_retention(s, core, c)
-            if keep is None:
-                report.undated.append(c.reference)
-                continue
-            if keep >= today:
-                continue
-            if c.legal_hold:
-                report.held.append(c.reference)
-                continue
-            report.purged.append(c.reference)
-            if dry_run:
-                continue
-            await s.execute(delete(ConcernEvent).where(ConcernEvent.concern_id == c.id))
-            await s.execute(
-                delete(OutboxMessage).where(OutboxMessage.thread_key == thread_key(c.id))
-            )
-            await s.execute(delete(Concern).where(Concern.id == c.id))
-            audit.record(
-                s,
-                at=now,
-                actor=actor,
-                action="concern.purge",
-                subject_type="concern",
-                subject_id=c.reference,
-                detail={"retained_until": keep.isoformat()},
-            )
-    log.info(
-        "concern purge%s: %d removed, %d on legal hold, %d without a retention date",
-        " (dry run)" if dry_run else "",
-        len(report.purged),
-        len(report.held),
-        len(report.undated),
-    )
-    return report

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
-from chatbot.core import Core
+from chatbot.fields import FieldError, one, parse_date, parse_time, text
 from chatbot.interaction import SubmittedValue
-from chatbot.services import audit
-from chatbot.services.forms import FieldError, one, parse_date, parse_time, text
-from chatbot.services.identity import normalise_email
-from chatbot.services.roster import EMAIL_RE
+from chatbot.roster.identity import normalise_email
+from chatbot.roster.importer import EMAIL_RE
 from chatbot.storage.models import Consent, Pupil, Staff
 from chatbot.ui import Form, Input
+from chatbot.uow import Unit
 
 FORM_ID = "consent"
 WITHDRAW_FORM_ID = "consent_withdraw"
@@ -64,7 +63,7 @@ class ConsentResult:
 
 
 async def grant(
-    core: Core,
+    u: Unit,
     *,
     upn: str,
     parent_email: str,
@@ -82,40 +81,38 @@ async def grant(
         res.errors["evidence"] = "Give the email's Message-ID or subject, so it can be found."
     elif len(evidence) > EVIDENCE_MAX:
         res.errors["evidence"] = f"Evidence is too long; keep it under {EVIDENCE_MAX} characters."
-    now = core.now()
-    if received_at > now + __import__("datetime").timedelta(minutes=5):
+    now = u.now
+    if received_at > now + timedelta(minutes=5):
         res.errors["received_date"] = "The email can't have arrived in the future."
-    async with core.db.transaction() as s:
-        pupil = (
-            await s.execute(select(Pupil).where(Pupil.upn == upn.strip().upper()))
-        ).scalar_one_or_none()
-        if pupil is None or not pupil.active:
-            res.errors["pupil"] = f"{upn[:20]!r} is not on the pupil roster."
-        if res.errors:
-            return res
-        assert pupil is not None
-        c = Consent(
-            pupil_id=pupil.id,
-            parent_email=email,
-            received_at=received_at,
-            evidence_kind=evidence_kind,
-            evidence=evidence.strip(),
-            recorded_by_id=actor.id if actor else None,
-            recorded_by_label=actor.email if actor else actor_label,
-            recorded_at=now,
-        )
-        s.add(c)
-        await s.flush()
-        audit.record(
-            s,
-            at=now,
-            actor=actor or actor_label,
-            action="consent.grant",
-            subject_type="pupil",
-            subject_id=pupil.id,
-            detail={"consent_id": c.id, "evidence_kind": evidence_kind},
-        )
-        res.consent, res.pupil = c, pupil
+    s = u.session
+    pupil = (
+        await s.execute(select(Pupil).where(Pupil.upn == upn.strip().upper()))
+    ).scalar_one_or_none()
+    if pupil is None or not pupil.active:
+        res.errors["pupil"] = f"{upn[:20]!r} is not on the pupil roster."
+    if res.errors:
+        return res
+    assert pupil is not None
+    c = Consent(
+        pupil_id=pupil.id,
+        parent_email=email,
+        received_at=received_at,
+        evidence_kind=evidence_kind,
+        evidence=evidence.strip(),
+        recorded_by_id=actor.id if actor else None,
+        recorded_by_label=actor.email if actor else actor_label,
+        recorded_at=now,
+    )
+    s.add(c)
+    await s.flush()
+    u.audit(
+        actor or actor_label,
+        "consent.grant",
+        "pupil",
+        pupil.id,
+        {"consent_id": c.id, "evidence_kind": evidence_kind},
+    )
+    res.consent, res.pupil = c, pupil
     return res
 
 
@@ -125,7 +122,7 @@ def eml_evidence(path: Path) -> str:
 
 
 async def grant_from_form(
-    core: Core, actor: Staff, values: dict[str, SubmittedValue]
+    u: Unit, actor: Staff, values: dict[str, SubmittedValue]
 ) -> ConsentResult:
     res = ConsentResult()
     try:
@@ -150,9 +147,9 @@ async def grant_from_form(
     if res.errors:
         return res
     assert day is not None
-    received = datetime.combine(day, t, tzinfo=core.policy.zone)
+    received = datetime.combine(day, t, tzinfo=u.zone)
     return await grant(
-        core,
+        u,
         upn=upn,
         parent_email=one(values, "parent_email"),
         received_at=received,
@@ -162,51 +159,43 @@ async def grant_from_form(
     )
 
 
-async def withdraw(
-    core: Core, upn: str, actor: Staff | None, actor_label: str = "cli"
-) -> str | None:
+async def withdraw(u: Unit, upn: str, actor: Staff | None, actor_label: str = "cli") -> str | None:
     """Withdraw every current consent for the pupil. Returns an error message, or None."""
-    now = core.now()
-    async with core.db.transaction() as s:
-        pupil = (
-            await s.execute(select(Pupil).where(Pupil.upn == upn.strip().upper()))
-        ).scalar_one_or_none()
-        if pupil is None:
-            return f"{upn[:20]!r} is not on the pupil roster."
-        current = (
-            (
-                await s.execute(
-                    select(Consent).where(
-                        Consent.pupil_id == pupil.id, Consent.withdrawn_at.is_(None)
-                    )
-                )
+    s, now = u.session, u.now
+    pupil = (
+        await s.execute(select(Pupil).where(Pupil.upn == upn.strip().upper()))
+    ).scalar_one_or_none()
+    if pupil is None:
+        return f"{upn[:20]!r} is not on the pupil roster."
+    current = (
+        (
+            await s.execute(
+                select(Consent).where(Consent.pupil_id == pupil.id, Consent.withdrawn_at.is_(None))
             )
-            .scalars()
-            .all()
         )
-        if not current:
-            return f"{pupil.short_name} has no consent on file to withdraw."
-        for c in current:
-            c.withdrawn_at = now
-            c.withdrawn_by_label = actor.email if actor else actor_label
-        audit.record(
-            s,
-            at=now,
-            actor=actor or actor_label,
-            action="consent.withdraw",
-            subject_type="pupil",
-            subject_id=pupil.id,
-            detail={"consent_ids": [c.id for c in current]},
-        )
+        .scalars()
+        .all()
+    )
+    if not current:
+        return f"{pupil.short_name} has no consent on file to withdraw."
+    for c in current:
+        c.withdrawn_at = now
+        c.withdrawn_by_label = actor.email if actor else actor_label
+    u.audit(
+        actor or actor_label,
+        "consent.withdraw",
+        "pupil",
+        pupil.id,
+        {"consent_ids": [c.id for c in current]},
+    )
     return None
 
 
-async def listing(core: Core) -> list[tuple[Pupil, Consent]]:
-    async with core.db.transaction() as s:
-        rows = await s.execute(
-            select(Pupil, Consent)
-            .join(Consent, Consent.pupil_id == Pupil.id)
-            .where(Consent.withdrawn_at.is_(None))
-            .order_by(Pupil.surname, Pupil.forename)
-        )
-        return [(p, c) for p, c in rows]
+async def listing(u: Unit) -> list[tuple[Pupil, Consent]]:
+    rows = await u.session.execute(
+        select(Pupil, Consent)
+        .join(Consent, Consent.pupil_id == Pupil.id)
+        .where(Consent.withdrawn_at.is_(None))
+        .order_by(Pupil.surname, Pupil.forename)
+    )
+    return [(p, c) for p, c in rows]

@@ -24,6 +24,12 @@ async def staff_by_email(s: AsyncSession, email: str) -> Staff | None:
     return (await s.execute(_BY_EMAIL, {"email": normalise_email(email)})).scalar_one_or_none()
 
 
+async def staff_by_id(s: AsyncSession, staff_id: int) -> Staff | None:
+    """The member of staff as the roster has them now (None if they have left)."""
+    staff = await s.get(Staff, staff_id, populate_existing=True)
+    return _active(staff)
+
+
 async def _identity(s: AsyncSession, user: UserRef) -> PlatformIdentity | None:
     return (
         await s.execute(

@@ -16,11 +16,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatbot.core import Core
-from chatbot.services import audit
-from chatbot.services.identity import normalise_email
+from chatbot.roster.identity import normalise_email
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Pupil, Staff
+from chatbot.uow import Unit, Units
 
 ROLES = ("staff", "slt", "dsl", "deputy_dsl", "admin")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -120,7 +119,7 @@ def _parse_dob(value: str) -> date | None:
 
 
 async def import_staff(
-    core: Core, text: str, actor: str = "cli", deactivate_missing: bool = False
+    units: Units, text: str, actor: str = "cli", deactivate_missing: bool = False
 ) -> ImportReport:
     """Add or update staff. With ``deactivate_missing``, anyone active but absent from the
     file (a leaver) is deactivated: they can no longer book, and stop receiving alerts."""
@@ -128,8 +127,8 @@ async def import_staff(
     cols = _columns(header, STAFF_HEADERS, "staff")
     report = ImportReport()
     seen: set[str] = set()
-    now = core.now()
-    async with core.db.transaction() as s:
+    async with units.write() as u:
+        s, now = u.session, u.now
         for line, row in rows:
             try:
                 email = normalise_email(_cell(row, cols, "email"))
@@ -172,7 +171,7 @@ async def import_staff(
                 report.updated += 1
         if deactivate_missing and report.usable:
             report.deactivated = await _deactivate(s, Staff, Staff.email, seen, now)
-        _audit(s, now, actor, "staff", report)
+        _audit(u, actor, "staff", report)
     return report
 
 
@@ -187,16 +186,14 @@ async def _deactivate(
     return await rows_changed(s, stmt)
 
 
-def _audit(s: AsyncSession, now: datetime, actor: str, what: str, report: ImportReport) -> None:
+def _audit(u: Unit, actor: str, what: str, report: ImportReport) -> None:
     if report.usable:
-        audit.record(
-            s,
-            at=now,
-            actor=actor,
-            action=f"roster.import_{what}",
-            subject_type="roster",
-            subject_id=what,
-            detail={
+        u.audit(
+            actor,
+            f"roster.import_{what}",
+            "roster",
+            what,
+            {
                 "created": report.created,
                 "updated": report.updated,
                 "deactivated": report.deactivated,
@@ -210,7 +207,7 @@ async def _staff(s: AsyncSession, email: str) -> Staff | None:
 
 
 async def import_pupils(
-    core: Core, text: str, actor: str = "cli", deactivate_missing: bool = False
+    units: Units, text: str, actor: str = "cli", deactivate_missing: bool = False
 ) -> ImportReport:
     """Add or update pupils. With ``deactivate_missing``, pupils absent from the file (left
     the school) are deactivated: they can't be booked; their records are kept."""
@@ -218,8 +215,8 @@ async def import_pupils(
     cols = _columns(header, PUPIL_HEADERS, "pupils")
     report = ImportReport()
     seen: set[str] = set()
-    now = core.now()
-    async with core.db.transaction() as s:
+    async with units.write() as u:
+        s, now = u.session, u.now
         for line, row in rows:
             try:
                 upn = _cell(row, cols, "upn").upper().replace(" ", "")
@@ -267,5 +264,5 @@ async def import_pupils(
                 report.updated += 1
         if deactivate_missing and report.usable:
             report.deactivated = await _deactivate(s, Pupil, Pupil.upn, seen, now)
-        _audit(s, now, actor, "pupils", report)
+        _audit(u, actor, "pupils", report)
     return report

@@ -50,7 +50,15 @@ async def search(s: AsyncSession, query: str, limit: int = SEARCH_LIMIT) -> list
             )
         )
     stmt = stmt.order_by(Pupil.forename, Pupil.surname, Pupil.id).limit(limit)
-    return [
-        Option(p.upn, f"{p.short_name} ({p.class_name})" if p.class_name else p.short_name)
-        for p in (await s.execute(stmt)).scalars()
-    ]
+    return [option(p) for p in (await s.execute(stmt)).scalars()]
+
+
+def option(p: Pupil) -> Option:
+    """How a pupil appears in a picker: forename, surname initial and class."""
+    return Option(p.upn, f"{p.short_name} ({p.class_name})" if p.class_name else p.short_name)
+
+
+async def labelled(s: AsyncSession, upns: list[str]) -> list[Option]:
+    """The chosen pupils as picker options, in the order given (unknown UPNs left out)."""
+    found, _ = await pupils_by_upn(s, upns)
+    return [option(p) for p in found]

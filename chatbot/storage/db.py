@@ -226,3 +226,15 @@ async def rows_changed(session: AsyncSession, statement: Any) -> int:
     "exactly once" claim in the services: the caller that changed the row won)."""
     result = await session.execute(statement.execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0))
+
+
+async def insert_ignoring_duplicates(
+    session: AsyncSession, model: Any, row: dict[str, Any]
+) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True when the row was new. Unlike catching an
+    IntegrityError, a duplicate leaves the surrounding transaction usable."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    stmt = (postgresql.insert if postgres else sqlite.insert)(model).values(**row)
+    return await rows_changed(session, stmt.on_conflict_do_nothing()) == 1

@@ -13,10 +13,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.runtime import runtime_for
-from adapters.server import build_app
+from adapters.server import build_app, runtime_for
 from chatbot.config import Settings
-from chatbot.core import Core
+from chatbot.uow import Units
 
 
 def free_port() -> int:
@@ -71,7 +70,7 @@ def test_production_refuses_without_credentials(tmp_path: Path) -> None:
     assert "Refusing to start without authentication" in r.stderr
 
 
-async def test_production_switches_off_unauthenticated_teams(core: Core) -> None:
+async def test_production_switches_off_unauthenticated_teams(core: Units) -> None:
     runtime = runtime_for(core, Settings(production=True))
     async with TestClient(TestServer(build_app(runtime, with_scheduler=False))) as client:
         r = await client.post("/api/messages", json={"type": "message", "text": "help"})

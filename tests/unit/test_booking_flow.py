@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from chatbot.bot import Bot
 from chatbot.effects import CloseForm, FormErrors, OpenForm, Reply
 from chatbot.outbox import Dispatcher
+from chatbot.router import Bot
 from tests.conftest import GOOD, action, command, submit
 from tests.fakes import RecordingMessenger
 
