@@ -723,3 +723,38 @@ async def test_pupil_search_edge_cases(teams: Teams) -> None:
     )
     [card] = _redrawn(t, consent_form).cards
     assert _choices(card, "in_pupil") == [ZACH]
+
+
+# ----- the staff picker's choices are per person -----
+
+
+async def test_off_roster_user_never_sees_staff_emails(teams: Teams) -> None:
+    """Right after a teacher opened a form with a staff picker, someone not on the roster
+    presses the pupil Search button of a copy of that form: no staff email reaches them."""
+    t = teams
+    await t.install("teacher@school.test")
+    await t.say("teacher@school.test", "book-call")
+    form = t.last_to("teacher@school.test")
+    assert "colleague@school.test" in form.text  # the teacher's picker lists the roster
+
+    [card] = form.cards
+    [button] = [
+        b
+        for e in card["body"]
+        if e["type"] == "ActionSet"
+        for b in e["actions"]
+        if b["data"].get("search") == "pupils"
+    ]
+    before = len(t.connector.calls)
+    a = t.activity(
+        "card_submit_personal",
+        "stranger@elsewhere.test",
+        value=dict(copy.deepcopy(button["data"]), find_pupils="Sam"),
+        replyToId="",
+    )
+    assert await t.post(a) == 201
+    shown = t.connector.calls[before:]
+    assert shown  # they got an answer...
+    for email in ("teacher@school.test", "colleague@school.test", "dsl@school.test"):
+        assert not any(email in c.text for c in shown), email  # ...without the roster
+    assert not any("A123456789012" in c.text for c in shown)  # nor pupils
