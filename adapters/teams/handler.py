@@ -16,10 +16,10 @@ from botbuilder.schema import Activity, ChannelAccount
 
 from adapters.runtime import Runtime
 from adapters.teams import cards
+from adapters.teams.hosts import AllowedHosts
 from adapters.teams.messenger import (
     CURRENT_TURN,
     PLATFORM,
-    AllowedHosts,
     ReferenceStore,
     card_json,
     message_json,
@@ -97,13 +97,11 @@ class TeamsHandler(TeamsActivityHandler):
         refs: ReferenceStore,
         hosts: AllowedHosts,
         out: Outbound,
-        authenticated: bool,
     ):
         self.runtime = runtime
         self.out = out
         self.refs = refs
         self.hosts = hosts
-        self.authenticated = authenticated
         # Picker choices per person (the core decides who may see them), kept a few seconds.
         self._options_cache: dict[
             tuple[str, str, str, str, str], tuple[float, tuple[Option, ...]]
@@ -121,7 +119,7 @@ class TeamsHandler(TeamsActivityHandler):
 
     async def _remember(self, a: Activity) -> None:
         """Store where this conversation can be reached later (only called after the request
-        was authenticated, or in local mode where there is no authentication at all)."""
+        was authenticated, or in Emulator mode where there is no authentication at all)."""
         if a.conversation is None or not a.conversation.id or not a.service_url:
             return
         if not self.hosts.allows(a.service_url):
