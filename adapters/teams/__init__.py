@@ -146,8 +146,9 @@ class TeamsApp:
         return web.Response(status=201)
 
     def _refuse(self, request: web.Request, activity: Activity) -> web.Response | None:
-        """A 4xx for an activity whose service URL the bot must not call, before anything is
-        looked up or sent (Outbound refuses such calls too; this is what the sender sees)."""
+        """A 4xx, before anything is looked up or sent, for an activity whose service URL the
+        bot must not call (Outbound refuses such calls too; this is what the sender sees) or,
+        in Emulator mode, that did not come to a loopback name."""
         if service_host(activity.service_url) is None:
             return web.json_response({"error": "the activity has no valid serviceUrl"}, status=400)
         if not self.hosts.allows(activity.service_url):
