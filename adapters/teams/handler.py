@@ -16,10 +16,10 @@ from botbuilder.schema import Activity, ChannelAccount
 
 from adapters.runtime import Runtime
 from adapters.teams import cards
+from adapters.teams.hosts import AllowedHosts
 from adapters.teams.messenger import (
     CURRENT_TURN,
     PLATFORM,
-    AllowedHosts,
     ReferenceStore,
     card_json,
     message_json,
@@ -44,7 +44,6 @@ log = logging.getLogger("chatbot.teams")
 
 MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
-STAFF_CACHE_SECONDS = 30.0
 OPTIONS_CACHE_SECONDS = 30.0
 PUPIL_SEARCH_LIMIT = 50  # the core answers a pupil search with at most this many
 CHOSEN_LOOKUPS = 30  # chosen pupils looked up one by one to keep them on a redrawn card
@@ -98,15 +97,13 @@ class TeamsHandler(TeamsActivityHandler):
         refs: ReferenceStore,
         hosts: AllowedHosts,
         out: Outbound,
-        authenticated: bool,
     ):
         self.runtime = runtime
         self.out = out
         self.refs = refs
         self.hosts = hosts
-        self.authenticated = authenticated
-        self._staff_options: tuple[float, tuple[Option, ...]] | None = None
-        self._pupil_cache: dict[
+        # Picker choices per person (the core decides who may see them), kept a few seconds.
+        self._options_cache: dict[
             tuple[str, str, str, str, str], tuple[float, tuple[Option, ...]]
         ] = {}
 
@@ -122,7 +119,7 @@ class TeamsHandler(TeamsActivityHandler):
 
     async def _remember(self, a: Activity) -> None:
         """Store where this conversation can be reached later (only called after the request
-        was authenticated, or in local mode where there is no authentication at all)."""
+        was authenticated, or in Emulator mode where there is no authentication at all)."""
         if a.conversation is None or not a.conversation.id or not a.service_url:
             return
         if not self.hosts.allows(a.service_url):
@@ -395,12 +392,22 @@ class TeamsHandler(TeamsActivityHandler):
     async def _pupil_options(
         self, i: Interaction, inp: Input, query: str = ""
     ) -> tuple[Option, ...]:
-        """A pupil picker's choices for ``query`` (its first pupils when empty), from the core
-        (which only answers staff), kept for a few seconds per person so a burst of forms
-        does not repeat the search."""
-        key = (i.actor.tenant, i.actor.user_id, inp.id, inp.kind, query)
+        """A pupil picker's choices for ``query`` (its first pupils when empty)."""
+        return await self._core_options(i, inp.id, inp.kind, query)
+
+    async def _roster_staff(self, i: Interaction) -> tuple[Option, ...]:
+        """The roster as choices for a staff picker."""
+        return await self._core_options(i, "staff", "staff")
+
+    async def _core_options(
+        self, i: Interaction, name: str, kind: str, query: str = ""
+    ) -> tuple[Option, ...]:
+        """Choices asked of the core (which answers only staff on the roster), kept for a few
+        seconds per person so a burst of forms does not repeat the query. Never shared between
+        people: someone off the roster must not see what a colleague was shown."""
+        key = (i.actor.tenant, i.actor.user_id, name, kind, query)
         now = time.monotonic()
-        hit = self._pupil_cache.get(key)
+        hit = self._options_cache.get(key) if i.actor.user_id else None
         if hit and now - hit[0] < OPTIONS_CACHE_SECONDS:
             return hit[1]
         effects = await self.runtime.bot.handle(
@@ -408,36 +415,16 @@ class TeamsHandler(TeamsActivityHandler):
                 platform=PLATFORM,
                 kind="options",
                 actor=i.actor,
-                name=inp.id,
-                value=inp.kind,
+                name=name,
+                value=kind,
                 text=query,
                 conversation=i.conversation,
             )
         )
         options = next((e.options for e in effects if isinstance(e, Options)), ())
-        if len(self._pupil_cache) > 5000:
-            self._pupil_cache.clear()
-        self._pupil_cache[key] = (now, options)
-        return options
-
-    async def _roster_staff(self, i: Interaction) -> tuple[Option, ...]:
-        """The roster as choices for a staff picker, asked of the core (cached briefly)."""
-        now = time.monotonic()
-        if self._staff_options and now - self._staff_options[0] < STAFF_CACHE_SECONDS:
-            return self._staff_options[1]
-        effects = await self.runtime.bot.handle(
-            Interaction(
-                platform=PLATFORM,
-                kind="options",
-                actor=i.actor,
-                name="staff",
-                value="staff",
-                conversation=i.conversation,
-            )
-        )
-        options = next((e.options for e in effects if isinstance(e, Options)), ())
-        if options:  # an empty answer (someone not on the roster) is not the roster
-            self._staff_options = (now, options)
+        if len(self._options_cache) > 5000:
+            self._options_cache.clear()
+        self._options_cache[key] = (now, options)
         return options
 
 
