@@ -28,12 +28,23 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("serve", help="run the HTTP server for Slack and Teams")
-    s.add_argument("--host", default="0.0.0.0")
-    s.add_argument("--port", type=int, default=3978)
     s.add_argument(
+        "--host",
+        help="address to listen on (default 0.0.0.0, all interfaces; 127.0.0.1 with "
+        "--teams-emulator)",
+    )
+    s.add_argument("--port", type=int, default=3978)
+    mode = s.add_mutually_exclusive_group()
+    mode.add_argument(
         "--production",
         action="store_true",
         help="refuse to start without Teams or Slack credentials",
+    )
+    mode.add_argument(
+        "--teams-emulator",
+        action="store_true",
+        help="without MicrosoftAppId, run /api/messages unauthenticated for the Bot Framework "
+        "Emulator (only on a loopback address; replies go only to loopback)",
     )
 
     c = sub.add_parser("console", help="chat with the bot in this terminal")
@@ -121,7 +132,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.cmd == "serve":
         from adapters.server import serve
 
-        return await serve(settings, args.host, args.port, args.production)
+        host = args.host or ("127.0.0.1" if args.teams_emulator else "0.0.0.0")
+        return await serve(settings, host, args.port, args.production, args.teams_emulator)
     if args.cmd == "console":
         from adapters.console.main import run_console
 

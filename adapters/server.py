@@ -142,7 +142,9 @@ def build_app(runtime: Runtime, with_scheduler: bool = True) -> web.Application:
     return app
 
 
-async def serve(settings: Settings, host: str, port: int, production: bool) -> int:
+async def serve(
+    settings: Settings, host: str, port: int, production: bool, teams_emulator: bool = False
+) -> int:
     """`chatbot serve`: run the server until interrupted."""
     if production:
         if not settings.teams_configured and not settings.slack_enabled:
@@ -153,21 +155,29 @@ async def serve(settings: Settings, host: str, port: int, production: bool) -> i
             )
             return 2
         settings = replace(settings, production=True)
+    settings = replace(settings, listen_host=host, teams_emulator=teams_emulator)
     runtime = await build_runtime(settings)
-    app = build_app(runtime)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    log.info(
-        "listening on http://%s:%s (database: %s, messages via: %s)",
-        host,
-        port,
-        runtime.units.db.dialect,
-        runtime.messenger.platform,
-    )
+    runner = await start(runtime, port)
     try:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
     return 0
+
+
+async def start(runtime: Runtime, port: int, with_scheduler: bool = True) -> web.AppRunner:
+    """The server on ``runtime.settings.listen_host`` (the address Teams decided its mode on)."""
+    app = build_app(runtime, with_scheduler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host = runtime.settings.listen_host
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info(
+        "listening on http://%s:%s (database: %s, messages via: %s)",
+        host,
+        runner.addresses[0][1] if runner.addresses else port,
+        runtime.units.db.dialect,
+        runtime.messenger.platform,
+    )
+    return runner

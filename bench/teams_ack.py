@@ -5,7 +5,8 @@ Connector (its own process); another process runs the clients: 50 concurrent cli
 post message activities (each as a different member of staff)
 for a bounded number of requests or seconds. Our server answers `book-call` with the full
 booking form card (pupil and staff pickers filled from the database); the bare bot is the
-framework's stock `CloudAdapter` + `ActivityHandler` echoing the text.
+framework's stock `CloudAdapter` + `ActivityHandler` echoing the text. Both run without
+authentication: ours in Bot Framework Emulator mode, as `chatbot serve --teams-emulator` runs it.
 
     .venv/bin/python bench/teams_ack.py [--clients 50] [--requests 3000] [--seconds 20]
 """
@@ -167,7 +168,8 @@ async def our_app(tmp: Path, staff: int, url: str = "") -> web.Application:
         f"A{n:012d},Pupil,Name{n},Year {3 + n % 4},parent{n}@home.test\n" for n in range(60)
     )
     await roster.import_pupils(core, pupils)
-    settings = Settings(teams_service_url_hosts=("127.0.0.1",))
+    # `chatbot serve --teams-emulator`: unauthenticated, on 127.0.0.1, replies to loopback only.
+    settings = Settings(teams_emulator=True, listen_host="127.0.0.1")
     return build_app(runtime_for(core, settings), with_scheduler=False)
 
 

@@ -28,8 +28,13 @@ class Settings:
     teams_dsl_channel: str = ""
     teams_slt_channel: str = ""
     teams_service_url_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Unauthenticated Bot Framework Emulator mode, asked for with `chatbot serve
+    # --teams-emulator`; only honoured without MicrosoftAppId and on a loopback listen_host.
+    teams_emulator: bool = False
     # Production mode: no unauthenticated endpoints (see `chatbot serve --production`).
     production: bool = False
+    # The address `chatbot serve` listens on (Teams decides from it whether Emulator mode may run).
+    listen_host: str = "0.0.0.0"
     # Sweeps
     outbox_interval_seconds: float = 2.0
     sweep_interval_seconds: float = 30.0

@@ -6,6 +6,8 @@ Stock ``CloudAdapter`` builds two msrest clients for every incoming activity (a
 every check the framework makes on the *incoming* request (JWT validation, issuer, audience,
 service URL claim, channel endorsement) and only caches the *outgoing* clients, keyed by
 (app id, service URL, audience), so credentials and their token caches are shared too.
+It is also where botbuilder's own Bot Connector clients are made, so it refuses to make one
+for a service URL that is not allowed (see :mod:`adapters.teams.hosts`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from botframework.connector.auth import (
 from botframework.connector.skills import BotFrameworkClient
 from urllib3.util.retry import Retry
 
+from adapters.teams.hosts import AllowedHosts
 from chatbot.config import Settings
 
 log = logging.getLogger("chatbot.teams.auth")
@@ -35,7 +38,7 @@ log = logging.getLogger("chatbot.teams.auth")
 def bot_framework_configuration(settings: Settings) -> SimpleNamespace:
     """The configuration object botbuilder reads (the samples' ``DefaultConfig``)."""
     if not settings.teams_app_id:
-        # Local mode (Bot Framework Emulator): no app id means authentication is disabled.
+        # Emulator mode (`--teams-emulator`): no app id means authentication is disabled.
         return SimpleNamespace(APP_ID="", APP_PASSWORD="", APP_TYPE="MultiTenant", APP_TENANTID="")
     return SimpleNamespace(
         APP_ID=settings.teams_app_id,
@@ -59,6 +62,7 @@ class _CachingConnectorFactory(ConnectorFactory):
         self._proactive = proactive
 
     async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        self._owner.hosts.check(service_url)
         key = (self._app_id, service_url, audience or "", self._proactive)
         client = self._owner.connectors.get(key)
         if client is None:
@@ -76,7 +80,13 @@ class _CachingConnectorFactory(ConnectorFactory):
 class CachingBotFrameworkAuthentication(BotFrameworkAuthentication):
     """Delegates authentication to botbuilder; caches the outgoing clients it creates."""
 
-    def __init__(self, settings: Settings, inner: BotFrameworkAuthentication | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        hosts: AllowedHosts,
+        inner: BotFrameworkAuthentication | None = None,
+    ):
+        self.hosts = hosts
         self.inner = inner or ConfigurationBotFrameworkAuthentication(
             bot_framework_configuration(settings)
         )

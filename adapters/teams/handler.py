@@ -15,10 +15,10 @@ from botbuilder.schema import Activity, ChannelAccount
 
 from adapters.server import Runtime
 from adapters.teams import cards
+from adapters.teams.hosts import AllowedHosts
 from adapters.teams.messenger import (
     CURRENT_TURN,
     PLATFORM,
-    AllowedHosts,
     ReferenceStore,
     card_json,
     message_json,
@@ -94,13 +94,11 @@ class TeamsHandler(TeamsActivityHandler):
         refs: ReferenceStore,
         hosts: AllowedHosts,
         out: Outbound,
-        authenticated: bool,
     ):
         self.runtime = runtime
         self.out = out
         self.refs = refs
         self.hosts = hosts
-        self.authenticated = authenticated
 
     # ----- turn plumbing -----
 
@@ -114,7 +112,7 @@ class TeamsHandler(TeamsActivityHandler):
 
     async def _remember(self, a: Activity) -> None:
         """Store where this conversation can be reached later (only called after the request
-        was authenticated, or in local mode where there is no authentication at all)."""
+        was authenticated, or in Emulator mode where there is no authentication at all)."""
         if a.conversation is None or not a.conversation.id or not a.service_url:
             return
         if not self.hosts.allows(a.service_url):

@@ -18,15 +18,14 @@ import logging
 from collections.abc import Awaitable
 from contextvars import ContextVar
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 import aiohttp
 from botbuilder.core import TurnContext
-from botbuilder.core.teams import TeamsInfo
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from adapters.teams.cards import message_card
+from adapters.teams.hosts import ServiceUrlRefused
 from adapters.teams.outbound import ConnectorError, Outbound
 from chatbot.config import Settings
 from chatbot.interaction import UserRef
@@ -39,37 +38,11 @@ log = logging.getLogger("chatbot.teams")
 
 PLATFORM = "teams"
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
-DEFAULT_HOSTS = ("smba.trafficmanager.net", "*.botframework.com")
 RETRYABLE = (408, 412, 500, 502, 503, 504)
 T = TypeVar("T")
 
 # The turn being processed, so the Directory can ask Teams for the sender's profile.
 CURRENT_TURN: ContextVar[TurnContext | None] = ContextVar("teams_turn", default=None)
-
-
-class AllowedHosts:
-    """Service URL hosts the bot will send to: Microsoft's, plus any added in settings
-    (``TEAMS_SERVICE_URL_HOSTS``; ``*.example.com`` matches subdomains)."""
-
-    def __init__(self, extra: tuple[str, ...] = ()):
-        self.patterns = tuple(h.strip().lower() for h in (*DEFAULT_HOSTS, *extra) if h.strip())
-
-    def allows(self, service_url: str | None) -> bool:
-        if not service_url:
-            return False
-        try:
-            parsed = urlparse(service_url)
-        except ValueError:
-            return False
-        host = (parsed.hostname or "").lower()
-        if not host or parsed.scheme not in ("https", "http"):
-            return False
-        for p in self.patterns:
-            if p.startswith("*.") and host.endswith(p[1:]):
-                return True
-            if host == p:
-                return True
-        return False
 
 
 def message_json(message: Message, title: str = "") -> dict[str, Any]:
@@ -182,6 +155,8 @@ async def connector_call(call: Awaitable[T], role: Role | None = None) -> T:
     outbox understands (429 honours Retry-After; 412/5xx are retried with backoff)."""
     try:
         return await call
+    except ServiceUrlRefused:  # logged by Outbound; the reference will not change by itself
+        raise DeliveryError("service_url_not_allowed", permanent=True) from None
     except ConnectorError as exc:
         status = exc.status
         if status == 429:
@@ -201,24 +176,15 @@ class TeamsMessenger:
 
     platform = PLATFORM
 
-    def __init__(
-        self, out: Outbound, refs: ReferenceStore, settings: Settings, hosts: AllowedHosts
-    ):
+    def __init__(self, out: Outbound, refs: ReferenceStore, settings: Settings):
         self.out = out
         self.refs = refs
         self.settings = settings
-        self.hosts = hosts
 
     def _check(self, service_url: Any) -> str:
+        """A stored service URL (``Outbound`` decides whether it may be called)."""
         if not service_url:
             raise DeliveryError("no_service_url")
-        if not self.hosts.allows(str(service_url)):
-            log.error(
-                "refused to send to %s: not an allowed Teams service URL host "
-                "(TEAMS_SERVICE_URL_HOSTS)",
-                urlparse(str(service_url)).hostname,
-            )
-            raise DeliveryError("service_url_not_allowed", permanent=True)
         return str(service_url)
 
     async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
@@ -278,6 +244,9 @@ class TeamsMessenger:
 class TeamsDirectory:
     """Email of the person sending the current activity, from their Teams profile."""
 
+    def __init__(self, out: Outbound):
+        self.out = out
+
     async def email_for(self, user: UserRef) -> str | None:
         ctx = CURRENT_TURN.get()
         if ctx is None or user.platform != PLATFORM:
@@ -286,10 +255,14 @@ class TeamsDirectory:
         member_id = user.user_id
         if sender is not None and user.user_id in (sender.aad_object_id, sender.id):
             member_id = sender.id
+        a = ctx.activity
+        conversation_id = a.conversation.id if a.conversation is not None else ""
+        if not member_id or not conversation_id:
+            return None
         try:
-            member = await TeamsInfo.get_member(ctx, member_id)
+            member = await self.out.member(a.service_url, conversation_id, member_id)
         except Exception as exc:  # an unknown user is told plainly by the core
             log.warning("could not read the Teams profile of the sender (%s)", type(exc).__name__)
             return None
-        email = getattr(member, "email", None) or getattr(member, "user_principal_name", None)
-        return str(email) if email and "@" in str(email) else None
+        email = member.get("email") or member.get("userPrincipalName")
+        return str(email) if isinstance(email, str) and "@" in email else None

@@ -7,6 +7,10 @@ turn's cost. Here activities are plain JSON built by :mod:`adapters.teams.cards`
 with aiohttp. Authentication is unchanged: the bearer token comes from the same
 ``MicrosoftAppCredentials`` botbuilder would use (through the cached connector factory), and
 nothing is sent without one when an app id is configured.
+
+:meth:`Outbound.call` is the one way out: every reply, private reply, member look-up,
+proactive send and conversation creation passes it, and it refuses any service URL that is
+not allowed (:mod:`adapters.teams.hosts`) before anything is sent.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import aiohttp
 from botframework.connector.auth import ClaimsIdentity
 
 from adapters.teams.auth import CachingBotFrameworkAuthentication
+from adapters.teams.hosts import AllowedHosts, ServiceUrlRefused, describe
 from chatbot.config import Settings
 
 log = logging.getLogger("chatbot.teams")
@@ -36,8 +41,11 @@ class ConnectorError(Exception):
 
 
 class Outbound:
-    def __init__(self, auth: CachingBotFrameworkAuthentication, settings: Settings):
+    def __init__(
+        self, auth: CachingBotFrameworkAuthentication, settings: Settings, hosts: AllowedHosts
+    ):
         self.auth = auth
+        self.hosts = hosts
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[str, tuple[float, str]] = {}
@@ -57,7 +65,7 @@ class Outbound:
     async def _headers(self, service_url: str) -> dict[str, str]:
         app_id = self.settings.teams_app_id
         if not app_id:
-            return {}  # local mode (Emulator): the connector expects no token
+            return {}  # Emulator mode: the connector expects no token
         cached = self._tokens.get(service_url)
         if cached and time.monotonic() - cached[0] < TOKEN_REUSE_SECONDS:
             return {"Authorization": f"Bearer {cached[1]}"}
@@ -71,10 +79,18 @@ class Outbound:
     async def call(
         self, method: str, service_url: str, path: str, body: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        if not self.hosts.allows(service_url):
+            log.error(
+                "refused a Bot Connector call to %s: not an allowed host", describe(service_url)
+            )
+            raise ServiceUrlRefused(service_url)
         url = service_url.rstrip("/") + path
         headers = await self._headers(service_url)
-        async with self.session().request(method, url, json=body, headers=headers) as r:
-            if r.status >= 400:
+        # No redirects: a connector could otherwise send the request on to any host.
+        async with self.session().request(
+            method, url, json=body, headers=headers, allow_redirects=False
+        ) as r:
+            if r.status >= 300:
                 raise ConnectorError(r.status, r.headers.get("Retry-After"))
             if r.content_length == 0:
                 return {}
@@ -105,3 +121,14 @@ class Outbound:
             f"{quote(activity_id, safe='')}"
         )
         await self.call("PUT", service_url, path, dict(activity, id=activity_id))
+
+    async def member(
+        self, service_url: str, conversation_id: str, member_id: str
+    ) -> dict[str, Any]:
+        """A member's Teams profile (``email``, ``userPrincipalName``...): the same request
+        botbuilder's ``TeamsInfo.get_member`` makes, through the one checked way out."""
+        path = (
+            f"/v3/conversations/{quote(conversation_id, safe='')}/members/"
+            f"{quote(member_id, safe='')}"
+        )
+        return await self.call("GET", service_url, path)

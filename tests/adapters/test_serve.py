@@ -1,5 +1,5 @@
 """`chatbot serve` starts with no credentials, answers /healthz, and --production refuses to
-run unauthenticated endpoints."""
+run unauthenticated endpoints; --teams-emulator runs Teams unauthenticated on loopback only."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
@@ -30,17 +31,19 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-async def test_serve_starts_without_credentials(tmp_path: Path) -> None:
+async def run_serve(tmp_path: Path, *args: str) -> tuple[dict[str, Any], int, str]:
+    """`chatbot serve ARGS` in its own process: /healthz's answer, what POST /api/messages
+    answers to a help message, and the log."""
     port = free_port()
     proc = subprocess.Popen(  # noqa: ASYNC220 - the server must run in its own process
-        [sys.executable, "-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "adapters.cli", "serve", *args, "--port", str(port)],
         env=env_for(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        body = None
+        body: dict[str, Any] = {}
         async with aiohttp.ClientSession() as http:
             for _ in range(100):
                 try:
@@ -49,12 +52,35 @@ async def test_serve_starts_without_credentials(tmp_path: Path) -> None:
                         break
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.1)
-        assert body == {"ok": True, "database": "sqlite", "messenger": "none"}
+            help_message = {
+                "type": "message",
+                "text": "help",
+                "serviceUrl": "https://smba.trafficmanager.net/emea/",
+            }
+            async with http.post(f"http://127.0.0.1:{port}/api/messages", json=help_message) as r:
+                teams_status = r.status
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
+    return body, teams_status, out
+
+
+async def test_serve_starts_without_credentials(tmp_path: Path) -> None:
+    body, teams_status, out = await run_serve(tmp_path, "--host", "127.0.0.1")
+    assert body == {"ok": True, "database": "sqlite", "messenger": "none"}
     assert "Slack" in out  # it says how to configure Slack
     assert (tmp_path / "serve.db").exists()
+    # Teams stays off even on a loopback address unless Emulator mode is asked for.
+    assert teams_status == 503
+    assert "Teams: switched off (/api/messages answers 503): it has no MicrosoftAppId" in out
+
+
+async def test_serve_teams_emulator_listens_on_loopback_only(tmp_path: Path) -> None:
+    body, teams_status, out = await run_serve(tmp_path, "--teams-emulator")
+    assert body["messenger"] == "teams"  # the outbox delivers through the Emulator
+    assert "Teams: Bot Framework Emulator mode on 127.0.0.1" in out
+    assert "listening on http://127.0.0.1:" in out
+    assert teams_status == 403  # Microsoft's service URL is not the Emulator's (loopback)
 
 
 def test_production_refuses_without_credentials(tmp_path: Path) -> None:
@@ -68,6 +94,19 @@ def test_production_refuses_without_credentials(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert "Refusing to start without authentication" in r.stderr
+
+
+def test_production_and_teams_emulator_are_exclusive(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "serve", "--production", "--teams-emulator"],
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert "--teams-emulator: not allowed with argument --production" in r.stderr
 
 
 async def test_production_switches_off_unauthenticated_teams(core: Units) -> None:

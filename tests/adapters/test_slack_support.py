@@ -1,7 +1,7 @@
 """Support for the test_slack_* modules (no tests here).
 
 Drives the real server over HTTP with payloads signed as Slack signs them, against the
-loopback Slack Web API in adapters.slack.fake_api. Shared by the test_slack_* modules."""
+loopback Slack Web API in tests.doubles.slack_api. Shared by the test_slack_* modules."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from adapters.server import Runtime, build_app, runtime_for
+from adapters.server import Runtime, runtime_for
+from adapters.server import start as start_server
 from adapters.teams import TEAMS
 from chatbot.config import Settings
 from chatbot.policy import Policy
@@ -175,21 +176,18 @@ class Teams:
 
 
 async def start(core: Units, connector: LoopbackConnector, **settings: Any) -> Teams:
-    s = Settings(
-        database_url=core.db.url if hasattr(core.db, "url") else "",
-        teams_service_url_hosts=("127.0.0.1",),
-        teams_dsl_channel=DSL_CHANNEL,
-        teams_slt_channel=SLT_CHANNEL,
-        **settings,
-    )
-    runtime = runtime_for(core, s)
-    app = build_app(runtime, with_scheduler=False)
-    if not s.teams_configured:  # local mode: the tests install the messenger themselves
-        runtime.use_messenger(app[TEAMS].messenger)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    """The server as `chatbot serve` starts it, on 127.0.0.1: in Emulator mode
+    (`--teams-emulator`) unless ``settings`` give an app id."""
+    values: dict[str, Any] = {
+        "database_url": core.db.url if hasattr(core.db, "url") else "",
+        "listen_host": "127.0.0.1",
+        "teams_emulator": not settings.get("teams_app_id"),
+        "teams_service_url_hosts": ("127.0.0.1",),
+        "teams_dsl_channel": DSL_CHANNEL,
+        "teams_slt_channel": SLT_CHANNEL,
+    }
+    runtime = runtime_for(core, Settings(**{**values, **settings}))
+    runner = await start_server(runtime, 0, with_scheduler=False)
     port = runner.addresses[0][1]
     return Teams(
         runtime, connector, f"http://127.0.0.1:{port}/api/messages", runner, aiohttp.ClientSession()
@@ -410,22 +408,6 @@ async def test_no_reference_waits_and_429_is_honoured(teams: Teams) -> None:
     clock.advance(minutes=10)
     await t.drain()
     _cohost_request(t)
-
-
-async def test_unlisted_service_url_never_stored_or_used(
-    school: Units, connector: LoopbackConnector
-) -> None:
-    t = await start(school, connector)
-    t.runtime.settings = t.runtime.settings  # hosts are fixed at mount time
-    try:
-        a = t.activity("installation_update_personal", "teacher@school.test")
-        a["serviceUrl"] = connector.url.replace("127.0.0.1", "localhost")
-        assert await t.post(a) == 201
-        async with school.db.transaction() as s:
-            keys = list((await s.execute(select(ConversationReference.key))).scalars())
-        assert keys == []
-    finally:
-        await stop(t)
 
 
 # ----- HTTP security -----
@@ -724,3 +706,38 @@ async def test_pupil_search_edge_cases(teams: Teams) -> None:
     )
     [card] = _redrawn(t, consent_form).cards
     assert _choices(card, "in_pupil") == [ZACH]
+
+
+# ----- the staff picker's choices are per person -----
+
+
+async def test_off_roster_user_never_sees_staff_emails(teams: Teams) -> None:
+    """Right after a teacher opened a form with a staff picker, someone not on the roster
+    presses the pupil Search button of a copy of that form: no staff email reaches them."""
+    t = teams
+    await t.install("teacher@school.test")
+    await t.say("teacher@school.test", "book-call")
+    form = t.last_to("teacher@school.test")
+    assert "colleague@school.test" in form.text  # the teacher's picker lists the roster
+
+    [card] = form.cards
+    [button] = [
+        b
+        for e in card["body"]
+        if e["type"] == "ActionSet"
+        for b in e["actions"]
+        if b["data"].get("search") == "pupils"
+    ]
+    before = len(t.connector.calls)
+    a = t.activity(
+        "card_submit_personal",
+        "stranger@elsewhere.test",
+        value=dict(copy.deepcopy(button["data"]), find_pupils="Sam"),
+        replyToId="",
+    )
+    assert await t.post(a) == 201
+    shown = t.connector.calls[before:]
+    assert shown  # they got an answer...
+    for email in ("teacher@school.test", "colleague@school.test", "dsl@school.test"):
+        assert not any(email in c.text for c in shown), email  # ...without the roster
+    assert not any("A123456789012" in c.text for c in shown)  # nor pupils

@@ -4,7 +4,7 @@ Records what the bot sends (``POST /v3/conversations/{id}/activities[/{replyTo}]
 updates, ``POST /v3/conversations``) and answers member look-ups
 (``GET /v3/conversations/{id}/members/{member}``) from a small table of people.
 ``fail_next`` makes the next calls answer with a given status (and headers), to exercise 429s
-and outages.
+and outages. ``requests`` lists every request that reached it, look-ups included.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Call:
 class LoopbackConnector:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # "GET /v3/...", every one received
     fail_next: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     record: bool = True
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -118,8 +120,14 @@ class LoopbackConnector:
         self.calls.append(Call("CREATE", conv, f"act-{n}", body))
         return web.json_response({"id": conv, "activityId": f"act-{n}"})
 
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.record:
+            self.requests.append(f"{request.method} {request.path}")
+        return await handler(request)
+
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._count])
         app.router.add_post("/v3/conversations", self._create)
         app.router.add_post("/v3/conversations/{conv}/activities", self._activity)
         app.router.add_post("/v3/conversations/{conv}/activities/{reply}", self._activity)
