@@ -14,6 +14,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,7 @@ from chatbot.interaction import Interaction, SubmittedValue, UserRef
 from chatbot.ports import Directory
 from chatbot.registry import Registry, Route, Turn
 from chatbot.roster.choices import Choices, with_values
-from chatbot.roster.identity import known_staff, remember, staff_by_id
+from chatbot.roster.identity import known_staff, remember, seen, staff_by_id
 from chatbot.storage.db import insert_ignoring_duplicates
 from chatbot.storage.models import ProcessedDelivery, Staff
 from chatbot.uow import Unit, Units
@@ -33,6 +34,7 @@ log = logging.getLogger("chatbot.router")
 RECENT_DELIVERIES = 10_000  # delivery ids (and actors) remembered in memory
 ACTOR_SECONDS = 30.0  # how long a roster match is reused before it is looked up again
 ATTEMPTS = 5  # a unit that lost a race to a unique key is run again, this many times in all
+SEEN_EVERY = timedelta(hours=1)  # how often "last seen on this platform" is brought up to date
 
 NOT_ON_ROSTER = (
     "You're not on the school's staff roster, so I can't book or show calls for you. "
@@ -205,7 +207,10 @@ class Bot:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         async with self.units.read() as u:
-            known, staff = await known_staff(u.session, i.actor)
+            known, staff, seen_at = await known_staff(u.session, i.actor)
+        if known and (seen_at is None or seen_at < self.units.now() - SEEN_EVERY):
+            async with self.units.write() as u:  # at most hourly: where to reach them next
+                await seen(u.session, i.actor, u.now)
         if not known:
             email = i.actor.email
             directory = self.directories.get(i.platform)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,12 +46,12 @@ def _active(staff: Staff | None) -> Staff | None:
     return staff if staff is not None and staff.active else None
 
 
-async def known_staff(s: AsyncSession, user: UserRef) -> tuple[bool, Staff | None]:
-    """Read-only fast path. (True, staff) when ``user`` was already matched to a member of
-    staff; (False, None) when they are new, unmatched or their email changed."""
+async def known_staff(s: AsyncSession, user: UserRef) -> tuple[bool, Staff | None, datetime | None]:
+    """Read-only fast path. (True, staff, last seen) when ``user`` was already matched to a
+    member of staff; (False, None, None) when they are new, unmatched or their email changed."""
     row = (
         await s.execute(
-            select(PlatformIdentity.email, Staff)
+            select(PlatformIdentity.email, Staff, PlatformIdentity.seen_at)
             .join(Staff, Staff.id == PlatformIdentity.staff_id)
             .where(
                 PlatformIdentity.platform == user.platform,
@@ -61,11 +61,24 @@ async def known_staff(s: AsyncSession, user: UserRef) -> tuple[bool, Staff | Non
         )
     ).first()
     if row is None:
-        return False, None
-    known_email, staff = row
+        return False, None, None
+    known_email, staff, seen_at = row
     if user.email and normalise_email(user.email) != known_email:
-        return False, None
-    return True, _active(staff)
+        return False, None, None
+    return True, _active(staff), seen_at
+
+
+async def seen(s: AsyncSession, user: UserRef, now: datetime) -> None:
+    """Note that ``user`` was active: direct messages go to the platform last seen."""
+    await s.execute(
+        update(PlatformIdentity)
+        .where(
+            PlatformIdentity.platform == user.platform,
+            PlatformIdentity.tenant == user.tenant,
+            PlatformIdentity.user_id == user.user_id,
+        )
+        .values(seen_at=now)
+    )
 
 
 async def remember(

@@ -3,8 +3,8 @@ commit is processed on the platform's retry, exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -138,15 +138,14 @@ async def test_retry_after_the_process_was_killed_before_commit_is_processed_onc
     school: Units, bot: Bot
 ) -> None:
     """The platform's retry of a delivery whose process was killed mid-way is processed."""
-    child = subprocess.run(
-        [sys.executable, "-c", DIES_BEFORE_COMMIT, school.db.url, pg_schema(), "trigger:K1"],
+    child = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-c", DIES_BEFORE_COMMIT, school.db.url, pg_schema(), "trigger:K1"),
         cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr)[-2000:]
+    output, _ = await asyncio.wait_for(child.communicate(), timeout=60)
+    assert child.returncode == -signal.SIGKILL, output.decode()[-2000:]
     assert await count(school, Booking) == 0
     assert await count(school, ProcessedDelivery) == 0  # the claim died with the work
 
