@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,32 @@ def test_db_upgrade_creates_sqlite_file(tmp_path: Path) -> None:
     r = chatbot(tmp_path, "db", "upgrade")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cli.db").exists()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_database_file_is_readable_by_this_account_only(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    r = chatbot(tmp_path, "db", "upgrade")
+    assert r.returncode == 0, r.stderr
+    assert mode(db) == 0o600
+    assert "0600" not in r.stderr  # a new file is private from the start: nothing to report
+
+    # A file left readable by others (copied in, or made by an older version) is tightened,
+    # with its write-ahead log, and the log says so once.
+    db.chmod(0o644)
+    wal = tmp_path / "cli.db-wal"
+    wal.touch(mode=0o644)
+    wal.chmod(0o644)
+    r = chatbot(tmp_path, "consent", "list")
+    assert r.returncode == 0, r.stderr
+    assert mode(db) == 0o600
+    assert not wal.exists() or mode(wal) == 0o600
+    assert r.stderr.count("now 0600") == 1 and "cli.db-wal" in r.stderr
+    r = chatbot(tmp_path, "consent", "list")
+    assert "0600" not in r.stderr
 
 
 def test_console_demo_with_piped_stdin(tmp_path: Path) -> None:

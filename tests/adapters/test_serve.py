@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -31,31 +32,56 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-async def test_serve_starts_without_credentials(tmp_path: Path) -> None:
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: ASYNC220 - the server must run in its own process
+def start_serve(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env_for(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+async def healthz(port: int) -> object:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    return await r.json()
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+    return None
+
+
+async def test_serve_starts_without_credentials(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_serve(tmp_path, port)
     try:
-        body = None
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                        body = await r.json()
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
+        body = await healthz(port)
         assert body == {"ok": True, "database": "sqlite", "messenger": "none"}
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert "Slack" in out  # it says how to configure Slack
     assert (tmp_path / "serve.db").exists()
+
+
+def modes(folder: Path, pattern: str) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.glob(pattern)}
+
+
+async def test_serve_keeps_the_database_files_private(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_serve(tmp_path, port)
+    try:
+        assert await healthz(port) is not None
+        # While the server runs, SQLite's write-ahead log and shared-memory files exist too.
+        files = modes(tmp_path, "serve.db*")
+        assert set(files) == {"serve.db", "serve.db-wal", "serve.db-shm"}, files
+        assert set(files.values()) == {0o600}, files
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
 
 
 def test_production_refuses_without_credentials(tmp_path: Path) -> None:
