@@ -96,6 +96,23 @@ def test_consent_grant_list_withdraw(tmp_path: Path) -> None:
     assert "0 pupil(s)" in chatbot(tmp_path, "consent", "list").stdout
 
 
+def test_concerns_purge_and_hold_need_a_dsl(tmp_path: Path) -> None:
+    (tmp_path / "s.csv").write_text(STAFF_CSV)
+    assert chatbot(tmp_path, "import", "staff", str(tmp_path / "s.csv")).returncode == 0
+    for args in (
+        ("concerns", "purge"),
+        ("concerns", "purge", "--as", "head@school.test"),
+        ("concerns", "hold", "--reference", "C-2026-0001", "--on"),
+        ("concerns", "hold", "--reference", "C-2026-0001", "--on", "--as", "slt@school.test"),
+    ):
+        r = chatbot(tmp_path, *args)
+        assert r.returncode == 2, (args, r.stdout)
+        assert "Only a DSL or deputy DSL" in r.stderr and "recorded" in r.stderr, args
+    r = chatbot(tmp_path, "concerns", "purge", "--dry-run", "--as", "dsl@school.test")
+    assert r.returncode == 0, r.stderr
+    assert "Would delete 0 record(s)" in r.stdout
+
+
 def test_policy_show_prints_defaults(tmp_path: Path) -> None:
     r = chatbot(tmp_path, "policy", "show")
     assert r.returncode == 0

@@ -325,7 +325,7 @@ async def test_no_narrative_pupil_name_or_parent_email_in_logs_or_alerts(
 
     exported = await concern_records.export(school, cs[0].reference, DSL, "printed")
     assert exported.ok and NARRATIVE in exported.text
-    await concern_records.purge(school, dry_run=True)
+    await concern_records.purge(school, DSL, dry_run=True)
 
     assert caplog.records, "the flow logs something"
     logged = "\n".join(r.getMessage() for r in caplog.records)
