@@ -54,6 +54,11 @@ def out_of_hours(policy: Policy, now: datetime) -> bool:
 # ---------------------------------------------------------------- the form
 
 
+def on_call(booking: Booking, staff: Staff | None) -> bool:
+    """Whether ``staff`` hosts or co-hosts the call: only they may link a concern to it."""
+    return staff is not None and staff.id in (booking.host_id, booking.cohost_id)
+
+
 def concern_form(core: Core, booking: Booking | None = None) -> Form:
     p = core.policy
     local = core.local(booking.starts_at if booking is not None else core.now())
@@ -136,7 +141,11 @@ class FileResult:
 
 
 async def read_form(
-    s: AsyncSession, core: Core, values: dict[str, SubmittedValue], state: dict[str, str]
+    s: AsyncSession,
+    core: Core,
+    reporter: Staff | None,
+    values: dict[str, SubmittedValue],
+    state: dict[str, str],
 ) -> tuple[Draft | None, dict[str, str]]:
     errors: dict[str, str] = {}
     p = core.policy
@@ -188,6 +197,8 @@ async def read_form(
     booking: Booking | None = None
     if state.get("booking_id", "").isdigit():
         booking = await load(s, int(state["booking_id"]))
+        if booking is not None and not on_call(booking, reporter):
+            booking = None  # a link to someone else's call is dropped; the report still goes
     if errors or happened_at is None:
         return None, errors
     return Draft(pupil, category, subject, risk == "yes", happened_at, narrative, booking), {}
@@ -227,7 +238,7 @@ async def _file_once(
 ) -> FileResult:
     now = core.now()
     async with core.db.transaction() as s:
-        draft, errors = await read_form(s, core, values, state)
+        draft, errors = await read_form(s, core, reporter, values, state)
         if draft is None:
             return FileResult(errors=errors)
         year = core.local(now).year
