@@ -24,7 +24,7 @@ from chatbot.services.concern_filing import (
     alert_facts,
     thread_key,
 )
-from chatbot.services.identity import staff_by_email
+from chatbot.services.identity import cli_actor, staff_by_email
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import (
     Booking,
@@ -420,15 +420,6 @@ async def export(core: Core, reference: str, as_email: str, destination: str) ->
 NO_AS = "cli (no --as given)"  # the audit's actor when the CLI was not told who is acting
 
 
-async def _cli_actor(s: AsyncSession, as_email: str) -> tuple[Staff | None, str]:
-    """Who the CLI says is acting (``--as``): the roster entry if any, and a label for the
-    audit trail. The CLI trusts whoever runs it on the server; this records who they said."""
-    email = as_email.strip()
-    if not email:
-        return None, NO_AS
-    return await staff_by_email(s, email), email[:200]
-
-
 def _cli_refusal(
     s: AsyncSession, now: datetime, who: Staff | None, label: str, action: str, subject: str
 ) -> None:
@@ -448,7 +439,7 @@ async def set_hold(core: Core, reference: str, on: bool, as_email: str) -> str |
     why not, or None when done. A refusal is audited too."""
     now = core.now()
     async with core.db.transaction() as s:
-        who, label = await _cli_actor(s, as_email)
+        who, label = await cli_actor(s, as_email, NO_AS)
         c = await by_reference(s, reference) if is_dsl(who) else None
         if not is_dsl(who) or (c is not None and not may_see(who, c)):
             _cli_refusal(s, now, who, label, "legal_hold", reference.strip().upper()[:30])
@@ -489,7 +480,7 @@ async def purge(core: Core, as_email: str, dry_run: bool = False) -> PurgeReport
     today = core.local(now).date()
     report = PurgeReport([], [], [])
     async with core.db.transaction() as s:
-        who, label = await _cli_actor(s, as_email)
+        who, label = await cli_actor(s, as_email, NO_AS)
         if not is_dsl(who):
             _cli_refusal(s, now, who, label, "purge", "past retention")
             report.refused = (

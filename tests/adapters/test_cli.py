@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -92,8 +94,13 @@ def test_consent_grant_list_withdraw(tmp_path: Path) -> None:
         "<id@x> Re: calls",
     )
     assert bad.returncode == 2 and "not on the pupil roster" in bad.stderr
-    assert chatbot(tmp_path, "consent", "withdraw", "A123456789012").returncode == 0
+    # The CLI trusts the server account: any --as (or none) may withdraw, and it is recorded.
+    r = chatbot(tmp_path, "consent", "withdraw", "A123456789012", "--as", "office@school.test")
+    assert r.returncode == 0, r.stderr
     assert "0 pupil(s)" in chatbot(tmp_path, "consent", "list").stdout
+    with closing(sqlite3.connect(tmp_path / "cli.db")) as con:
+        labels = con.execute("SELECT withdrawn_by_label FROM consent").fetchall()
+    assert labels == [("office@school.test",)]
 
 
 def test_concerns_purge_and_hold_need_a_dsl(tmp_path: Path) -> None:

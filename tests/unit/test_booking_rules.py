@@ -251,7 +251,8 @@ async def test_allowed_after_consent_granted(school: Core, bot: Bot) -> None:
 
 
 async def test_refused_after_consent_withdrawn(school: Core, bot: Bot) -> None:
-    effects = await bot.handle(submit(HOST, "consent_withdraw", {"pupil": SAM}))
+    # Sam's consent was recorded on the command line, so SLT withdraw it (not the host).
+    effects = await bot.handle(submit("slt@school.test", "consent_withdraw", {"pupil": SAM}))
     assert isinstance(effects[0], CloseForm), effects
     await refused(bot, form(), "pupils", "Sam T.", "consent")
 
