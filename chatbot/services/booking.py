@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot import notices, outbox
 from chatbot.core import Core
-from chatbot.domain.rules import BookingFacts, ProposedBooking, Violation, check_booking
+from chatbot.domain.rules import (
+    BookingFacts,
+    ProposedBooking,
+    Violation,
+    check_booking,
+    outside_window,
+)
 from chatbot.interaction import SubmittedValue
 from chatbot.services import audit
 from chatbot.services.forms import FieldError, many, one, parse_date, parse_int, parse_time, text
@@ -162,6 +168,10 @@ async def create_booking(
             return None
 
     day = attempt(lambda: parse_date(values, "date", "Date"))
+    if day is not None and (far := outside_window(day, now, p)) is not None:
+        result.violations.append(far)
+        _add(errors, far.field, far.message)
+        day = None  # nothing else is checked against a date outside the booking window
     start_t = attempt(lambda: parse_time(values, "start", "Start time"))
     minutes = attempt(lambda: parse_int(values, "duration", "Length", 1, 24 * 60))
     plan = attempt(lambda: text(values, "plan", "The plan", PLAN_MAX, False))
@@ -209,7 +219,7 @@ async def create_booking(
         plan=plan if plan is not None else "x",
         pupil_count=len(pupils) + len(unknown),
     )
-    timed = ("school_day", "school_hours", "notice")
+    timed = ("school_day", "school_hours", "notice", "horizon")
     for v in check_booking(proposal, facts, p):
         if v.rule in timed and (starts_at is None or v.field in errors):
             continue  # the date or time itself was unreadable: that error says enough

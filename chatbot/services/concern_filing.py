@@ -21,7 +21,7 @@ from chatbot.interaction import SubmittedValue
 from chatbot.policy import Policy
 from chatbot.services import audit
 from chatbot.services.booking import load
-from chatbot.services.forms import FieldError, one, parse_date, parse_time, text
+from chatbot.services.forms import FieldError, one, parse_date, parse_time, text, too_long_ago
 from chatbot.services.identity import staff_by_email
 from chatbot.services.pupils import pupils_by_upn
 from chatbot.storage.models import Booking, Concern, ConcernEvent, Pupil, Staff
@@ -189,6 +189,8 @@ async def read_form(
         happened_at = datetime.combine(day, clock, tzinfo=p.zone)
         if happened_at > core.now() + FUTURE_SLACK:
             errors["when_date"] = "That is in the future. When did it happen?"
+        elif old := too_long_ago(day, core.local(core.now()).date(), "That date"):
+            errors["when_date"] = old
     narrative = ""
     try:
         narrative = text(values, "narrative", "What happened", NARRATIVE_MAX)

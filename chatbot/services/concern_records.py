@@ -345,6 +345,8 @@ def retain_until(dob: date | None, review_years: int) -> date | None:
     if dob is None:
         return None
     year = dob.year + ADULT_AGE + review_years
+    if year > date.max.year:  # a nonsense birth date already stored: keep, never crash
+        return date.max
     try:
         return dob.replace(year=year)
     except ValueError:

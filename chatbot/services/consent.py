@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatbot.core import Core
 from chatbot.interaction import SubmittedValue
 from chatbot.services import audit
-from chatbot.services.forms import FieldError, one, parse_date, parse_time, text
+from chatbot.services.forms import (
+    FieldError,
+    one,
+    parse_date,
+    parse_time,
+    text,
+    too_long_ago,
+)
 from chatbot.services.identity import normalise_email
 from chatbot.services.roster import EMAIL_RE
 from chatbot.storage.models import Consent, Pupil, Staff
@@ -22,6 +29,7 @@ from chatbot.ui import Form, Input
 FORM_ID = "consent"
 WITHDRAW_FORM_ID = "consent_withdraw"
 EVIDENCE_MAX = 500
+FUTURE_SLACK = timedelta(minutes=5)  # clocks differ a little
 
 
 def consent_form() -> Form:
@@ -84,8 +92,10 @@ async def grant(
     elif len(evidence) > EVIDENCE_MAX:
         res.errors["evidence"] = f"Evidence is too long; keep it under {EVIDENCE_MAX} characters."
     now = core.now()
-    if received_at > now + __import__("datetime").timedelta(minutes=5):
+    if received_at > now + FUTURE_SLACK:
         res.errors["received_date"] = "The email can't have arrived in the future."
+    elif old := too_long_ago(received_at.date(), core.local(now).date(), "That date"):
+        res.errors["received_date"] = old
     async with core.db.transaction() as s:
         pupil = (
             await s.execute(select(Pupil).where(Pupil.upn == upn.strip().upper()))

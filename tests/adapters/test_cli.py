@@ -94,6 +94,20 @@ def test_consent_grant_list_withdraw(tmp_path: Path) -> None:
         "<id@x> Re: calls",
     )
     assert bad.returncode == 2 and "not on the pupil roster" in bad.stderr
+    long_ago = chatbot(
+        tmp_path,
+        "consent",
+        "grant",
+        "B123456789012",
+        "--parent-email",
+        "parent.zoe@home.test",
+        "--received",
+        "0001-01-01",
+        "--evidence",
+        "<id@x> Re: calls",
+    )
+    assert long_ago.returncode == 2
+    assert "received_date: That date is more than 25 years ago" in long_ago.stderr
     # The CLI trusts the server account: any --as (or none) may withdraw, and it is recorded.
     r = chatbot(tmp_path, "consent", "withdraw", "A123456789012", "--as", "office@school.test")
     assert r.returncode == 0, r.stderr

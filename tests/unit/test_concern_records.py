@@ -124,6 +124,7 @@ def test_retention_date() -> None:
     assert retain_until(date(2010, 5, 4), 6) == date(2041, 5, 4)
     assert retain_until(date(2008, 2, 29), 0) == date(2033, 3, 1)
     assert retain_until(None, 6) is None
+    assert retain_until(date(9999, 12, 31), 6) == date.max  # kept, and the purge carries on
 
 
 async def _set_dob(core: Core, upn: str, dob: date) -> None:

@@ -119,6 +119,17 @@ async def test_bad_input_gets_field_errors_and_writes_nothing(school: Core, bot:
     assert await audits(school, "concern.file") == []
 
 
+async def test_when_it_happened_must_be_within_a_pupils_lifetime(school: Core, bot: Bot) -> None:
+    # Today is 30 November 2026: 25 years back is 30 November 2001.
+    for day in ("0001-01-01", "1900-06-01", "2001-11-29"):
+        [err] = await file_concern(bot, when_date=day)
+        assert isinstance(err, FormErrors), day
+        assert err.errors == {"when_date": "That date is more than 25 years ago; check the year."}
+    assert await count(school, Concern) == 0
+    effects = await file_concern(bot, when_date="2001-11-30")
+    assert isinstance(effects[0], CloseForm), effects
+
+
 async def test_failure_inside_the_transaction_sends_no_receipt(
     school: Core, bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -87,6 +87,8 @@ async def test_bad_input_refused_nothing_written(school: Core) -> None:
         ({"upn": "Z999999999999"}, "pupil", "not on the pupil roster"),
         ({"upn": "Ørsted"}, "pupil", "not on the pupil roster"),
         ({"received_at": datetime(2026, 12, 25, tzinfo=UTC)}, "received_date", "future"),
+        ({"received_at": datetime(1, 1, 1, tzinfo=UTC)}, "received_date", "25 years ago"),
+        ({"received_at": datetime(2001, 11, 29, tzinfo=UTC)}, "received_date", "25 years ago"),
     ]
     for change, field, words in cases:
         res = await grant(school, **change)
@@ -152,6 +154,8 @@ async def test_consent_form_refuses_bad_input(school: Core, bot: Bot) -> None:
         ({"pupil": ""}, "pupil"),
         ({"pupil": "Z999999999999"}, "pupil"),
         ({"received_date": "yesterday"}, "received_date"),
+        ({"received_date": "0001-01-01"}, "received_date"),
+        ({"received_date": "9999-12-31"}, "received_date"),
         ({"received_time": "25:00"}, "received_time"),
     ]
     for change, field in cases:
