@@ -24,6 +24,7 @@ from chatbot.services.concern_filing import (
     alert_facts,
     thread_key,
 )
+from chatbot.services.forms import PUPIL_LIFETIME_YEARS
 from chatbot.services.identity import cli_actor, staff_by_email
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import (
@@ -40,7 +41,7 @@ log = logging.getLogger("chatbot.concerns")
 
 DSL_ROLES = ("dsl", "deputy_dsl")
 NOTE_MAX = 3000
-ADULT_AGE = 25
+ADULT_AGE = PUPIL_LIFETIME_YEARS  # records are kept until the pupil is 25
 
 
 def is_dsl(staff: Staff | None) -> bool:
