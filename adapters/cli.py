@@ -15,8 +15,12 @@ from chatbot.core import Core
 from chatbot.logsafe import quiet_libraries
 from chatbot.policy import PolicyError, load_policy
 from chatbot.ports import SystemClock
+from chatbot.services.identity import cli_actor
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
+from chatbot.storage.models import Staff
+
+AS_HELP = "your school email, recorded as who acted (the CLI trusts the server account)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,8 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     ev = g.add_mutually_exclusive_group(required=True)
     ev.add_argument("--evidence", help="the email's Message-ID and subject")
     ev.add_argument("--eml", type=Path, help="the saved .eml file (its SHA-256 is stored)")
+    g.add_argument("--as", dest="as_email", help=AS_HELP)
     w = csub.add_parser("withdraw", help="withdraw consent")
     w.add_argument("upn")
+    w.add_argument("--as", dest="as_email", help=AS_HELP)
     csub.add_parser("list", help="pupils with consent on file")
     csub.add_parser("letter", help="print the information email to send parents first")
 
@@ -101,6 +107,11 @@ async def _core(settings: Settings) -> Core:
     db = Database(settings.database_url)
     await upgrade(db)
     return Core(db=db, policy=policy, clock=SystemClock())
+
+
+async def _cli_actor(core: Core, as_email: str | None) -> tuple[Staff | None, str]:
+    async with core.db.reading() as s:
+        return await cli_actor(s, as_email)
 
 
 def _parse_received(text: str, core: Core) -> datetime:
@@ -185,6 +196,7 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
                     return 2
             else:
                 evidence, kind = args.evidence, "message_id"
+            actor, label = await _cli_actor(core, args.as_email)
             res = await consent.grant(
                 core,
                 upn=args.upn,
@@ -192,7 +204,8 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
                 received_at=_parse_received(args.received, core),
                 evidence_kind=kind,
                 evidence=evidence,
-                actor=None,
+                actor=actor,
+                actor_label=label,
             )
             if res.errors:
                 for field, msg in res.errors.items():
@@ -202,7 +215,8 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
             print(f"Recorded written consent for {res.pupil.short_name} ({res.pupil.upn}).")
             return 0
         if args.consent_cmd == "withdraw":
-            err = await consent.withdraw(core, args.upn, None)
+            actor, label = await _cli_actor(core, args.as_email)
+            err = await consent.withdraw(core, args.upn, actor, label, cli=True)
             if err:
                 print(err, file=sys.stderr)
                 return 2

@@ -275,8 +275,9 @@ class Bot:
 
     async def _cancel(self, i: Interaction, staff: Staff) -> list[Effect]:
         text, b = await booking_svc.cancel(self.core, staff, _int(i.value))
-        if b is None:
+        if b is None or b.host_id != staff.id:
             return say(text)
+        # The host clicked Cancel in their list of calls: show the list without it.
         return [UpdateMessage(await self.my_calls_message(staff)), *say(text)]
 
     async def _rebook(self, i: Interaction, staff: Staff) -> list[Effect]:

@@ -13,13 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot import notices, outbox
 from chatbot.core import Core
-from chatbot.domain.rules import BookingFacts, ProposedBooking, Violation, check_booking
+from chatbot.domain.rules import (
+    BookingFacts,
+    ProposedBooking,
+    Violation,
+    check_booking,
+    outside_window,
+)
 from chatbot.interaction import SubmittedValue
 from chatbot.services import audit
 from chatbot.services.forms import FieldError, many, one, parse_date, parse_int, parse_time, text
 from chatbot.services.identity import staff_by_email
 from chatbot.services.pupils import pupils_by_upn, with_consent
-from chatbot.storage.models import Booking, BookingPupil, Pupil, Staff
+from chatbot.storage.models import AuditEvent, Booking, BookingPupil, Pupil, Staff
 from chatbot.ui import Form, Input, Option
 
 T = TypeVar("T")
@@ -162,6 +168,10 @@ async def create_booking(
             return None
 
     day = attempt(lambda: parse_date(values, "date", "Date"))
+    if day is not None and (far := outside_window(day, now, p)) is not None:
+        result.violations.append(far)
+        _add(errors, far.field, far.message)
+        day = None  # nothing else is checked against a date outside the booking window
     start_t = attempt(lambda: parse_time(values, "start", "Start time"))
     minutes = attempt(lambda: parse_int(values, "duration", "Length", 1, 24 * 60))
     plan = attempt(lambda: text(values, "plan", "The plan", PLAN_MAX, False))
@@ -209,7 +219,7 @@ async def create_booking(
         plan=plan if plan is not None else "x",
         pupil_count=len(pupils) + len(unknown),
     )
-    timed = ("school_day", "school_hours", "notice")
+    timed = ("school_day", "school_hours", "notice", "horizon")
     for v in check_booking(proposal, facts, p):
         if v.rule in timed and (starts_at is None or v.field in errors):
             continue  # the date or time itself was unreadable: that error says enough
@@ -364,15 +374,16 @@ async def release_pupils(s: AsyncSession, booking: Booking) -> None:
 
 
 async def cancel(core: Core, actor: Staff, booking_id: int) -> tuple[str, Booking | None]:
-    """Cancel a call. Only its host (or SLT) may; tells the co-host and SLT."""
+    """Cancel a call. Only its host or a member of SLT may. The co-host, SLT (once the call
+    was announced to them) and, when someone else cancels, the host are told who did."""
     now = core.now()
     zone = core.policy.zone
     async with core.db.transaction() as s:
         b = await load(s, booking_id, lock=True)
         if b is None:
             return "There is no such call.", None
-        if b.host_id != actor.id and not actor.has_role("slt", "admin"):
-            return "Only the host (or SLT) can cancel this call.", None
+        if b.host_id != actor.id and not actor.has_role("slt"):
+            return "Only the host or a member of SLT can cancel this call.", None
         if b.status not in ACTIVE:
             return f"{notices.ref(b)} is already {b.status.replace('_', ' ')}.", None
         if b.ends_at <= now:
@@ -384,6 +395,7 @@ async def cancel(core: Core, actor: Staff, booking_id: int) -> tuple[str, Bookin
         host = await s.get(Staff, b.host_id)
         cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
         assert host is not None
+        by = notices.cancelled_by(b, actor)
         audit.record(
             s,
             at=now,
@@ -400,20 +412,42 @@ async def cancel(core: Core, actor: Staff, booking_id: int) -> tuple[str, Bookin
                     now,
                     f"cohost:{b.id}",
                     notices.cohost_request_closed(
-                        b, host, cohost, zone, "cancelled by the host; nothing to do."
+                        b, host, cohost, zone, f"cancelled by {by}; nothing to do."
                     ),
                 )
-            else:
-                outbox.to_staff(s, now, cohost.id, notices.cancelled(b, host, cohost, zone, False))
+            elif cohost.id != actor.id:
+                outbox.to_staff(
+                    s, now, cohost.id, notices.cancelled(b, host, cohost, zone, False, by)
+                )
+        if host.id != actor.id:
+            outbox.to_staff(s, now, host.id, notices.cancelled(b, host, cohost, zone, False, by))
         if was == "confirmed":
             outbox.to_role(
                 s,
                 now,
                 "slt",
-                notices.cancelled(b, host, cohost, zone, True),
+                notices.cancelled(b, host, cohost, zone, True, by),
                 thread_key=f"slt:{b.id}",
             )
         return f"Cancelled {notices.ref(b)} on {notices.when(b, zone)}.", b
+
+
+async def who_cancelled(s: AsyncSession, b: Booking) -> str:
+    """Who cancelled ``b``, as :func:`notices.cancelled_by` words it (from the audit trail)."""
+    actor_id = (
+        await s.execute(
+            select(AuditEvent.actor_id)
+            .where(
+                AuditEvent.action == "booking.cancel",
+                AuditEvent.subject_type == "booking",
+                AuditEvent.subject_id == str(b.id),
+            )
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    canceller = await s.get(Staff, actor_id) if actor_id is not None else None
+    return notices.cancelled_by(b, canceller) if canceller is not None else "the host or SLT"
 
 
 async def my_calls(core: Core, staff: Staff) -> list[Booking]:

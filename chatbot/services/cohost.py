@@ -13,7 +13,7 @@ from sqlalchemy import update
 from chatbot import notices, outbox
 from chatbot.core import Core
 from chatbot.services import audit
-from chatbot.services.booking import load, release_pupils
+from chatbot.services.booking import load, release_pupils, who_cancelled
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Staff
 from chatbot.ui import Message
@@ -53,8 +53,9 @@ async def answer(core: Core, actor: Staff, booking_id: int, accept: bool) -> Ans
                 "confirmed": "you accepted; the call is confirmed.",
                 "declined": "you declined.",
                 "lapsed": "no answer in time; the call is not going ahead.",
-                "cancelled": "cancelled by the host; nothing to do.",
             }.get(b.status, f"{b.status}.")
+            if b.status == "cancelled":
+                outcome = f"cancelled by {await who_cancelled(s, b)}; nothing to do."
             msg = notices.cohost_request_closed(b, host, actor, zone, outcome)
             return Answer(False, f"Already answered: {outcome}", msg)
         audit.record(

@@ -21,7 +21,7 @@ from chatbot.interaction import SubmittedValue
 from chatbot.policy import Policy
 from chatbot.services import audit
 from chatbot.services.booking import load
-from chatbot.services.forms import FieldError, one, parse_date, parse_time, text
+from chatbot.services.forms import FieldError, one, parse_date, parse_time, text, too_long_ago
 from chatbot.services.identity import staff_by_email
 from chatbot.services.pupils import pupils_by_upn
 from chatbot.storage.models import Booking, Concern, ConcernEvent, Pupil, Staff
@@ -52,6 +52,11 @@ def out_of_hours(policy: Policy, now: datetime) -> bool:
 
 
 # ---------------------------------------------------------------- the form
+
+
+def on_call(booking: Booking, staff: Staff | None) -> bool:
+    """Whether ``staff`` hosts or co-hosts the call: only they may link a concern to it."""
+    return staff is not None and staff.id in (booking.host_id, booking.cohost_id)
 
 
 def concern_form(core: Core, booking: Booking | None = None) -> Form:
@@ -136,7 +141,11 @@ class FileResult:
 
 
 async def read_form(
-    s: AsyncSession, core: Core, values: dict[str, SubmittedValue], state: dict[str, str]
+    s: AsyncSession,
+    core: Core,
+    reporter: Staff | None,
+    values: dict[str, SubmittedValue],
+    state: dict[str, str],
 ) -> tuple[Draft | None, dict[str, str]]:
     errors: dict[str, str] = {}
     p = core.policy
@@ -180,6 +189,8 @@ async def read_form(
         happened_at = datetime.combine(day, clock, tzinfo=p.zone)
         if happened_at > core.now() + FUTURE_SLACK:
             errors["when_date"] = "That is in the future. When did it happen?"
+        elif old := too_long_ago(day, core.local(core.now()).date(), "That date"):
+            errors["when_date"] = old
     narrative = ""
     try:
         narrative = text(values, "narrative", "What happened", NARRATIVE_MAX)
@@ -188,6 +199,8 @@ async def read_form(
     booking: Booking | None = None
     if state.get("booking_id", "").isdigit():
         booking = await load(s, int(state["booking_id"]))
+        if booking is not None and not on_call(booking, reporter):
+            booking = None  # a link to someone else's call is dropped; the report still goes
     if errors or happened_at is None:
         return None, errors
     return Draft(pupil, category, subject, risk == "yes", happened_at, narrative, booking), {}
@@ -227,7 +240,7 @@ async def _file_once(
 ) -> FileResult:
     now = core.now()
     async with core.db.transaction() as s:
-        draft, errors = await read_form(s, core, values, state)
+        draft, errors = await read_form(s, core, reporter, values, state)
         if draft is None:
             return FileResult(errors=errors)
         year = core.local(now).year

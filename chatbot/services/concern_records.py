@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,8 @@ from chatbot.services.concern_filing import (
     alert_facts,
     thread_key,
 )
+from chatbot.services.forms import PUPIL_LIFETIME_YEARS
+from chatbot.services.identity import cli_actor, staff_by_email
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import (
     Booking,
@@ -39,17 +41,17 @@ log = logging.getLogger("chatbot.concerns")
 
 DSL_ROLES = ("dsl", "deputy_dsl")
 NOTE_MAX = 3000
-ADULT_AGE = 25
+ADULT_AGE = PUPIL_LIFETIME_YEARS  # records are kept until the pupil is 25
+
+
+def is_dsl(staff: Staff | None) -> bool:
+    """An active DSL or deputy DSL on the roster."""
+    return staff is not None and staff.active and staff.has_role(*DSL_ROLES)
 
 
 def may_see(staff: Staff | None, c: Concern) -> bool:
     """DSL or deputy DSL, and not the member of staff the concern is about."""
-    return (
-        staff is not None
-        and staff.active
-        and staff.has_role(*DSL_ROLES)
-        and staff.id != c.subject_staff_id
-    )
+    return is_dsl(staff) and staff is not None and staff.id != c.subject_staff_id
 
 
 def may_acknowledge(staff: Staff | None, c: Concern, head_email: str | None) -> bool:
@@ -344,6 +346,8 @@ def retain_until(dob: date | None, review_years: int) -> date | None:
     if dob is None:
         return None
     year = dob.year + ADULT_AGE + review_years
+    if year > date.max.year:  # a nonsense birth date already stored: keep, never crash
+        return date.max
     try:
         return dob.replace(year=year)
     except ValueError:
@@ -365,8 +369,6 @@ async def export(core: Core, reference: str, as_email: str, destination: str) ->
     await note_deliveries(core)
     now = core.now()
     async with core.db.transaction() as s:
-        from chatbot.services.identity import staff_by_email
-
         who = await staff_by_email(s, as_email)
         c = await by_reference(s, reference)
         if c is None:
@@ -418,27 +420,44 @@ async def export(core: Core, reference: str, as_email: str, destination: str) ->
 # ---------------------------------------------------------------- retention
 
 
-async def set_hold(core: Core, reference: str, on: bool, actor: Staff | str) -> str | None:
-    """Place or lift the legal hold; returns an error, or None when done."""
+NO_AS = "cli (no --as given)"  # the audit's actor when the CLI was not told who is acting
+
+
+def _cli_refusal(
+    s: AsyncSession, now: datetime, who: Staff | None, label: str, action: str, subject: str
+) -> None:
+    audit.record(
+        s,
+        at=now,
+        actor=who or label,
+        action=f"concern.{action}_refused",
+        subject_type="concern",
+        subject_id=subject,
+    )
+    log.warning("concern %s refused for a user without the DSL role", action)
+
+
+async def set_hold(core: Core, reference: str, on: bool, as_email: str) -> str | None:
+    """Place or lift the legal hold, as the DSL or deputy DSL named by ``as_email``; returns
+    why not, or None when done. A refusal is audited too."""
     now = core.now()
     async with core.db.transaction() as s:
-        c = await by_reference(s, reference)
+        who, label = await cli_actor(s, as_email, NO_AS)
+        c = await by_reference(s, reference) if is_dsl(who) else None
+        if not is_dsl(who) or (c is not None and not may_see(who, c)):
+            _cli_refusal(s, now, who, label, "legal_hold", reference.strip().upper()[:30])
+            return (
+                "Only a DSL or deputy DSL on the roster can place or lift a legal hold; "
+                "this attempt has been recorded."
+            )
         if c is None:
             return f"No concern with reference {reference[:30]!r}."
         c.legal_hold = on
-        who = actor if isinstance(actor, Staff) else None
-        add_event(
-            s,
-            c,
-            now,
-            "legal_hold_on" if on else "legal_hold_off",
-            who,
-            actor if isinstance(actor, str) else "",
-        )
+        add_event(s, c, now, "legal_hold_on" if on else "legal_hold_off", who, label)
         audit.record(
             s,
             at=now,
-            actor=actor,
+            actor=who,
             action="concern.legal_hold",
             subject_type="concern",
             subject_id=c.reference,
@@ -453,15 +472,25 @@ class PurgeReport:
     purged: list[str]
     held: list[str]  # past retention but on legal hold
     undated: list[str]  # no pupil date of birth: kept until reviewed by hand
+    refused: str = ""  # why nothing was done, when the person is not a DSL
 
 
-async def purge(core: Core, dry_run: bool = False, actor: str = "cli") -> PurgeReport:
+async def purge(core: Core, as_email: str, dry_run: bool = False) -> PurgeReport:
     """Delete concerns past their retention date and not on legal hold, with their chronology
-    and alert rows. The audit trail keeps a row for each purge (reference only)."""
+    and alert rows, as the DSL or deputy DSL named by ``as_email``. Every run, dry or not,
+    allowed or refused, is audited; so is each record deleted (reference only)."""
     now = core.now()
     today = core.local(now).date()
     report = PurgeReport([], [], [])
     async with core.db.transaction() as s:
+        who, label = await cli_actor(s, as_email, NO_AS)
+        if not is_dsl(who):
+            _cli_refusal(s, now, who, label, "purge", "past retention")
+            report.refused = (
+                "Only a DSL or deputy DSL on the roster can purge concern records; "
+                "this attempt has been recorded."
+            )
+            return report
         for c in (await s.execute(select(Concern).order_by(Concern.id))).scalars():
             keep = await concern_retention(s, core, c)
             if keep is None:
@@ -483,12 +512,26 @@ async def purge(core: Core, dry_run: bool = False, actor: str = "cli") -> PurgeR
             audit.record(
                 s,
                 at=now,
-                actor=actor,
+                actor=who,
                 action="concern.purge",
                 subject_type="concern",
                 subject_id=c.reference,
                 detail={"retained_until": keep.isoformat()},
             )
+        audit.record(
+            s,
+            at=now,
+            actor=who,
+            action="concern.purge_run",
+            subject_type="concern",
+            subject_id="past retention",
+            detail={
+                "dry_run": dry_run,
+                "purged": len(report.purged),
+                "held": len(report.held),
+                "undated": len(report.undated),
+            },
+        )
     log.info(
         "concern purge%s: %d removed, %d on legal hold, %d without a retention date",
         " (dry run)" if dry_run else "",

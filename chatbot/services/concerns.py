@@ -93,7 +93,7 @@ class ConcernFlow(ConcernHooks):
                 return await self._note(i, staff, close=i.name == CLOSE_FORM_ID)
             return _say("That form is no longer in use.")
         if i.name == "concern.open":
-            return await self._open(i)
+            return await self._open(i, staff)
         if i.name == "concern.view":
             return await self._view(i, staff)
         if i.name == "concern.ack":
@@ -111,12 +111,17 @@ class ConcernFlow(ConcernHooks):
 
     # ----- filing
 
-    async def _open(self, i: Interaction) -> list[Effect]:
+    async def _open(self, i: Interaction, staff: Staff | None) -> list[Effect]:
+        """The form from a call's "Report a concern" button: linked to the call and its pupil
+        for the call's host and co-host; for anyone else the plain form, so reporting is never
+        blocked and nothing about someone else's call is shown."""
         booking: Booking | None = None
         kind, _, ident = i.value.partition(":")
         if kind == "booking" and ident.isdigit():
-            async with self.core.db.transaction() as s:
+            async with self.core.db.reading() as s:
                 booking = await load(s, int(ident))
+        if booking is not None and not concern_filing.on_call(booking, staff):
+            booking = None
         return [OpenForm(concern_filing.concern_form(self.core, booking))]
 
     async def _file(self, i: Interaction, staff: Staff | None) -> list[Effect]:

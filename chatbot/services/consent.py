@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.core import Core
 from chatbot.interaction import SubmittedValue
 from chatbot.services import audit
-from chatbot.services.forms import FieldError, one, parse_date, parse_time, text
+from chatbot.services.forms import (
+    FieldError,
+    one,
+    parse_date,
+    parse_time,
+    text,
+    too_long_ago,
+)
 from chatbot.services.identity import normalise_email
 from chatbot.services.roster import EMAIL_RE
 from chatbot.storage.models import Consent, Pupil, Staff
@@ -21,6 +29,7 @@ from chatbot.ui import Form, Input
 FORM_ID = "consent"
 WITHDRAW_FORM_ID = "consent_withdraw"
 EVIDENCE_MAX = 500
+FUTURE_SLACK = timedelta(minutes=5)  # clocks differ a little
 
 
 def consent_form() -> Form:
@@ -83,8 +92,10 @@ async def grant(
     elif len(evidence) > EVIDENCE_MAX:
         res.errors["evidence"] = f"Evidence is too long; keep it under {EVIDENCE_MAX} characters."
     now = core.now()
-    if received_at > now + __import__("datetime").timedelta(minutes=5):
+    if received_at > now + FUTURE_SLACK:
         res.errors["received_date"] = "The email can't have arrived in the future."
+    elif old := too_long_ago(received_at.date(), core.local(now).date(), "That date"):
+        res.errors["received_date"] = old
     async with core.db.transaction() as s:
         pupil = (
             await s.execute(select(Pupil).where(Pupil.upn == upn.strip().upper()))
@@ -162,10 +173,26 @@ async def grant_from_form(
     )
 
 
+# Who may withdraw a consent from chat: withdrawing stops the pupil being booked, so it must
+# not be a way for any member of staff to stop someone else's calls; yet a parent's withdrawal
+# must be recorded at once, so it is open to the person who recorded the consent (they know
+# the family) and to the people who oversee calls and safeguarding.
+WITHDRAW_ROLES = ("slt", "dsl", "deputy_dsl", "admin")
+
+
+def may_withdraw(staff: Staff | None, current: list[Consent]) -> bool:
+    if staff is None or not staff.active:
+        return False
+    return staff.has_role(*WITHDRAW_ROLES) or any(c.recorded_by_id == staff.id for c in current)
+
+
 async def withdraw(
-    core: Core, upn: str, actor: Staff | None, actor_label: str = "cli"
+    core: Core, upn: str, actor: Staff | None, actor_label: str = "cli", *, cli: bool = False
 ) -> str | None:
-    """Withdraw every current consent for the pupil. Returns an error message, or None."""
+    """Withdraw every current consent for the pupil. Returns an error message, or None.
+
+    From chat only :func:`may_withdraw` people may; the CLI (``cli=True``) trusts whoever can
+    run it on the server and records ``actor`` (its ``--as``) if given. Refusals are audited."""
     now = core.now()
     async with core.db.transaction() as s:
         pupil = (
@@ -173,19 +200,35 @@ async def withdraw(
         ).scalar_one_or_none()
         if pupil is None:
             return f"{upn[:20]!r} is not on the pupil roster."
-        current = (
+        current = list(
             (
                 await s.execute(
                     select(Consent).where(
                         Consent.pupil_id == pupil.id, Consent.withdrawn_at.is_(None)
                     )
                 )
-            )
-            .scalars()
-            .all()
+            ).scalars()
         )
         if not current:
             return f"{pupil.short_name} has no consent on file to withdraw."
+        if not cli and not may_withdraw(actor, current):
+            audit.record(
+                s,
+                at=now,
+                actor=actor or actor_label,
+                action="consent.withdraw_refused",
+                subject_type="pupil",
+                subject_id=pupil.id,
+            )
+            recorders = [
+                x.name for x in await _people(s, {c.recorded_by_id for c in current}) if x.active
+            ]
+            who = f"{' or '.join(recorders)} (who recorded it), " if recorders else ""
+            return (
+                f"Only {who}SLT, the DSL or deputy DSL, or an admin can withdraw "
+                f"{pupil.short_name}'s consent. If a parent has withdrawn it, tell one of "
+                "them today."
+            )
         for c in current:
             c.withdrawn_at = now
             c.withdrawn_by_label = actor.email if actor else actor_label
@@ -199,6 +242,13 @@ async def withdraw(
             detail={"consent_ids": [c.id for c in current]},
         )
     return None
+
+
+async def _people(s: AsyncSession, ids: set[int | None]) -> list[Staff]:
+    wanted = sorted(i for i in ids if i is not None)
+    if not wanted:
+        return []
+    return list((await s.execute(select(Staff).where(Staff.id.in_(wanted)))).scalars())
 
 
 async def listing(core: Core) -> list[tuple[Pupil, Consent]]:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.core import Core
 from chatbot.services import audit
+from chatbot.services.forms import DATE_FORMATS, too_long_ago
 from chatbot.services.identity import normalise_email
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Pupil, Staff
@@ -108,14 +109,19 @@ def _cell(row: list[str], cols: dict[str, int], key: str) -> str:
     return row[i].strip() if i is not None and i < len(row) else ""
 
 
-def _parse_dob(value: str) -> date | None:
+def _parse_dob(value: str, today: date) -> date | None:
     if not value:
         return None
-    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+    for fmt in DATE_FORMATS:
         try:
-            return datetime.strptime(value, fmt).date()
+            dob = datetime.strptime(value, fmt).date()
         except ValueError:
             continue
+        if dob > today:
+            raise ValueError(f"date of birth {value!r} is in the future")
+        if old := too_long_ago(dob, today, f"date of birth {value!r}"):
+            raise ValueError(old)
+        return dob
     raise ValueError(f"date of birth {value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
 
 
@@ -219,6 +225,7 @@ async def import_pupils(
     report = ImportReport()
     seen: set[str] = set()
     now = core.now()
+    today = core.local(now).date()
     async with core.db.transaction() as s:
         for line, row in rows:
             try:
@@ -236,7 +243,7 @@ async def import_pupils(
                 parent_email = normalise_email(parent) if parent else None
                 if parent_email and not EMAIL_RE.match(parent_email):
                     raise ValueError("the parent email is not an email address")
-                dob = _parse_dob(_cell(row, cols, "dob"))
+                dob = _parse_dob(_cell(row, cols, "dob"), today)
             except ValueError as exc:
                 report.rejected.append((line, str(exc)))
                 continue
