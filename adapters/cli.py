@@ -14,9 +14,13 @@ from chatbot.config import Settings
 from chatbot.logsafe import quiet_libraries
 from chatbot.policy import PolicyError, load_policy, to_toml
 from chatbot.ports import SystemClock
+from chatbot.roster.identity import cli_actor
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
+from chatbot.storage.models import Staff
 from chatbot.uow import Units
+
+AS_HELP = "your school email, recorded as who acted (the CLI trusts the server account)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,8 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     ev = g.add_mutually_exclusive_group(required=True)
     ev.add_argument("--evidence", help="the email's Message-ID and subject")
     ev.add_argument("--eml", type=Path, help="the saved .eml file (its SHA-256 is stored)")
+    g.add_argument("--as", dest="as_email", help=AS_HELP)
     w = csub.add_parser("withdraw", help="withdraw consent")
     w.add_argument("upn")
+    w.add_argument("--as", dest="as_email", help=AS_HELP)
     csub.add_parser("list", help="pupils with consent on file")
     csub.add_parser("letter", help="print the information email to send parents first")
 
@@ -101,6 +107,11 @@ async def _units(settings: Settings) -> Units:
     db = Database(settings.database_url)
     await upgrade(db)
     return Units(db=db, policy=policy, clock=SystemClock())
+
+
+async def _cli_actor(units: Units, as_email: str | None) -> tuple[Staff | None, str]:
+    async with units.read() as u:
+        return await cli_actor(u.session, as_email)
 
 
 def _parse_received(text: str, units: Units) -> datetime:
@@ -186,6 +197,7 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
                     return 2
             else:
                 evidence, kind = args.evidence, "message_id"
+            actor, label = await _cli_actor(units, args.as_email)
             async with units.write() as u:
                 res = await consent.grant(
                     u,
@@ -194,7 +206,8 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
                     received_at=_parse_received(args.received, units),
                     evidence_kind=kind,
                     evidence=evidence,
-                    actor=None,
+                    actor=actor,
+                    actor_label=label,
                 )
             if res.errors:
                 for field, msg in res.errors.items():
@@ -204,8 +217,9 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
             print(f"Recorded written consent for {res.pupil.short_name} ({res.pupil.upn}).")
             return 0
         if args.consent_cmd == "withdraw":
+            actor, label = await _cli_actor(units, args.as_email)
             async with units.write() as u:
-                err = await consent.withdraw(u, args.upn, None)
+                err = await consent.withdraw(u, args.upn, actor, label, cli=True)
             if err:
                 print(err, file=sys.stderr)
                 return 2

@@ -1,11 +1,12 @@
 """`chatbot concerns ...`: export a concern's record, purge past retention, legal hold.
 
     chatbot concerns export --reference C-2026-0042 --as dsl@school.uk [--out FILE]
-    chatbot concerns purge [--dry-run]
-    chatbot concerns hold --reference C-2026-0042 --on|--off [--as EMAIL]
+    chatbot concerns purge --as dsl@school.uk [--dry-run]
+    chatbot concerns hold --reference C-2026-0042 --on|--off --as dsl@school.uk
 
-Every export, hold and purge is audited. An export is refused (and the refusal audited)
-unless ``--as`` names a DSL or deputy DSL on the roster.
+Each is refused unless ``--as`` names an active DSL or deputy DSL on the roster, and every
+run, allowed or refused, is audited with who it was run as. ``--as`` is not a login: the CLI
+trusts whoever can run it on the server, and records who they say they are.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.concerns import export, retention
-from chatbot.roster.identity import staff_by_email
-from chatbot.storage.models import Staff
 from chatbot.uow import Units
+
+AS_HELP = "your school email; you must be a DSL or deputy DSL"
+GIVE_AS = "Give your school email with --as; only a DSL or deputy DSL may do this."
 
 
 def add_parser(subparsers: Any) -> None:
@@ -29,22 +31,19 @@ def add_parser(subparsers: Any) -> None:
     e = sub.add_parser("export", help="write a concern's full record and chronology")
     e.add_argument("--reference", required=True, help="for example C-2026-0042")
     e.add_argument("--out", type=Path, help="file to write (default: print it)")
-    e.add_argument(
-        "--as",
-        dest="as_email",
-        required=True,
-        help="your school email; you must be a DSL or deputy DSL",
-    )
+    e.add_argument("--as", dest="as_email", required=True, help=AS_HELP)
 
     pg = sub.add_parser("purge", help="delete records past retention and not on legal hold")
     pg.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    # Not required by the parser, so that a run without it is refused *and* audited.
+    pg.add_argument("--as", dest="as_email", default="", help=AS_HELP + " (required)")
 
     h = sub.add_parser("hold", help="place or lift a legal hold (stops the purge)")
     h.add_argument("--reference", required=True)
     on_off = h.add_mutually_exclusive_group(required=True)
     on_off.add_argument("--on", dest="hold", action="store_true")
     on_off.add_argument("--off", dest="hold", action="store_false")
-    h.add_argument("--as", dest="as_email", help="your school email, for the audit trail")
+    h.add_argument("--as", dest="as_email", default="", help=AS_HELP + " (required)")
     p.set_defaults(handler=run)
 
 
@@ -78,8 +77,17 @@ async def _export(args: argparse.Namespace, units: Units) -> int:
     return 0
 
 
+def _refused(args: argparse.Namespace, why: str) -> int:
+    print(why, file=sys.stderr)
+    if not args.as_email.strip():
+        print(GIVE_AS, file=sys.stderr)
+    return 2
+
+
 async def _purge(args: argparse.Namespace, units: Units) -> int:
-    report = await retention.purge(units, dry_run=args.dry_run)
+    report = await retention.purge(units, args.as_email, dry_run=args.dry_run)
+    if report.refused:
+        return _refused(args, report.refused)
     verb = "Would delete" if args.dry_run else "Deleted"
     print(
         f"{verb} {len(report.purged)} record(s) past retention"
@@ -99,13 +107,8 @@ async def _purge(args: argparse.Namespace, units: Units) -> int:
 
 
 async def _hold(args: argparse.Namespace, units: Units) -> int:
-    actor: Staff | str = "cli"
-    if args.as_email:
-        async with units.read() as u:
-            actor = await staff_by_email(u.session, args.as_email) or args.as_email
-    err = await retention.set_hold(units, args.reference, args.hold, actor)
+    err = await retention.set_hold(units, args.reference, args.hold, args.as_email)
     if err:
-        print(err, file=sys.stderr)
-        return 2
+        return _refused(args, err)
     print(f"Legal hold {'placed on' if args.hold else 'lifted from'} {args.reference.upper()}.")
     return 0

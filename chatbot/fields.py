@@ -9,6 +9,9 @@ from chatbot.interaction import SubmittedValue, UserRef
 
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y")
 TIME_RE = re.compile(r"^(\d{1,2})[:.](\d{2})$")
+# No pupil is 25 or older (their records are kept until then), so nothing a person tells us
+# about one happened longer ago than that: an earlier date is a slip (0001 for 2001, say).
+PUPIL_LIFETIME_YEARS = 25
 
 
 class FieldError(ValueError):
@@ -104,6 +107,20 @@ def parse_int(values: dict[str, SubmittedValue], key: str, label: str, lo: int, 
     if not lo <= n <= hi:
         raise FieldError(key, f"{label} must be between {lo} and {hi}.")
     return n
+
+
+def lifetime_start(today: date) -> date:
+    """The earliest date anyone may give for something in a pupil's life (or their birth)."""
+    year = today.year - PUPIL_LIFETIME_YEARS
+    leap_day = (today.month, today.day) == (2, 29)
+    return date(year, 3, 1) if leap_day else today.replace(year=year)
+
+
+def too_long_ago(day: date, today: date, what: str) -> str | None:
+    """A plain message if ``day`` is before :func:`lifetime_start`, else None."""
+    if day >= lifetime_start(today):
+        return None
+    return f"{what} is more than {PUPIL_LIFETIME_YEARS} years ago; check the year."
 
 
 MAX_ID = 2**31 - 1  # ids are 32-bit in the database; anything larger is not one of ours

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 
 from chatbot.bookings import notices
-from chatbot.bookings.service import load, release_pupils
+from chatbot.bookings.service import load, release_pupils, who_cancelled
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Staff
 from chatbot.ui import Message
@@ -50,8 +50,9 @@ async def answer(u: Unit, actor: Staff, booking_id: int, accept: bool) -> Answer
             "confirmed": "you accepted; the call is confirmed.",
             "declined": "you declined.",
             "lapsed": "no answer in time; the call is not going ahead.",
-            "cancelled": "cancelled by the host; nothing to do.",
         }.get(b.status, f"{b.status}.")
+        if b.status == "cancelled":
+            outcome = f"cancelled by {await who_cancelled(s, b)}; nothing to do."
         msg = notices.cohost_request_closed(b, host, actor, zone, outcome)
         return Answer(False, f"Already answered: {outcome}", msg)
     u.audit(actor, "cohost.accept" if accept else "cohost.decline", "booking", b.id)

@@ -55,8 +55,9 @@ async def submit_booking(u: Unit, t: Turn) -> list[Effect]:
 
 async def cancel_call(u: Unit, t: Turn) -> list[Effect]:
     text, b = await cancel(u, t.staff, row_id(t.interaction.value))
-    if b is None:
+    if b is None or b.host_id != t.staff.id:
         return say(text)
+    # The host clicked Cancel in their list of calls: show the list without it.
     return [UpdateMessage(await my_calls_message(u, t.staff)), *say(text)]
 
 

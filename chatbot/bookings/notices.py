@@ -175,13 +175,18 @@ def slt_notice(b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo) ->
     )
 
 
+def cancelled_by(b: Booking, canceller: Staff) -> str:
+    """Who called a call off, as people are told: the host, or the named member of SLT."""
+    return "the host" if canceller.id == b.host_id else f"{canceller.name} (SLT)"
+
+
 def cancelled(
-    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, initials_only: bool
+    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, initials_only: bool, by: str
 ) -> Message:
     return Message(
-        text=f"Cancelled: video call on {when(b, zone)} (host {host.name}).",
+        text=f"Cancelled by {by}: video call on {when(b, zone)} (host {host.name}).",
         blocks=(
-            Section(f"**Cancelled** by {host.name}: this call will not take place."),
+            Section(f"**Cancelled** by {by}: this call will not take place."),
             details(b, host, cohost, zone, initials_only=initials_only),
             Context((ref(b),)),
         ),

@@ -8,7 +8,7 @@ and to the policy clause it enforces. No I/O here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from chatbot.policy import Policy
 
@@ -49,6 +49,7 @@ CLAUSES = {
     "school_hours": "Calls happen within normal school hours.",
     "length": "Calls are kept to a reasonable length.",
     "notice": "Calls are arranged in advance, not on the spot.",
+    "horizon": "SLT are told when calls are scheduled, for dates they can plan around.",
     "weekly_limit": "No more than one call a week with each pupil.",
     "consent": "Parents agree in writing before their child joins a call.",
     "cohost": "A second member of staff joins the call.",
@@ -68,32 +69,56 @@ def _names(names: tuple[str, ...]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def fmt_day(d: datetime) -> str:
+def fmt_day(d: date) -> str:
     return f"{d:%A} {d.day} {d:%B %Y}"
+
+
+def outside_window(day: date, now: datetime, policy: Policy) -> Violation | None:
+    """A call's date must be from today up to ``max_advance_days`` ahead. Checked before
+    anything else about the day: a date in year 1 or 9999 is a slip, not a plan."""
+    today = now.astimezone(policy.zone).date()
+    if day < today:
+        return _v("horizon", "date", "That date has passed. Choose today or a later day.")
+    last = today + timedelta(days=policy.max_advance_days)
+    if day > last:
+        return _v(
+            "horizon",
+            "date",
+            f"Calls can be booked up to {policy.max_advance_days} days ahead, so "
+            f"{fmt_day(last)} at the latest. Choose an earlier date.",
+        )
+    return None
+
+
+def _day_and_hours(start: datetime, minutes: int, policy: Policy) -> list[Violation]:
+    """A school day, inside school hours from start to end (``start`` in school time)."""
+    end = start + timedelta(minutes=minutes)
+    closed = policy.closed_reason(start.date())
+    if closed:
+        return [_v("school_day", "date", f"{closed}. Choose a school day.")]
+    if start.time() < policy.day_start or start.time() >= policy.day_end:
+        hours = policy.hours_text()
+        return [_v("school_hours", "start", f"{start:%H:%M} is outside school hours ({hours}).")]
+    if end.time() > policy.day_end or end.date() != start.date():
+        return [
+            _v(
+                "school_hours",
+                "duration",
+                f"The call would end at {end:%H:%M}, after school hours end "
+                f"at {policy.day_end:%H:%M}. Start earlier or make it shorter.",
+            )
+        ]
+    return []
 
 
 def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> list[Violation]:
     out: list[Violation] = []
     local_start = p.starts_at.astimezone(policy.zone)
-    local_end = local_start + timedelta(minutes=p.minutes)
-    hours = policy.hours_text()
-
-    closed = policy.closed_reason(local_start.date())
-    if closed:
-        out.append(_v("school_day", "date", f"{closed}. Choose a school day."))
-    elif local_start.time() < policy.day_start or local_start.time() >= policy.day_end:
-        out.append(
-            _v("school_hours", "start", f"{local_start:%H:%M} is outside school hours ({hours}).")
-        )
-    elif local_end.time() > policy.day_end or local_end.date() != local_start.date():
-        out.append(
-            _v(
-                "school_hours",
-                "duration",
-                f"The call would end at {local_end:%H:%M}, after school hours end "
-                f"at {policy.day_end:%H:%M}. Start earlier or make it shorter.",
-            )
-        )
+    window = outside_window(local_start.date(), facts.now, policy)
+    if window:
+        out.append(window)  # the date itself is refused: nothing about its day or time matters
+    else:
+        out.extend(_day_and_hours(local_start, p.minutes, policy))
 
     if p.minutes > policy.max_call_minutes:
         out.append(
@@ -109,17 +134,18 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
             _v("length", "duration", f"A call needs at least {policy.min_call_minutes} minutes.")
         )
 
-    if p.starts_at <= facts.now:
-        out.append(_v("notice", "start", "That time has already passed."))
-    elif p.starts_at < facts.now + timedelta(minutes=policy.min_notice_minutes):
-        out.append(
-            _v(
-                "notice",
-                "start",
-                f"Calls must be booked at least {policy.min_notice_minutes} minutes ahead, "
-                "so the co-host, SLT and the family can be told.",
+    if window is None:
+        if p.starts_at <= facts.now:
+            out.append(_v("notice", "start", "That time has already passed."))
+        elif p.starts_at < facts.now + timedelta(minutes=policy.min_notice_minutes):
+            out.append(
+                _v(
+                    "notice",
+                    "start",
+                    f"Calls must be booked at least {policy.min_notice_minutes} minutes ahead, "
+                    "so the co-host, SLT and the family can be told.",
+                )
             )
-        )
 
     if facts.unknown_pupils:
         out.append(

@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.bookings import notices
 from chatbot.bookings.forms import PLAN_MAX
-from chatbot.bookings.rules import BookingFacts, ProposedBooking, Violation, check_booking
+from chatbot.bookings.rules import (
+    BookingFacts,
+    ProposedBooking,
+    Violation,
+    check_booking,
+    outside_window,
+)
 from chatbot.fields import (
     FieldError,
     many,
@@ -26,7 +32,7 @@ from chatbot.fields import (
 from chatbot.interaction import SubmittedValue
 from chatbot.roster.identity import staff_by_email
 from chatbot.roster.pupils import pupils_by_upn, with_consent
-from chatbot.storage.models import Booking, BookingPupil, Pupil, Staff
+from chatbot.storage.models import AuditEvent, Booking, BookingPupil, Pupil, Staff
 from chatbot.uow import Unit
 
 T = TypeVar("T")
@@ -113,6 +119,10 @@ async def create_booking(u: Unit, host: Staff, values: dict[str, SubmittedValue]
             return None
 
     day = attempt(lambda: parse_date(values, "date", "Date"))
+    if day is not None and (far := outside_window(day, u.now, p)) is not None:
+        result.violations.append(far)
+        _add(errors, far.field, far.message)
+        day = None  # nothing else is checked against a date outside the booking window
     start_t = attempt(lambda: parse_time(values, "start", "Start time"))
     minutes = attempt(lambda: parse_int(values, "duration", "Length", 1, 24 * 60))
     plan = attempt(lambda: text(values, "plan", "The plan", PLAN_MAX, False))
@@ -162,7 +172,7 @@ async def create_booking(u: Unit, host: Staff, values: dict[str, SubmittedValue]
         plan=plan if plan is not None else "x",
         pupil_count=len(pupils) + len(unknown),
     )
-    timed = ("school_day", "school_hours", "notice")
+    timed = ("school_day", "school_hours", "notice", "horizon")
     for v in check_booking(proposal, facts, p):
         if v.rule in timed and (starts_at is None or v.field in errors):
             continue  # the date or time itself was unreadable: that error says enough
@@ -279,13 +289,14 @@ async def release_pupils(s: AsyncSession, booking: Booking) -> None:
 
 
 async def cancel(u: Unit, actor: Staff, booking_id: int) -> tuple[str, Booking | None]:
-    """Cancel a call. Only its host (or SLT) may; tells the co-host and SLT."""
+    """Cancel a call. Only its host or a member of SLT may. The co-host, SLT (once the call
+    was announced to them) and, when someone else cancels, the host are told who did."""
     s, now, zone = u.session, u.now, u.zone
     b = await load(s, booking_id, lock=True)
     if b is None:
         return "There is no such call.", None
-    if b.host_id != actor.id and not actor.has_role("slt", "admin"):
-        return "Only the host (or SLT) can cancel this call.", None
+    if b.host_id != actor.id and not actor.has_role("slt"):
+        return "Only the host or a member of SLT can cancel this call.", None
     if b.status not in ACTIVE:
         return f"{notices.ref(b)} is already {b.status.replace('_', ' ')}.", None
     if b.ends_at <= now:
@@ -297,20 +308,43 @@ async def cancel(u: Unit, actor: Staff, booking_id: int) -> tuple[str, Booking |
     host = await s.get(Staff, b.host_id)
     cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
     assert host is not None
+    by = notices.cancelled_by(b, actor)
     u.audit(actor, "booking.cancel", "booking", b.id, {"was": was})
     if cohost is not None:
         if was == "awaiting_cohost":
             await u.update_thread(
                 f"cohost:{b.id}",
                 notices.cohost_request_closed(
-                    b, host, cohost, zone, "cancelled by the host; nothing to do."
+                    b, host, cohost, zone, f"cancelled by {by}; nothing to do."
                 ),
             )
-        else:
-            u.to_staff(cohost.id, notices.cancelled(b, host, cohost, zone, False))
+        elif cohost.id != actor.id:
+            u.to_staff(cohost.id, notices.cancelled(b, host, cohost, zone, False, by))
+    if host.id != actor.id:
+        u.to_staff(host.id, notices.cancelled(b, host, cohost, zone, False, by))
     if was == "confirmed":
-        u.to_role("slt", notices.cancelled(b, host, cohost, zone, True), thread_key=f"slt:{b.id}")
+        u.to_role(
+            "slt", notices.cancelled(b, host, cohost, zone, True, by), thread_key=f"slt:{b.id}"
+        )
     return f"Cancelled {notices.ref(b)} on {notices.when(b, zone)}.", b
+
+
+async def who_cancelled(s: AsyncSession, b: Booking) -> str:
+    """Who cancelled ``b``, as :func:`notices.cancelled_by` words it (from the audit trail)."""
+    actor_id = (
+        await s.execute(
+            select(AuditEvent.actor_id)
+            .where(
+                AuditEvent.action == "booking.cancel",
+                AuditEvent.subject_type == "booking",
+                AuditEvent.subject_id == str(b.id),
+            )
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    canceller = await s.get(Staff, actor_id) if actor_id is not None else None
+    return notices.cancelled_by(b, canceller) if canceller is not None else "the host or SLT"
 
 
 async def my_calls(u: Unit, staff: Staff) -> list[Booking]:

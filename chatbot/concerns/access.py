@@ -22,14 +22,14 @@ log = logging.getLogger("chatbot.concerns")
 DSL_ROLES = ("dsl", "deputy_dsl")
 
 
+def is_dsl(staff: Staff | None) -> bool:
+    """An active DSL or deputy DSL on the roster."""
+    return staff is not None and staff.active and staff.has_role(*DSL_ROLES)
+
+
 def may_see(staff: Staff | None, c: Concern) -> bool:
     """DSL or deputy DSL, and not the member of staff the concern is about."""
-    return (
-        staff is not None
-        and staff.active
-        and staff.has_role(*DSL_ROLES)
-        and staff.id != c.subject_staff_id
-    )
+    return is_dsl(staff) and staff is not None and staff.id != c.subject_staff_id
 
 
 def may_acknowledge(staff: Staff | None, c: Concern, head_email: str | None) -> bool:

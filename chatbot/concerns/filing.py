@@ -17,7 +17,16 @@ from chatbot import outbox
 from chatbot.bookings import notices
 from chatbot.bookings.service import load
 from chatbot.concerns import notices as cn
-from chatbot.fields import FieldError, one, parse_date, parse_time, picked_email, row_id, text
+from chatbot.fields import (
+    FieldError,
+    one,
+    parse_date,
+    parse_time,
+    picked_email,
+    row_id,
+    text,
+    too_long_ago,
+)
 from chatbot.interaction import SubmittedValue
 from chatbot.policy import Policy
 from chatbot.roster.identity import staff_by_email
@@ -50,6 +59,11 @@ def out_of_hours(policy: Policy, now: datetime) -> bool:
 
 
 # ---------------------------------------------------------------- the form
+
+
+def on_call(booking: Booking, staff: Staff | None) -> bool:
+    """Whether ``staff`` hosts or co-hosts the call: only they may link a concern to it."""
+    return staff is not None and staff.id in (booking.host_id, booking.cohost_id)
 
 
 def concern_form(u: Unit, booking: Booking | None = None) -> Form:
@@ -133,7 +147,7 @@ class FileResult:
 
 
 async def read_form(
-    u: Unit, values: dict[str, SubmittedValue], state: dict[str, str]
+    u: Unit, reporter: Staff | None, values: dict[str, SubmittedValue], state: dict[str, str]
 ) -> tuple[Draft | None, dict[str, str]]:
     errors: dict[str, str] = {}
     p = u.policy
@@ -182,6 +196,8 @@ async def read_form(
         happened_at = datetime.combine(day, clock, tzinfo=p.zone)
         if happened_at > u.now + FUTURE_SLACK:
             errors["when_date"] = "That is in the future. When did it happen?"
+        elif old := too_long_ago(day, u.local(u.now).date(), "That date"):
+            errors["when_date"] = old
     narrative = ""
     try:
         narrative = text(values, "narrative", "What happened", NARRATIVE_MAX)
@@ -190,6 +206,8 @@ async def read_form(
     booking: Booking | None = None
     if state.get("booking_id"):
         booking = await load(s, row_id(state["booking_id"]))
+        if booking is not None and not on_call(booking, reporter):
+            booking = None  # a link to someone else's call is dropped; the report still goes
     if errors or happened_at is None:
         return None, errors
     return Draft(pupil, category, subject, risk == "yes", happened_at, narrative, booking), {}
@@ -211,7 +229,7 @@ async def file(
     fail on its unique key, and the router files the loser again with the next number."""
     now = u.now
     s = u.session
-    draft, errors = await read_form(u, values, state)
+    draft, errors = await read_form(u, reporter, values, state)
     if draft is None:
         return FileResult(errors=errors)
     year = u.local(now).year

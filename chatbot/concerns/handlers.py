@@ -12,7 +12,7 @@ from __future__ import annotations
 from chatbot.bookings.service import load
 from chatbot.concerns import chase, records
 from chatbot.concerns import notices as cn
-from chatbot.concerns.filing import FORM_ID, concern_form, file
+from chatbot.concerns.filing import FORM_ID, concern_form, file, on_call
 from chatbot.effects import (
     CloseForm,
     Effect,
@@ -59,10 +59,15 @@ async def open_form(u: Unit, t: Turn) -> list[Effect]:
 
 
 async def open_from_call(u: Unit, t: Turn) -> list[Effect]:
+    """The form from a call's "Report a concern" button: linked to the call and its pupil for
+    the call's host and co-host; for anyone else the plain form, so reporting is never blocked
+    and nothing about someone else's call is shown."""
     booking: Booking | None = None
     kind, _, ident = t.interaction.value.partition(":")
     if kind == "booking":
         booking = await load(u.session, row_id(ident))
+    if booking is not None and not on_call(booking, t.actor):
+        booking = None
     return [OpenForm(concern_form(u, booking))]
 
 

@@ -8,8 +8,9 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatbot.fields import FieldError, one, parse_date, parse_time, text
+from chatbot.fields import FieldError, one, parse_date, parse_time, text, too_long_ago
 from chatbot.interaction import SubmittedValue
 from chatbot.roster.identity import normalise_email
 from chatbot.roster.importer import EMAIL_RE
@@ -20,6 +21,7 @@ from chatbot.uow import Unit
 FORM_ID = "consent"
 WITHDRAW_FORM_ID = "consent_withdraw"
 EVIDENCE_MAX = 500
+FUTURE_SLACK = timedelta(minutes=5)  # clocks differ a little
 
 
 def consent_form() -> Form:
@@ -82,8 +84,10 @@ async def grant(
     elif len(evidence) > EVIDENCE_MAX:
         res.errors["evidence"] = f"Evidence is too long; keep it under {EVIDENCE_MAX} characters."
     now = u.now
-    if received_at > now + timedelta(minutes=5):
+    if received_at > now + FUTURE_SLACK:
         res.errors["received_date"] = "The email can't have arrived in the future."
+    elif old := too_long_ago(received_at.date(), u.local(now).date(), "That date"):
+        res.errors["received_date"] = old
     s = u.session
     pupil = (
         await s.execute(select(Pupil).where(Pupil.upn == upn.strip().upper()))
@@ -159,25 +163,52 @@ async def grant_from_form(
     )
 
 
-async def withdraw(u: Unit, upn: str, actor: Staff | None, actor_label: str = "cli") -> str | None:
-    """Withdraw every current consent for the pupil. Returns an error message, or None."""
+# Who may withdraw a consent from chat: withdrawing stops the pupil being booked, so it must
+# not be a way for any member of staff to stop someone else's calls; yet a parent's withdrawal
+# must be recorded at once, so it is open to the person who recorded the consent (they know
+# the family) and to the people who oversee calls and safeguarding.
+WITHDRAW_ROLES = ("slt", "dsl", "deputy_dsl", "admin")
+
+
+def may_withdraw(staff: Staff | None, current: list[Consent]) -> bool:
+    if staff is None or not staff.active:
+        return False
+    return staff.has_role(*WITHDRAW_ROLES) or any(c.recorded_by_id == staff.id for c in current)
+
+
+async def withdraw(
+    u: Unit, upn: str, actor: Staff | None, actor_label: str = "cli", *, cli: bool = False
+) -> str | None:
+    """Withdraw every current consent for the pupil. Returns an error message, or None.
+
+    From chat only :func:`may_withdraw` people may; the CLI (``cli=True``) trusts whoever can
+    run it on the server and records ``actor`` (its ``--as``) if given. Refusals are audited."""
     s, now = u.session, u.now
     pupil = (
         await s.execute(select(Pupil).where(Pupil.upn == upn.strip().upper()))
     ).scalar_one_or_none()
     if pupil is None:
         return f"{upn[:20]!r} is not on the pupil roster."
-    current = (
+    current = list(
         (
             await s.execute(
                 select(Consent).where(Consent.pupil_id == pupil.id, Consent.withdrawn_at.is_(None))
             )
-        )
-        .scalars()
-        .all()
+        ).scalars()
     )
     if not current:
         return f"{pupil.short_name} has no consent on file to withdraw."
+    if not cli and not may_withdraw(actor, current):
+        u.audit(actor or actor_label, "consent.withdraw_refused", "pupil", pupil.id)
+        recorders = [
+            x.name for x in await _people(s, {c.recorded_by_id for c in current}) if x.active
+        ]
+        who = f"{' or '.join(recorders)} (who recorded it), " if recorders else ""
+        return (
+            f"Only {who}SLT, the DSL or deputy DSL, or an admin can withdraw "
+            f"{pupil.short_name}'s consent. If a parent has withdrawn it, tell one of "
+            "them today."
+        )
     for c in current:
         c.withdrawn_at = now
         c.withdrawn_by_label = actor.email if actor else actor_label
@@ -189,6 +220,13 @@ async def withdraw(u: Unit, upn: str, actor: Staff | None, actor_label: str = "c
         {"consent_ids": [c.id for c in current]},
     )
     return None
+
+
+async def _people(s: AsyncSession, ids: set[int | None]) -> list[Staff]:
+    wanted = sorted(i for i in ids if i is not None)
+    if not wanted:
+        return []
+    return list((await s.execute(select(Staff).where(Staff.id.in_(wanted)))).scalars())
 
 
 async def listing(u: Unit) -> list[tuple[Pupil, Consent]]:

@@ -53,6 +53,7 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
         "min_minutes": ("min_call_minutes", "positive"),
         "per_pupil_per_week": ("calls_per_pupil_per_week", "positive"),
         "min_notice_minutes": ("min_notice_minutes", "positive"),
+        "max_advance_days": ("max_advance_days", "positive"),
         "cohost_required_group": ("cohost_required_group", "bool"),
         "cohost_required_one_to_one": ("cohost_required_one_to_one", "bool"),
         "platforms": ("platforms", "names"), "consent_required": ("consent_required", "bool"),

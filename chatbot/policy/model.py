@@ -88,6 +88,7 @@ class Policy:
     min_call_minutes: int
     calls_per_pupil_per_week: int  # Monday..Sunday in the school's time zone
     min_notice_minutes: int
+    max_advance_days: int  # how far ahead a call may be booked
     cohost_required_group: bool
     cohost_required_one_to_one: bool
     platforms: tuple[str, ...]

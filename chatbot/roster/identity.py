@@ -24,6 +24,18 @@ async def staff_by_email(s: AsyncSession, email: str) -> Staff | None:
     return (await s.execute(_BY_EMAIL, {"email": normalise_email(email)})).scalar_one_or_none()
 
 
+async def cli_actor(
+    s: AsyncSession, as_email: str | None, anonymous: str = "cli"
+) -> tuple[Staff | None, str]:
+    """Who a CLI command says is acting (its ``--as``): their roster entry if any, and a label
+    for the audit trail (``anonymous`` when none was given). The CLI trusts whoever can run it
+    on the server; ``--as`` records who they say they are, it does not prove it."""
+    email = (as_email or "").strip()
+    if not email:
+        return None, anonymous
+    return await staff_by_email(s, email), email[:200]
+
+
 async def staff_by_id(s: AsyncSession, staff_id: int) -> Staff | None:
     """The member of staff as the roster has them now (None if they have left)."""
     staff = await s.get(Staff, staff_id, populate_existing=True)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chatbot.fields import DATE_FORMATS, too_long_ago
 from chatbot.roster.identity import normalise_email
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Pupil, Staff
@@ -107,14 +108,19 @@ def _cell(row: list[str], cols: dict[str, int], key: str) -> str:
     return row[i].strip() if i is not None and i < len(row) else ""
 
 
-def _parse_dob(value: str) -> date | None:
+def _parse_dob(value: str, today: date) -> date | None:
     if not value:
         return None
-    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+    for fmt in DATE_FORMATS:
         try:
-            return datetime.strptime(value, fmt).date()
+            dob = datetime.strptime(value, fmt).date()
         except ValueError:
             continue
+        if dob > today:
+            raise ValueError(f"date of birth {value!r} is in the future")
+        if old := too_long_ago(dob, today, f"date of birth {value!r}"):
+            raise ValueError(old)
+        return dob
     raise ValueError(f"date of birth {value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
 
 
@@ -217,6 +223,7 @@ async def import_pupils(
     seen: set[str] = set()
     async with units.write() as u:
         s, now = u.session, u.now
+        today = u.local(now).date()
         for line, row in rows:
             try:
                 upn = _cell(row, cols, "upn").upper().replace(" ", "")
@@ -233,7 +240,7 @@ async def import_pupils(
                 parent_email = normalise_email(parent) if parent else None
                 if parent_email and not EMAIL_RE.match(parent_email):
                     raise ValueError("the parent email is not an email address")
-                dob = _parse_dob(_cell(row, cols, "dob"))
+                dob = _parse_dob(_cell(row, cols, "dob"), today)
             except ValueError as exc:
                 report.rejected.append((line, str(exc)))
                 continue

@@ -2,13 +2,17 @@
 
 SQLite (the default, ``./chatbot.db``) runs with WAL and foreign keys on, its calls made on the
 event loop's thread (see ``sqlite_inline``), and opens write transactions with ``BEGIN
-IMMEDIATE`` so concurrent writers queue instead of failing half-way. PostgreSQL is selected
-with ``DATABASE_URL=postgresql+asyncpg://...``.
+IMMEDIATE`` so concurrent writers queue instead of failing half-way. The database file holds
+safeguarding records, so it (and its -wal/-shm companions) is readable by the server's
+account only. PostgreSQL is selected with ``DATABASE_URL=postgresql+asyncpg://...``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("chatbot.storage")
 DEFAULT_URL = "sqlite+aiosqlite:///./chatbot.db"
 # How long a writer waits for another process (a CLI import, say) to release SQLite's write
 # lock. The wait is asynchronous: see Database.transaction.
@@ -50,6 +55,35 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def keep_private(path: str) -> None:
+    """Create the SQLite file readable and writable by this account only (0600), before SQLite
+    opens it; tighten an existing file (and its companions) that others can read.
+
+    SQLite gives its -wal, -shm and -journal files the database file's mode, so a private
+    database keeps its companions private too."""
+    if path in ("", ":memory:"):
+        return
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    except OSError:
+        return  # SQLite itself will report why it cannot open the file
+    tightened = []
+    for name in (path, *(path + suffix for suffix in SQLITE_COMPANIONS)):
+        try:
+            if stat.S_IMODE(os.stat(name).st_mode) & 0o077:
+                os.chmod(name, 0o600)
+                tightened.append(name)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # owned by another account: say so, and let SQLite carry on
+            log.warning("cannot make database file %s private: %s", name, exc.strerror)
+    if tightened:
+        log.warning("database files other accounts could read are now 0600: %s", tightened)
+
+
 def make_engine(url: str = DEFAULT_URL, immediate: bool = True, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
     # Database errors otherwise quote the statement's values (concern text, names) in their
@@ -61,9 +95,13 @@ def make_engine(url: str = DEFAULT_URL, immediate: bool = True, **kwargs: Any) -
         path = make_url(url).database or ":memory:"
         # A writer must never sleep in SQLite's busy handler: that would stall the event loop.
         busy_ms = 0 if immediate else READ_BUSY_MS
-        engine = create_async_engine(
-            url, async_creator=sqlite_inline.creator(path, busy_ms), **kwargs
-        )
+        connect = sqlite_inline.creator(path, busy_ms)
+
+        def private_connect() -> Any:
+            keep_private(path)
+            return connect()
+
+        engine = create_async_engine(url, async_creator=private_connect, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import stat
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -91,8 +94,44 @@ def test_consent_grant_list_withdraw(tmp_path: Path) -> None:
         "<id@x> Re: calls",
     )
     assert bad.returncode == 2 and "not on the pupil roster" in bad.stderr
-    assert chatbot(tmp_path, "consent", "withdraw", "A123456789012").returncode == 0
+    long_ago = chatbot(
+        tmp_path,
+        "consent",
+        "grant",
+        "B123456789012",
+        "--parent-email",
+        "parent.zoe@home.test",
+        "--received",
+        "0001-01-01",
+        "--evidence",
+        "<id@x> Re: calls",
+    )
+    assert long_ago.returncode == 2
+    assert "received_date: That date is more than 25 years ago" in long_ago.stderr
+    # The CLI trusts the server account: any --as (or none) may withdraw, and it is recorded.
+    r = chatbot(tmp_path, "consent", "withdraw", "A123456789012", "--as", "office@school.test")
+    assert r.returncode == 0, r.stderr
     assert "0 pupil(s)" in chatbot(tmp_path, "consent", "list").stdout
+    with closing(sqlite3.connect(tmp_path / "cli.db")) as con:
+        labels = con.execute("SELECT withdrawn_by_label FROM consent").fetchall()
+    assert labels == [("office@school.test",)]
+
+
+def test_concerns_purge_and_hold_need_a_dsl(tmp_path: Path) -> None:
+    (tmp_path / "s.csv").write_text(STAFF_CSV)
+    assert chatbot(tmp_path, "import", "staff", str(tmp_path / "s.csv")).returncode == 0
+    for args in (
+        ("concerns", "purge"),
+        ("concerns", "purge", "--as", "head@school.test"),
+        ("concerns", "hold", "--reference", "C-2026-0001", "--on"),
+        ("concerns", "hold", "--reference", "C-2026-0001", "--on", "--as", "slt@school.test"),
+    ):
+        r = chatbot(tmp_path, *args)
+        assert r.returncode == 2, (args, r.stdout)
+        assert "Only a DSL or deputy DSL" in r.stderr and "recorded" in r.stderr, args
+    r = chatbot(tmp_path, "concerns", "purge", "--dry-run", "--as", "dsl@school.test")
+    assert r.returncode == 0, r.stderr
+    assert "Would delete 0 record(s)" in r.stdout
 
 
 def test_policy_show_prints_defaults(tmp_path: Path) -> None:
@@ -123,6 +162,32 @@ def test_db_upgrade_creates_sqlite_file(tmp_path: Path) -> None:
     r = chatbot(tmp_path, "db", "upgrade")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cli.db").exists()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_database_file_is_readable_by_this_account_only(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    r = chatbot(tmp_path, "db", "upgrade")
+    assert r.returncode == 0, r.stderr
+    assert mode(db) == 0o600
+    assert "0600" not in r.stderr  # a new file is private from the start: nothing to report
+
+    # A file left readable by others (copied in, or made by an older version) is tightened,
+    # with its write-ahead log, and the log says so once.
+    db.chmod(0o644)
+    wal = tmp_path / "cli.db-wal"
+    wal.touch(mode=0o644)
+    wal.chmod(0o644)
+    r = chatbot(tmp_path, "consent", "list")
+    assert r.returncode == 0, r.stderr
+    assert mode(db) == 0o600
+    assert not wal.exists() or mode(wal) == 0o600
+    assert r.stderr.count("now 0600") == 1 and "cli.db-wal" in r.stderr
+    r = chatbot(tmp_path, "consent", "list")
+    assert "0600" not in r.stderr
 
 
 def test_console_demo_with_piped_stdin(tmp_path: Path) -> None:

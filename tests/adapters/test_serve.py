@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -31,17 +32,22 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-async def run_serve(tmp_path: Path, *args: str) -> tuple[dict[str, Any], int, str]:
-    """`chatbot serve ARGS` in its own process: /healthz's answer, what POST /api/messages
-    answers to a help message, and the log."""
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: ASYNC220 - the server must run in its own process
+def spawn_serve(tmp_path: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    """`chatbot serve ARGS` in its own process."""
+    return subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", *args, "--port", str(port)],
         env=env_for(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+async def run_serve(tmp_path: Path, *args: str) -> tuple[dict[str, Any], int, str]:
+    """`chatbot serve ARGS`: /healthz's answer, what POST /api/messages answers to a help
+    message, and the log."""
+    port = free_port()
+    proc = spawn_serve(tmp_path, port, *args)
     try:
         body: dict[str, Any] = {}
         async with aiohttp.ClientSession() as http:
@@ -81,6 +87,31 @@ async def test_serve_teams_emulator_listens_on_loopback_only(tmp_path: Path) -> 
     assert "Teams: Bot Framework Emulator mode on 127.0.0.1" in out
     assert "listening on http://127.0.0.1:" in out
     assert teams_status == 403  # Microsoft's service URL is not the Emulator's (loopback)
+
+
+def modes(folder: Path, pattern: str) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.glob(pattern)}
+
+
+async def test_serve_keeps_the_database_files_private(tmp_path: Path) -> None:
+    port = free_port()
+    proc = spawn_serve(tmp_path, port, "--host", "127.0.0.1")
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                        assert r.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+        # While the server runs, SQLite's write-ahead log and shared-memory files exist too.
+        files = modes(tmp_path, "serve.db*")
+        assert set(files) == {"serve.db", "serve.db-wal", "serve.db-shm"}, files
+        assert set(files.values()) == {0o600}, files
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
 
 
 def test_production_refuses_without_credentials(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -10,15 +10,16 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 
 
-async def test_wheel_ships_the_bot_without_test_doubles(tmp_path: Path) -> None:
-    build = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
-        *("--quiet", "--wheel-dir", str(tmp_path), str(ROOT)),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+def test_wheel_ships_the_bot_without_test_doubles(tmp_path: Path) -> None:
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+        + ["--quiet", "--wheel-dir", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
-    output, _ = await asyncio.wait_for(build.communicate(), timeout=300)
-    assert build.returncode == 0, output.decode()[-2000:]
+    assert build.returncode == 0, (build.stdout + build.stderr)[-2000:]
     [wheel] = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from chatbot.effects import CloseForm, FormErrors, OpenForm, Reply
+from sqlalchemy import func, select
+
+from chatbot.effects import CloseForm, Effect, Ephemeral, FormErrors, OpenForm, Reply, UpdateMessage
 from chatbot.outbox import Dispatcher
+from chatbot.roster import importer as roster
 from chatbot.router import Bot
-from tests.conftest import GOOD, action, command, submit
+from chatbot.storage.models import Booking
+from tests.conftest import COHOST, GOOD, HOST, action, command, submit
 from tests.fakes import RecordingMessenger
 
 
@@ -69,3 +73,96 @@ async def test_staff_picker_options_come_from_the_core(school, bot: Bot) -> None
         value="staff",
     )
     assert await bot.handle(stranger) == [Options(())]
+
+
+# ---------------------------------------------------------------- cancelling
+
+SLT = "slt@school.test"
+
+
+async def _booked(bot: Bot, dispatcher: Dispatcher, confirm: bool) -> str:
+    effects = await bot.handle(submit(HOST, "book_call", GOOD))
+    assert isinstance(effects[0], CloseForm), effects
+    async with bot.units.db.reading() as s:
+        booking_id = str((await s.execute(select(func.max(Booking.id)))).scalar_one())
+    if confirm:
+        await bot.handle(action(COHOST, "cohost.accept", booking_id))
+    await dispatcher.drain()
+    return booking_id
+
+
+async def _status(bot: Bot, booking_id: str) -> str:
+    async with bot.units.db.reading() as s:
+        b = await s.get(Booking, int(booking_id))
+        assert b is not None
+        return b.status
+
+
+def _said(effects: list[Effect]) -> str:
+    return " ".join(e.message.text for e in effects if isinstance(e, Ephemeral))
+
+
+async def test_slt_cancelling_names_them_and_tells_the_host(
+    school, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    booking_id = await _booked(bot, dispatcher, confirm=True)
+    messenger.sent.clear()
+    effects = await bot.handle(action(SLT, "booking.cancel", booking_id))
+    assert "Cancelled Call #" in _said(effects)
+    assert not any(isinstance(e, UpdateMessage) for e in effects)  # not the SLT's own list
+    await dispatcher.drain()
+    for who in (HOST, COHOST, "slt"):
+        [told] = messenger.to(who)
+        assert "Cancelled by Sally Leader (SLT)" in told.text, (who, told.text)
+        assert "by the host" not in str(told.to_json())
+    [slt] = messenger.to("slt")
+    assert "Taylor" not in str(slt.to_json())  # SLT still see initials only
+    assert await _status(bot, booking_id) == "cancelled"
+
+
+async def test_host_cancelling_is_not_told_to_the_host(
+    school, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    booking_id = await _booked(bot, dispatcher, confirm=True)
+    messenger.sent.clear()
+    effects = await bot.handle(action(HOST, "booking.cancel", booking_id))
+    assert any(isinstance(e, UpdateMessage) for e in effects)  # their list, without the call
+    await dispatcher.drain()
+    assert messenger.to(HOST) == []
+    for who in (COHOST, "slt"):
+        [told] = messenger.to(who)
+        assert "Cancelled by the host" in told.text, told.text
+
+
+async def test_waiting_cohost_request_says_who_cancelled(
+    school, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    booking_id = await _booked(bot, dispatcher, confirm=False)
+    await bot.handle(action(SLT, "booking.cancel", booking_id))
+    await dispatcher.drain()
+    [closed] = [s.message for s in messenger.sent if s.kind == "update"]
+    assert "cancelled by Sally Leader (SLT); nothing to do." in closed.text
+    [told] = messenger.to(HOST)
+    assert "Cancelled by Sally Leader (SLT)" in told.text
+    assert messenger.to("slt") == []  # never announced to SLT, so nothing to call off there
+    # A click on a stale copy of the request says the same.
+    effects = await bot.handle(action(COHOST, "cohost.accept", booking_id, message_ref="old"))
+    assert "Already answered: cancelled by Sally Leader (SLT); nothing to do." in _said(effects)
+    [update] = [e for e in effects if isinstance(e, UpdateMessage)]
+    assert "cancelled by Sally Leader (SLT)" in update.message.text
+
+
+async def test_only_the_host_or_slt_may_cancel(
+    school, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    await roster.import_staff(
+        school, "email,forename,surname,roles\nit@school.test,Ivy,Tech,admin\n"
+    )
+    booking_id = await _booked(bot, dispatcher, confirm=True)
+    messenger.sent.clear()
+    for who in ("it@school.test", "other@school.test", COHOST, "dsl@school.test"):
+        effects = await bot.handle(action(who, "booking.cancel", booking_id))
+        assert _said(effects) == "Only the host or a member of SLT can cancel this call.", who
+        assert await _status(bot, booking_id) == "confirmed"
+    await dispatcher.drain()
+    assert messenger.sent == []

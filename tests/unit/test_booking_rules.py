@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from chatbot.bootstrap import build_bot
@@ -159,7 +160,37 @@ async def test_longest_allowed(school: Units, bot: Bot) -> None:
 async def test_in_the_past_refused(school: Units, bot: Bot, clock: FixedClock) -> None:
     clock.set(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
     await refused(bot, form(date="2026-12-01", start="10:00"), "start", "already passed")
-    await refused(bot, form(date="2026-11-27", start="10:00"), "start", "already passed")
+    # An earlier day is refused on the date itself (it used to be on the start time).
+    await refused(bot, form(date="2026-11-27", start="10:00"), "date", "date has passed")
+
+
+@pytest.mark.parametrize(
+    ("day", "start"),
+    [("9999-12-31", "23:59"), ("9999-01-05", "10:00"), ("2027-12-01", "10:00")],
+)
+async def test_too_far_ahead_refused(school: Units, bot: Bot, day: str, start: str) -> None:
+    # Today is Monday 30 November 2026; the default window is 365 days, to 30 November 2027.
+    message = await refused(
+        bot, form(date=day, start=start), "date", "up to 365 days ahead", "Tuesday 30 November 2027"
+    )
+    assert "school" not in message  # nothing else is said about a date outside the window
+
+
+async def test_last_day_of_the_window_allowed(school: Units, bot: Bot) -> None:
+    b = await booked(bot, form(date="2027-11-30"))
+    assert b.starts_at.year == 2027
+
+
+async def test_year_one_refused(school: Units, bot: Bot) -> None:
+    await refused(bot, form(date="0001-01-01", start="10:00"), "date", "date has passed")
+
+
+async def test_window_follows_the_policy(school: Units, db, clock: FixedClock) -> None:
+    bot = build_bot(
+        Units(db=db, policy=replace(default_policy(), max_advance_days=14), clock=clock)
+    )
+    await refused(bot, form(date="2026-12-15"), "date", "up to 14 days ahead", "14 December")
+    await booked(bot, form(date="2026-12-14"))
 
 
 async def test_future_allowed(school: Units, bot: Bot, clock: FixedClock) -> None:
@@ -252,7 +283,8 @@ async def test_allowed_after_consent_granted(school: Units, bot: Bot) -> None:
 
 
 async def test_refused_after_consent_withdrawn(school: Units, bot: Bot) -> None:
-    effects = await bot.handle(submit(HOST, "consent_withdraw", {"pupil": SAM}))
+    # Sam's consent was recorded on the command line, so SLT withdraw it (not the host).
+    effects = await bot.handle(submit("slt@school.test", "consent_withdraw", {"pupil": SAM}))
     assert isinstance(effects[0], CloseForm), effects
     await refused(bot, form(), "pupils", "Sam T.", "consent")
 

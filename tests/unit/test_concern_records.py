@@ -41,6 +41,9 @@ async def cli(core: Units, *argv: str) -> int:
     return await concerns_cli.run(args, core)
 
 
+AS_DSL = ("--as", "dsl@school.test")
+
+
 @pytest.fixture(autouse=True)
 def in_school_hours(clock: FixedClock) -> None:
     clock.set(MONDAY_10AM)
@@ -121,6 +124,7 @@ def test_retention_date() -> None:
     assert retain_until(date(2010, 5, 4), 6) == date(2041, 5, 4)
     assert retain_until(date(2008, 2, 29), 0) == date(2033, 3, 1)
     assert retain_until(None, 6) is None
+    assert retain_until(date(9999, 12, 31), 6) == date.max  # kept, and the purge carries on
 
 
 async def _set_dob(core: Units, upn: str, dob: date) -> None:
@@ -146,13 +150,13 @@ async def test_purge_respects_retention_and_legal_hold(
     [h] = await audits(school, "concern.legal_hold")
     assert h.detail == {"on": True} and h.actor_label == "dsl@school.test"
 
-    assert await cli(school, "purge", "--dry-run") == 0
+    assert await cli(school, "purge", "--dry-run", "--as", "deputy@school.test") == 0
     said = capsys.readouterr().out
     assert "Would delete 1 record(s) past retention: C-2026-0001" in said
     assert "legal hold: C-2026-0002" in said and "C-2026-0004" in said
     assert await count(school, Concern) == 4
 
-    assert await cli(school, "purge") == 0
+    assert await cli(school, "purge", *AS_DSL) == 0
     assert [c.reference for c in await concerns(school)] == [
         "C-2026-0002",
         "C-2026-0003",
@@ -167,10 +171,16 @@ async def test_purge_respects_retention_and_legal_hold(
     assert "concern:1" not in keys and "concern:2" in keys
     [p] = await audits(school, "concern.purge")
     assert p.subject_id == "C-2026-0001" and p.detail == {"retained_until": "2025-01-01"}
+    assert p.actor_label == "dsl@school.test"
+    runs = await audits(school, "concern.purge_run")
+    assert [(r.actor_label, r.detail["dry_run"], r.detail["purged"]) for r in runs] == [
+        ("deputy@school.test", True, 1),
+        ("dsl@school.test", False, 1),
+    ]
 
     # Lifting the hold lets the next purge remove it.
-    assert await cli(school, "hold", "--reference", "C-2026-0002", "--off") == 0
-    assert await cli(school, "purge") == 0
+    assert await cli(school, "hold", "--reference", "C-2026-0002", "--off", *AS_DSL) == 0
+    assert await cli(school, "purge", *AS_DSL) == 0
     assert [c.reference for c in await concerns(school)] == ["C-2026-0003", "C-2026-0004"]
     assert await count(school, ConcernEvent) > 0
 
@@ -181,15 +191,57 @@ async def test_review_years_extend_retention(school: Units, bot: Bot) -> None:
     school.policy = dataclasses.replace(school.policy, retention_review_years=2)
     await _set_dob(school, "A123456789012", date(2000, 1, 1))  # kept until 1 Jan 2027
     await file_concern(bot)
-    assert await cli(school, "purge") == 0
+    assert await cli(school, "purge", *AS_DSL) == 0
     assert await count(school, Concern) == 1
     school.clock.set(MONDAY_10AM.replace(year=2027, month=1, day=2))  # type: ignore[attr-defined]
-    assert await cli(school, "purge") == 0
+    assert await cli(school, "purge", *AS_DSL) == 0
     assert await count(school, Concern) == 0
 
 
-async def test_hold_unknown_reference(school: Units) -> None:
-    assert await cli(school, "hold", "--reference", "C-2026-9999", "--on") == 2
+async def test_hold_unknown_reference(school: Units, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await cli(school, "hold", "--reference", "C-2026-9999", "--on", *AS_DSL) == 2
+    assert "No concern with reference" in capsys.readouterr().err
+
+
+async def test_hold_and_purge_only_for_a_dsl_and_every_attempt_audited(
+    school: Units, bot: Bot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--as` must name an active DSL or deputy DSL, as for export; head teacher (SLT and
+    admin) is not enough. A refusal changes nothing and is audited with who it was run as."""
+    await _set_dob(school, "A123456789012", date(2000, 1, 1))  # past retention
+    await file_concern(bot)
+    await file_concern(bot, category="staff_conduct", staff="dsl@school.test")
+    refused_as: list[tuple[str, ...]] = [
+        (),
+        ("--as", "teacher@school.test"),
+        ("--as", "head@school.test"),
+        ("--as", "nobody@else.test"),
+    ]
+    for who in refused_as:
+        assert await cli(school, "hold", "--reference", "C-2026-0001", "--on", *who) == 2
+        assert await cli(school, "purge", *who) == 2
+        said = capsys.readouterr().err
+        assert said.count("Only a DSL or deputy DSL on the roster") == 2, said
+        assert ("Give your school email with --as" in said) == (not who)
+    # The DSL the second concern is about may not put it on hold either.
+    assert await cli(school, "hold", "--reference", "C-2026-0002", "--on", *AS_DSL) == 2
+    assert [(c.reference, c.legal_hold) for c in await concerns(school)] == [
+        ("C-2026-0001", False),
+        ("C-2026-0002", False),
+    ]
+    labels = ["cli (no --as given)", "teacher@school.test", "head@school.test", "nobody@else.test"]
+    held = await audits(school, "concern.legal_hold_refused")
+    assert [a.actor_label for a in held] == [*labels, "dsl@school.test"]
+    assert {a.subject_id for a in held} == {"C-2026-0001", "C-2026-0002"}
+    assert [a.actor_label for a in await audits(school, "concern.purge_refused")] == labels
+    assert await audits(school, "concern.legal_hold") == []
+    assert await audits(school, "concern.purge") == []
+    assert await audits(school, "concern.purge_run") == []
+    # A deputy DSL may.
+    deputy = ("--as", "deputy@school.test")
+    assert await cli(school, "hold", "--reference", "C-2026-0001", "--on", *deputy) == 0
+    [h] = await audits(school, "concern.legal_hold")
+    assert h.actor_label == "deputy@school.test"
 
 
 async def test_a_removed_dsl_loses_access_at_once(school: Units, bot: Bot) -> None:

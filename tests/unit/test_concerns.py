@@ -119,6 +119,17 @@ async def test_bad_input_gets_field_errors_and_writes_nothing(school: Units, bot
     assert await audits(school, "concern.file") == []
 
 
+async def test_when_it_happened_must_be_within_a_pupils_lifetime(school: Units, bot: Bot) -> None:
+    # Today is 30 November 2026: 25 years back is 30 November 2001.
+    for day in ("0001-01-01", "1900-06-01", "2001-11-29"):
+        [err] = await file_concern(bot, when_date=day)
+        assert isinstance(err, FormErrors), day
+        assert err.errors == {"when_date": "That date is more than 25 years ago; check the year."}
+    assert await count(school, Concern) == 0
+    effects = await file_concern(bot, when_date="2001-11-30")
+    assert isinstance(effects[0], CloseForm), effects
+
+
 async def test_failure_inside_the_transaction_sends_no_receipt(
     school: Units, bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -291,6 +302,42 @@ async def test_report_from_a_booked_call(school: Units, bot: Bot) -> None:
     assert c.booking_id == booking_id
     [eff] = await bot.handle(action(DSL, "concern.view", str(c.id)))
     assert isinstance(eff, Popup) and f"Call #{booking_id}" in json.dumps(eff.message.to_json())
+    # The co-host gets the linked form too.
+    [eff] = await bot.handle(
+        action("colleague@school.test", "concern.open", f"booking:{booking_id}")
+    )
+    assert isinstance(eff, OpenForm) and eff.form.state == {"booking_id": str(booking_id)}
+
+
+async def test_report_button_for_someone_elses_call_opens_the_plain_form(
+    school: Units, bot: Bot
+) -> None:
+    """Anyone may report a concern, but only the call's host and co-host see it linked to the
+    call: nobody else learns which pupil (or when) from the button's booking id."""
+    from sqlalchemy import select
+
+    from chatbot.storage.models import Booking
+    from tests.unit.test_booking_flow import GOOD
+
+    await bot.handle(submit(TEACHER, "book_call", GOOD))
+    async with school.db.transaction() as s:
+        booking_id = (await s.execute(select(Booking.id))).scalar_one()
+    [plain] = await bot.handle(command(TEACHER, "concern"))
+    assert isinstance(plain, OpenForm)
+    for who in ("other@school.test", DSL, "slt@school.test", "supply@agency.test"):
+        [eff] = await bot.handle(action(who, "concern.open", f"booking:{booking_id}"))
+        assert isinstance(eff, OpenForm), who
+        assert eff.form == plain.form, who
+        shown = json.dumps(eff.form, default=str)
+        for secret in ("A123456789012", "Sam", "Taylor", f"Call #{booking_id}", "2026-12-01"):
+            assert secret not in shown, (who, secret)
+    # A submission carrying someone else's call id is still filed, without the link.
+    effects = await file_concern(
+        bot, "other@school.test", state={"booking_id": str(booking_id)}, pupil=""
+    )
+    assert isinstance(effects[0], CloseForm), effects
+    [c] = await concerns(school)
+    assert c.booking_id is None and c.reporter_label == "other@school.test"
 
 
 async def test_no_narrative_pupil_name_or_parent_email_in_logs_or_alerts(
@@ -329,7 +376,7 @@ async def test_no_narrative_pupil_name_or_parent_email_in_logs_or_alerts(
 
     exported = await export.export(school, cs[0].reference, DSL, "printed")
     assert exported.ok and NARRATIVE in exported.text
-    await retention.purge(school, dry_run=True)
+    await retention.purge(school, DSL, dry_run=True)
 
     assert caplog.records, "the flow logs something"
     logged = "\n".join(r.getMessage() for r in caplog.records)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from chatbot.consent import service as consent
 from chatbot.effects import CloseForm, FormErrors, OpenForm
+from chatbot.roster import importer as roster
 from chatbot.router import Bot
 from chatbot.storage.models import AuditEvent, Consent, Staff
 from chatbot.uow import Units
@@ -68,16 +69,16 @@ async def test_grant_withdraw_list(school: Units) -> None:
         NOAH,
     }
 
-    assert await in_unit(school, consent.withdraw, NOAH.lower(), None) is None
+    assert await in_unit(school, consent.withdraw, NOAH.lower(), None, cli=True) is None
     [c] = [x for x in await consents(school) if x.id == c.id]
     assert c.withdrawn_at == MONDAY_8AM and c.withdrawn_by_label == "cli"
     assert NOAH not in {p.upn for p, _ in await in_unit(school, consent.listing)}
     assert await audit_count(school, "consent.grant") == 3
     assert await audit_count(school, "consent.withdraw") == 1
 
-    err = await in_unit(school, consent.withdraw, NOAH, None)
+    err = await in_unit(school, consent.withdraw, NOAH, None, cli=True)
     assert err is not None and "no consent on file" in err
-    err = await in_unit(school, consent.withdraw, "Z999999999999", None)
+    err = await in_unit(school, consent.withdraw, "Z999999999999", None, cli=True)
     assert err is not None and "not on the pupil roster" in err
 
 
@@ -98,6 +99,8 @@ async def test_bad_input_refused_nothing_written(school: Units) -> None:
         ({"upn": "Z999999999999"}, "pupil", "not on the pupil roster"),
         ({"upn": "Ørsted"}, "pupil", "not on the pupil roster"),
         ({"received_at": datetime(2026, 12, 25, tzinfo=UTC)}, "received_date", "future"),
+        ({"received_at": datetime(1, 1, 1, tzinfo=UTC)}, "received_date", "25 years ago"),
+        ({"received_at": datetime(2001, 11, 29, tzinfo=UTC)}, "received_date", "25 years ago"),
     ]
     for change, field, words in cases:
         res = await grant(school, **change)
@@ -163,6 +166,8 @@ async def test_consent_form_refuses_bad_input(school: Units, bot: Bot) -> None:
         ({"pupil": ""}, "pupil"),
         ({"pupil": "Z999999999999"}, "pupil"),
         ({"received_date": "yesterday"}, "received_date"),
+        ({"received_date": "0001-01-01"}, "received_date"),
+        ({"received_date": "9999-12-31"}, "received_date"),
         ({"received_time": "25:00"}, "received_time"),
     ]
     for change, field in cases:
@@ -173,3 +178,53 @@ async def test_consent_form_refuses_bad_input(school: Units, bot: Bot) -> None:
         submit("teacher@school.test", "consent_withdraw", {"pupil": "Z999999999999"})
     )
     assert isinstance(err, FormErrors) and "pupil" in err.errors
+
+
+async def current_consent(core: Units, upn: str) -> bool:
+    return upn in {p.upn for p, _ in await in_unit(core, consent.listing)}
+
+
+async def test_who_may_withdraw_from_chat(school: Units, bot: Bot) -> None:
+    """Withdrawal stops a pupil's calls, so from chat only the person who recorded the consent,
+    SLT, the DSL or deputy, or an admin may; anyone else is told who can, and it is audited."""
+    await roster.import_staff(
+        school, "email,forename,surname,roles\nit@school.test,Ivy,Tech,admin\n"
+    )
+    # Tess records Noah's consent in chat; Sam's was recorded on the command line.
+    effects = await bot.handle(submit("teacher@school.test", "consent", FORM))
+    assert isinstance(effects[0], CloseForm), effects
+    for who, upn, named in (
+        ("other@school.test", NOAH, True),
+        ("colleague@school.test", NOAH, True),
+        ("teacher@school.test", SAM, False),
+    ):
+        [err] = await bot.handle(submit(who, "consent_withdraw", {"pupil": upn}))
+        assert isinstance(err, FormErrors), (who, err)
+        said = err.errors["pupil"]
+        assert "SLT, the DSL or deputy DSL, or an admin can withdraw" in said, said
+        assert ("Tess Teacher (who recorded it)" in said) == named, said
+        assert "tell one of them today" in said
+        assert await current_consent(school, upn), (who, upn)
+    async with school.db.transaction() as s:
+        refused = (
+            await s.execute(
+                select(AuditEvent.actor_label)
+                .where(AuditEvent.action == "consent.withdraw_refused")
+                .order_by(AuditEvent.id)
+            )
+        ).scalars()
+        assert list(refused) == [
+            "other@school.test",
+            "colleague@school.test",
+            "teacher@school.test",
+        ]
+    assert await audit_count(school, "consent.withdraw") == 0
+
+    for who in ("slt@school.test", "dsl@school.test", "deputy@school.test", "it@school.test"):
+        if not await current_consent(school, NOAH):
+            assert not (await grant(school)).errors
+        effects = await bot.handle(submit(who, "consent_withdraw", {"pupil": NOAH}))
+        assert isinstance(effects[0], CloseForm), (who, effects)
+        assert not await current_consent(school, NOAH), who
+        assert (await consents(school))[-1].withdrawn_by_label == who
+    assert await audit_count(school, "consent.withdraw") == 4

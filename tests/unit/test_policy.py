@@ -290,6 +290,7 @@ BAD_FILES = [
     ("[calls]\nplatforms = 'Zoom'\n", ["[calls] platforms", "list"]),
     ("[calls]\nmin_minutes = 0\n", ["[calls] min_minutes", "at least 1"]),
     ("[calls]\nmin_notice_minutes = -5\n", ["[calls] min_notice_minutes"]),
+    ("[calls]\nmax_advance_days = 0\n", ["[calls] max_advance_days", "at least 1"]),
     ("[concerns]\nack_minutes = 0\n", ["[concerns] ack_minutes"]),
     ("[concerns]\nretention_review_years = -1\n", ["[concerns] retention_review_years"]),
     ("[calls]\nmax_minutes = 4\n", ["[calls] max_minutes", "min_minutes"]),

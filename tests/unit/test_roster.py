@@ -143,6 +143,26 @@ async def test_pupil_import_mis_headers(core: Units) -> None:
     assert pupils["B123456789012"].forename == "Zoë"
 
 
+async def test_pupil_birth_dates_out_of_reason_rejected(core: Units) -> None:
+    """A pupil's birth date decides how long their concern records are kept, so one in the
+    future or more than 25 years ago (0001 for 2001) is rejected with its line number."""
+    text = (
+        "upn,forename,surname,class,date of birth\n"
+        "A123456789012,Sam,Taylor,3T,0001-03-14\n"
+        "B123456789012,Zoë,Ørsted,3T,9999-12-31\n"
+        "C123456789012,Noah,Nobody,4N,01/07/2099\n"
+        "D123456789012,Dee,Dee,4N,2019-07-01\n"
+    )
+    report = await roster.import_pupils(core, text)
+    assert report.created == 1
+    assert report.rejected == [
+        (2, "date of birth '0001-03-14' is more than 25 years ago; check the year."),
+        (3, "date of birth '9999-12-31' is in the future"),
+        (4, "date of birth '01/07/2099' is in the future"),
+    ]
+    assert set(await all_pupils(core)) == {"D123456789012"}
+
+
 async def test_staff_import_mis_headers(core: Units) -> None:
     text = "Legal Forename,Legal Surname,Email Address,Role\nTess,Teacher,t@school.test,slt\n"
     report = await roster.import_staff(core, text)
