@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from chatbot.core import Core
-from chatbot.services import consent, roster
-
+from chatbot.consent import service as consent
 from chatbot.policy import Policy
+from chatbot.roster import importer as roster
+from chatbot.uow import Units
 
 STAFF = 100
 PUPILS = 1100
@@ -22,7 +22,7 @@ def upn(n: int) -> str:
     return f"P{n:012d}"
 
 
-async def seed(core: Core) -> None:
+async def seed(core: Units) -> None:
     staff = ["email,forename,surname,roles"]
     staff += [f"{email(n)},Staff{n},Member{n},staff" for n in range(STAFF)]
     staff += ["slt@school.test,Sally,Leader,staff;slt", "dsl@school.test,Dee,Lead,staff;dsl"]
@@ -33,16 +33,17 @@ async def seed(core: Core) -> None:
     ]
     await roster.import_pupils(core, "\n".join(pupils) + "\n")
     received = core.now() - timedelta(days=1)
-    for n in range(PUPILS):
-        await consent.grant(
-            core,
-            upn=upn(n),
-            parent_email=f"p{n}@home.test",
-            received_at=received,
-            evidence_kind="message_id",
-            evidence=f"<{n}@home.test>",
-            actor=None,
-        )
+    async with core.write() as u:
+        for n in range(PUPILS):
+            await consent.grant(
+                u,
+                upn=upn(n),
+                parent_email=f"p{n}@home.test",
+                received_at=received,
+                evidence_kind="message_id",
+                evidence=f"<{n}@home.test>",
+                actor=None,
+            )
 
 
 def school_days(policy: Policy, start: date, count: int) -> list[date]:

@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_school import PUPILS, STAFF, email, school_days, seed, upn  # noqa: E402
-from chatbot.app import build_bot  # noqa: E402
-from chatbot.core import Core  # noqa: E402
+from chatbot.bootstrap import build_bot  # noqa: E402
+from chatbot.uow import Units  # noqa: E402
 
 from chatbot.interaction import Interaction, UserRef  # noqa: E402
-from chatbot.policy import Policy  # noqa: E402
+from chatbot.policy import default_policy  # noqa: E402
 from chatbot.storage.db import Database  # noqa: E402
 
 
@@ -64,7 +64,7 @@ async def main(args: argparse.Namespace) -> int:
                 await conn.execute(text("DROP SCHEMA public CASCADE"))
                 await conn.execute(text("CREATE SCHEMA public"))
         await db.create_all()
-        core = Core(db=db, policy=Policy())
+        core = Units(db=db, policy=default_policy())
         bot = build_bot(core)
         await seed(core)
         today = datetime.now(UTC).date()
