@@ -1,4 +1,5 @@
-"""Builds a running bot from Settings: database, core, messenger, dispatcher, scheduler."""
+"""Builds a running bot from Settings: database, core, dispatcher, scheduler. Each platform
+adapter, when mounted and configured, adds its Messenger to the dispatcher."""
 
 from __future__ import annotations
 
@@ -14,29 +15,12 @@ from chatbot.config import Settings
 from chatbot.core import Core
 from chatbot.outbox import Dispatcher
 from chatbot.policy import load_policy
-from chatbot.ports import Clock, DeliveryError, Messenger, Role, StaffAddress, SystemClock
+from chatbot.ports import Clock, SystemClock
 from chatbot.scheduler import make_scheduler
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
-from chatbot.ui import Message
 
 log = logging.getLogger("chatbot.runtime")
-
-
-class NoPlatformMessenger:
-    """Used while no platform is configured: every send fails softly, so notifications stay
-    in the outbox until Slack or Teams is set up, instead of being marked delivered."""
-
-    platform = "none"
-
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
-        raise DeliveryError("no_platform_configured")
-
-    async def post_to_role(self, role: Role, message: Message) -> str:
-        raise DeliveryError("no_platform_configured")
-
-    async def update(self, ref: str, message: Message) -> None:
-        raise DeliveryError("no_platform_configured")
 
 
 @dataclass
@@ -44,7 +28,6 @@ class Runtime:
     settings: Settings
     core: Core
     bot: Bot
-    messenger: Messenger
     dispatcher: Dispatcher
     extra_jobs: dict[str, tuple[Callable[[], Awaitable[object]], float]] = field(
         default_factory=dict
@@ -53,7 +36,7 @@ class Runtime:
     def jobs(self) -> dict[str, tuple[Callable[[], Awaitable[object]], float]]:
         s = self.settings
         jobs: dict[str, tuple[Callable[[], Awaitable[object]], float]] = {
-            "outbox": (self.dispatcher.run_once, s.outbox_interval_seconds),
+            "outbox": (self.dispatcher.drain, s.outbox_interval_seconds),
             "sweeps": (self.bot.sweep, s.sweep_interval_seconds),
         }
         jobs.update(self.extra_jobs)
@@ -62,19 +45,10 @@ class Runtime:
     def scheduler(self) -> AsyncIOScheduler:
         return make_scheduler(self.jobs())
 
-    def use_messenger(self, messenger: Messenger) -> None:
-        self.messenger = messenger
-        self.dispatcher.messenger = messenger
 
-
-def runtime_for(
-    core: Core, settings: Settings | None = None, messenger: Messenger | None = None
-) -> Runtime:
+def runtime_for(core: Core, settings: Settings | None = None) -> Runtime:
     """A Runtime around an existing Core (tests, the console)."""
-    m: Messenger = messenger or NoPlatformMessenger()
-    return Runtime(
-        settings or Settings(), core, build_bot(core), m, Dispatcher(core.db, core.clock, m)
-    )
+    return Runtime(settings or Settings(), core, build_bot(core), Dispatcher(core.db, core.clock))
 
 
 async def build_runtime(
@@ -85,6 +59,4 @@ async def build_runtime(
     if migrate:
         await upgrade(db)
     core = Core(db=db, policy=policy, clock=clock or SystemClock())
-    bot = build_bot(core)
-    messenger: Messenger = NoPlatformMessenger()
-    return Runtime(settings, core, bot, messenger, Dispatcher(db, core.clock, messenger))
+    return Runtime(settings, core, build_bot(core), Dispatcher(db, core.clock))

@@ -36,7 +36,7 @@ async def serve(settings: Settings, host: str, port: int, production: bool) -> i
         host,
         port,
         runtime.core.db.dialect,
-        runtime.messenger.platform,
+        ", ".join(runtime.dispatcher.platforms) or "nothing yet: no platform is configured",
     )
     try:
         await asyncio.Event().wait()

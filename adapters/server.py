@@ -24,20 +24,26 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as exc:  # report, don't crash: the load balancer wants an answer
         return web.json_response({"ok": False, "database": type(exc).__name__}, status=503)
     return web.json_response(
-        {"ok": True, "database": runtime.core.db.dialect, "messenger": runtime.messenger.platform}
+        {
+            "ok": True,
+            "database": runtime.core.db.dialect,
+            "messaging": runtime.dispatcher.platforms,
+        }
     )
 
 
 def build_app(runtime: Runtime, with_scheduler: bool = True) -> web.Application:
     """Mount every adapter on one app. Each adapter's ``mount`` adds its routes and, when the
-    platform is configured, installs its Messenger for the outbox."""
+    platform is configured, adds its Messenger to the outbox's dispatcher."""
     from adapters import slack, teams
 
     app = web.Application(client_max_size=1024 * 1024)
     app[RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
+    # Slack first: a direct message to someone not yet seen on either platform is tried there
+    # first, because Slack can find anyone by email and Teams only people who installed the app.
+    slack.mount(app, runtime)
     teams.mount(app, runtime)
-    slack.mount(app, runtime)  # mounted last so Slack wins the outbox when both are set
 
     if with_scheduler:
 

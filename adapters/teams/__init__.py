@@ -161,5 +161,5 @@ def mount(app: web.Application, runtime: Runtime) -> None:
             log.warning(
                 "Teams: TEAMS_%s_CHANNEL_ID is not set; %s alerts go to people directly", role, role
             )
-    runtime.use_messenger(teams.messenger)
+    runtime.dispatcher.add(teams.messenger)
     log.info("Teams: /api/messages authenticated for app %s", runtime.settings.teams_app_id)

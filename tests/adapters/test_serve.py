@@ -50,7 +50,7 @@ async def test_serve_starts_without_credentials(tmp_path: Path) -> None:
                         break
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.1)
-        assert body == {"ok": True, "database": "sqlite", "messenger": "none"}
+        assert body == {"ok": True, "database": "sqlite", "messaging": []}
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)

@@ -185,8 +185,8 @@ async def start(core: Core, connector: LoopbackConnector, **settings: Any) -> Te
     )
     runtime = runtime_for(core, s)
     app = build_app(runtime, with_scheduler=False)
-    if not s.teams_configured:  # local mode: the tests install the messenger themselves
-        runtime.use_messenger(app[TEAMS].messenger)
+    if not s.teams_configured:  # local mode: the tests add the messenger themselves
+        runtime.dispatcher.add(app[TEAMS].messenger)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -481,7 +481,7 @@ async def test_other_tenants_are_refused(
         assert await t.post(a, {"Authorization": "Bearer x"}) == 403
         assert connector.calls == []
         # With Teams configured, the Teams messenger is the outbox's way out.
-        assert t.runtime.messenger is teams_app.messenger
+        assert t.runtime.dispatcher.messengers == {"teams": teams_app.messenger}
     finally:
         await stop(t)
 
