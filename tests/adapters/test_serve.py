@@ -71,6 +71,22 @@ def test_production_refuses_without_credentials(tmp_path: Path) -> None:
     assert "Refusing to start without authentication" in r.stderr
 
 
+def test_bad_setting_stops_start_up_with_its_name(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    env["CHATBOT_OUTBOX_INTERVAL_SECONDS"] = "soon"
+    r = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert "Cannot start: CHATBOT_OUTBOX_INTERVAL_SECONDS='soon'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 async def test_production_switches_off_unauthenticated_teams(core: Core) -> None:
     runtime = runtime_for(core, Settings(production=True))
     async with TestClient(TestServer(build_app(runtime, with_scheduler=False))) as client:
