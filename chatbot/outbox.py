@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Update, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.ports import ChannelUnavailable, Clock, DeliveryError, Messenger, Role, StaffAddress
@@ -120,7 +120,8 @@ def not_configured(platform: str | None) -> DeliveryError:
 def setting_hint(kind: str) -> str:
     """For a "not configured" failure, which settings would let the message go out."""
     if kind == NO_PLATFORM:
-        return " (set " + " for Slack, or ".join(PLATFORM_SETTINGS.values()) + " for Teams)"
+        slack, teams = PLATFORM_SETTINGS["slack"], PLATFORM_SETTINGS["teams"]
+        return f" (set {slack} for Slack, or {teams} for Teams)"
     platform = kind.removesuffix("_not_configured")
     if platform != kind and platform in PLATFORM_SETTINGS:
         return f" (set {PLATFORM_SETTINGS[platform]})"
@@ -235,7 +236,7 @@ class Dispatcher:
                 )
         return ids
 
-    def _ours(self, token: str, *ids: int) -> Any:
+    def _ours(self, token: str, *ids: int) -> Update:
         """An UPDATE that extends this batch's lease on those of ``ids`` it still holds."""
         return (
             update(OutboxMessage)
@@ -249,12 +250,24 @@ class Dispatcher:
 
     async def _keep_claim(self, token: str, ids: list[int]) -> None:
         """Renew the batch's lease while it is being sent (cancelled when the batch is done;
-        dies with the process, so a dead replica's rows free up within the lease)."""
+        dies with the process, so a dead replica's rows free up within the lease).
+
+        Rows locked at that moment are skipped: they are being sent or rescheduled right
+        then (sending renews the row's lease itself), and waiting for their locks could
+        deadlock with a channel fallback that locks a copy and its original."""
         while True:
             await asyncio.sleep(self.renew_seconds)
             try:
                 async with self.db.transaction() as s:
-                    await rows_changed(s, self._ours(token, *ids))
+                    held = (
+                        select(OutboxMessage.id)
+                        .where(OutboxMessage.id.in_(ids))
+                        .order_by(OutboxMessage.id)
+                        .with_for_update(skip_locked=True)
+                    )
+                    free = list((await s.execute(held)).scalars())
+                    if free:
+                        await rows_changed(s, self._ours(token, *free))
             except Exception as exc:  # the next renewal may work; the lease is the safety net
                 log.warning("outbox: could not renew a claim (%s)", type(exc).__name__)
 
