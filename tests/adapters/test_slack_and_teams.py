@@ -33,7 +33,8 @@ from adapters.teams.loopback import LoopbackConnector
 from chatbot.config import Settings
 from chatbot.core import Core
 from chatbot.ports import FixedClock
-from chatbot.storage.models import OutboxMessage
+from chatbot.services.concern_records import note_deliveries
+from chatbot.storage.models import ConcernEvent, OutboxMessage
 from tests.adapters.test_slack_booking import GOOD as BOOKING
 from tests.adapters.test_slack_concern import values_for
 from tests.adapters.test_slack_render import check_call
@@ -177,3 +178,11 @@ async def test_each_person_reached_where_last_seen_and_channels_on_both(
         c for c in api.calls if c.method == "chat.postMessage" and c.body["channel"] == "C0DSL"
     ]
     assert dsl_post.outbox_id == dsl_rows[0].id  # Slack carries the outbox id in metadata
+
+    # The concern's chronology says where each copy of the alert was delivered.
+    await note_deliveries(school)
+    async with school.db.reading() as s:
+        details = (
+            await s.execute(select(ConcernEvent.detail).where(ConcernEvent.kind == "delivered"))
+        ).scalars()
+        assert {"DSL channel on Slack", "DSL channel on Teams"} <= set(details)
