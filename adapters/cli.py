@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from adapters import concerns_cli
-from chatbot.config import Settings
+from chatbot.config import Settings, SettingsError
 from chatbot.logsafe import quiet_libraries
 from chatbot.policy import PolicyError, load_policy, to_toml
 from chatbot.ports import SystemClock
@@ -245,10 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "console":
         logging.getLogger().setLevel(logging.WARNING)  # keep the chat readable
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()
         return asyncio.run(_run(args, settings))
-    except PolicyError as exc:
+    except (PolicyError, SettingsError) as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

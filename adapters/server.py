@@ -22,12 +22,11 @@ from chatbot.bootstrap import build_bot
 from chatbot.config import Settings
 from chatbot.outbox import Dispatcher
 from chatbot.policy import load_policy
-from chatbot.ports import Clock, DeliveryError, Messenger, Role, StaffAddress, SystemClock
+from chatbot.ports import Clock, SystemClock
 from chatbot.router import Bot
 from chatbot.scheduler import make_scheduler
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
-from chatbot.ui import Message
 from chatbot.uow import Units
 
 log = logging.getLogger("chatbot.server")
@@ -35,35 +34,18 @@ log = logging.getLogger("chatbot.server")
 Job = Callable[[], Awaitable[object]]
 
 
-class NoPlatformMessenger:
-    """Used while no platform is configured: every send fails softly, so notifications stay
-    in the outbox until Slack or Teams is set up, instead of being marked delivered."""
-
-    platform = "none"
-
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
-        raise DeliveryError("no_platform_configured")
-
-    async def post_to_role(self, role: Role, message: Message) -> str:
-        raise DeliveryError("no_platform_configured")
-
-    async def update(self, ref: str, message: Message) -> None:
-        raise DeliveryError("no_platform_configured")
-
-
 @dataclass
 class Runtime:
     settings: Settings
     units: Units
     bot: Bot
-    messenger: Messenger
-    dispatcher: Dispatcher
+    dispatcher: Dispatcher  # each configured platform's mount adds its Messenger
     extra_jobs: dict[str, tuple[Job, float]] = field(default_factory=dict)
 
     def jobs(self) -> dict[str, tuple[Job, float]]:
         s = self.settings
         jobs: dict[str, tuple[Job, float]] = {
-            "outbox": (self.dispatcher.run_once, s.outbox_interval_seconds)
+            "outbox": (self.dispatcher.drain, s.outbox_interval_seconds)
         }
         for name, sweep in self.bot.registry.sweeps.items():
             jobs[name] = (lambda sweep=sweep: sweep(self.units), s.sweep_interval_seconds)
@@ -73,18 +55,11 @@ class Runtime:
     def scheduler(self) -> AsyncIOScheduler:
         return make_scheduler(self.jobs())
 
-    def use_messenger(self, messenger: Messenger) -> None:
-        self.messenger = messenger
-        self.dispatcher.messenger = messenger
 
-
-def runtime_for(
-    units: Units, settings: Settings | None = None, messenger: Messenger | None = None
-) -> Runtime:
+def runtime_for(units: Units, settings: Settings | None = None) -> Runtime:
     """A Runtime around an existing database and policy (tests, benchmarks, the console)."""
-    m: Messenger = messenger or NoPlatformMessenger()
     return Runtime(
-        settings or Settings(), units, build_bot(units), m, Dispatcher(units.db, units.clock, m)
+        settings or Settings(), units, build_bot(units), Dispatcher(units.db, units.clock)
     )
 
 
@@ -109,20 +84,26 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as exc:  # report, don't crash: the load balancer wants an answer
         return web.json_response({"ok": False, "database": type(exc).__name__}, status=503)
     return web.json_response(
-        {"ok": True, "database": runtime.units.db.dialect, "messenger": runtime.messenger.platform}
+        {
+            "ok": True,
+            "database": runtime.units.db.dialect,
+            "messaging": runtime.dispatcher.platforms,
+        }
     )
 
 
 def build_app(runtime: Runtime, with_scheduler: bool = True) -> web.Application:
     """Mount every adapter on one app. Each adapter's ``mount`` adds its routes and, when the
-    platform is configured, installs its Messenger for the outbox."""
+    platform is configured, adds its Messenger to the outbox's dispatcher."""
     from adapters import slack, teams
 
     app = web.Application(client_max_size=1024 * 1024)
     app[RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
+    # Slack first: a direct message to someone not yet seen on either platform is tried there
+    # first, because Slack can find anyone by email and Teams only people who installed the app.
+    slack.mount(app, runtime)
     teams.mount(app, runtime)
-    slack.mount(app, runtime)  # mounted last so Slack wins the outbox when both are set
 
     if with_scheduler:
 
@@ -178,6 +159,6 @@ async def start(runtime: Runtime, port: int, with_scheduler: bool = True) -> web
         host,
         runner.addresses[0][1] if runner.addresses else port,
         runtime.units.db.dialect,
-        runtime.messenger.platform,
+        ", ".join(runtime.dispatcher.platforms) or "nothing yet: no platform is configured",
     )
     return runner

@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_school import PUPILS, STAFF, email, school_days, seed, upn  # noqa: E402
-from chatbot.bootstrap import build_bot  # noqa: E402
-from chatbot.uow import Units  # noqa: E402
 
+from chatbot.bootstrap import build_bot  # noqa: E402
 from chatbot.interaction import Interaction, UserRef  # noqa: E402
 from chatbot.policy import default_policy  # noqa: E402
 from chatbot.storage.db import Database  # noqa: E402
+from chatbot.uow import Units  # noqa: E402
 
 
 def booking(n: int, host: int, cohost: int, day: date) -> Interaction:

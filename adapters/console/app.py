@@ -68,13 +68,17 @@ class ConsoleMessenger:
             self.buttons[k] = (b, ref)
         self.write(f"\n--- {heading} ---\n{body}\n")
 
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         self._n += 1
         ref = f"console-{self._n}"
         self.show(f"message to {to.display_name} <{to.email}>", message, ref)
         return ref
 
-    async def post_to_role(self, role: Role, message: Message) -> str:
+    async def post_to_role(
+        self, role: Role, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         self._n += 1
         ref = f"console-{self._n}"
         self.show(f"posted in the {role.upper()} channel", message, ref)
@@ -91,7 +95,7 @@ class Console:
         self.read = read
         self.write = write
         self.messenger = ConsoleMessenger(write)
-        runtime.use_messenger(self.messenger)
+        runtime.dispatcher.add(self.messenger)
 
     @property
     def user(self) -> UserRef:

@@ -495,7 +495,7 @@ async def _not_configured(request: web.Request) -> web.Response:
 
 
 def mount(app: web.Application, runtime: Runtime) -> None:
-    """Add ``POST /slack/events`` (and Socket Mode) and make Slack the outbox's messenger."""
+    """Add ``POST /slack/events`` (and Socket Mode) and let the outbox deliver on Slack."""
     settings = runtime.settings
     if not settings.slack_enabled:
         if settings.slack_bot_token or settings.slack_signing_secret or settings.slack_app_token:
@@ -510,7 +510,7 @@ def mount(app: web.Application, runtime: Runtime) -> None:
         return
     adapter = SlackAdapter(runtime)
     app[SLACK] = adapter
-    runtime.use_messenger(adapter.messenger)
+    runtime.dispatcher.add(adapter.messenger)
     runtime.bot.directories["slack"] = adapter.directory
     if settings.slack_signing_secret:
         app.router.add_post(EVENTS_PATH, adapter.handle_http)

@@ -222,7 +222,8 @@ def mount(app: web.Application, runtime: Runtime) -> None:
 
     app.on_cleanup.append(close)
     runtime.bot.directories["teams"] = TeamsDirectory(teams.out)
-    runtime.use_messenger(teams.messenger)  # Slack, mounted after, takes over if it is set up
+    # In Emulator mode too: the co-host request and the DSL alert reach the Emulator.
+    runtime.dispatcher.add(teams.messenger)
     if teams.emulator:
         log.warning(
             "Teams: Bot Framework Emulator mode %s: /api/messages is NOT authenticated, and "

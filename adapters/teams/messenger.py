@@ -172,7 +172,10 @@ async def connector_call(call: Awaitable[T], role: Role | None = None) -> T:
 
 class TeamsMessenger:
     """The outbox's way onto Teams: personal chats from stored references, role channels from
-    ``TEAMS_DSL_CHANNEL_ID`` / ``TEAMS_SLT_CHANNEL_ID``."""
+    ``TEAMS_DSL_CHANNEL_ID`` / ``TEAMS_SLT_CHANNEL_ID``.
+
+    The outbox id is not sent: Teams documents no activity field for an app's own data that it
+    promises to keep and ignore, so a repeat on Teams is not marked."""
 
     platform = PLATFORM
 
@@ -187,7 +190,9 @@ class TeamsMessenger:
             raise DeliveryError("no_service_url")
         return str(service_url)
 
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         ref = await self.refs.get(f"user:{to.platform_user_id}") if to.platform_user_id else None
         if ref is None:
             log.warning(
@@ -203,7 +208,9 @@ class TeamsMessenger:
         )
         return f"{conversation_id}|{activity_id}"
 
-    async def post_to_role(self, role: Role, message: Message) -> str:
+    async def post_to_role(
+        self, role: Role, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         s = self.settings
         channel = s.teams_dsl_channel if role == "dsl" else s.teams_slt_channel
         if not channel:

@@ -189,6 +189,8 @@ async def add_note(
 
 # ---------------------------------------------------------------- deliveries in the chronology
 
+PLATFORM_NAMES = {"slack": "Slack", "teams": "Teams"}
+
 
 async def note_deliveries(units: Units, limit: int = 500) -> int:
     """Add a "delivered" event for each concern alert the platform has accepted (the outbox
@@ -220,6 +222,8 @@ async def note_deliveries(units: Units, limit: int = 500) -> int:
             else:
                 person = await s.get(Staff, row.staff_id) if row.staff_id else None
                 where = f"direct message to {person.name if person else 'staff'}"
+            if row.platform in PLATFORM_NAMES:  # Slack and Teams may both be in use
+                where += f" on {PLATFORM_NAMES[row.platform]}"
             todo.append((row, c, where))
     done = 0
     for row, c, where in todo:

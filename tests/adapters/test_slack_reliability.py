@@ -259,7 +259,7 @@ async def test_without_slack_settings_server_starts_and_explains(
         runner, url, runtime = await _serve(school, Settings())
     try:
         assert "SLACK_SIGNING_SECRET" in caplog.text and "SLACK_BOT_TOKEN" in caplog.text
-        assert runtime.messenger.platform == "none"
+        assert runtime.dispatcher.platforms == []
         async with aiohttp.ClientSession() as s:
             async with s.get(url + "/healthz") as r:
                 assert r.status == 200
@@ -282,7 +282,7 @@ async def test_socket_mode_starts_with_app_token(
         with caplog.at_level(logging.INFO, logger="chatbot.slack"):
             runner, url, runtime = await _serve(school, settings)
         try:
-            assert runtime.messenger.platform == "slack"
+            assert runtime.dispatcher.platforms == ["slack"]
             for _ in range(100):  # Socket Mode connects in the background
                 if any(c.method == "apps.connections.open" for c in api.calls):
                     break

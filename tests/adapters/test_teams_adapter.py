@@ -462,7 +462,7 @@ async def test_other_tenants_are_refused(
         assert await t.post(a, {"Authorization": "Bearer x"}) == 403
         assert connector.calls == []
         # With Teams configured, the Teams messenger is the outbox's way out.
-        assert t.runtime.messenger is teams_app.messenger
+        assert t.runtime.dispatcher.messengers == {"teams": teams_app.messenger}
     finally:
         await stop(t)
 

@@ -128,7 +128,7 @@ async def test_readme_server_with_slack_does_not_let_anyone_act_as_the_dsl(
         await runner.cleanup()
     assert attacker.requests == []
     await nothing_viewed(school, concern_id)
-    assert runtime.messenger.platform == "slack"
+    assert runtime.dispatcher.platforms == ["slack"]
 
 
 @pytest.mark.parametrize(
@@ -287,7 +287,7 @@ async def test_emulator_refused_off_loopback(core: Units, caplog: pytest.LogCapt
         r = await client.post("/api/messages", json={"type": "message", "text": "help"})
         assert r.status == 503
         assert "loopback" in (await r.json())["error"]
-    assert runtime.messenger.platform == "none"
+    assert runtime.dispatcher.platforms == []
 
 
 async def test_emulator_mode_only_answers_loopback_requests(

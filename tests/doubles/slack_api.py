@@ -3,6 +3,9 @@
 A real aiohttp server on 127.0.0.1 that records every method called with its body and answers
 the way Slack does for the methods the adapter uses. ``fail_next`` makes the next calls answer
 HTTP 429 (with ``Retry-After``) or 5xx, to show the outbox recovers without losing anything.
+``slow`` holds a method's answer back for a while (the message is posted at once, as Slack
+would, and only the answer is late), so a test can kill a replica while a send is in flight;
+``in_flight`` lists the calls not yet answered.
 Also serves ``response_url`` posts at ``/response/<id>``, and Socket Mode: with ``app_token``
 set, ``apps.connections.open`` hands out a websocket on this server, and :meth:`envelope`
 sends an envelope down it and waits for the app's acknowledgement.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +29,18 @@ class Call:
     body: dict[str, Any]
     token: str = ""
     result: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when it arrived
+
+    @property
+    def outbox_id(self) -> int | None:
+        """The outbox id the bot put in the message's metadata, if any."""
+        metadata = self.body.get("metadata")
+        if isinstance(metadata, str):  # form-encoded bodies carry it as JSON text
+            metadata = json.loads(metadata)
+        if not isinstance(metadata, dict):
+            return None
+        value = (metadata.get("event_payload") or {}).get("outbox_id")
+        return int(value) if value is not None else None
 
 
 @dataclass
@@ -49,6 +65,8 @@ class FakeSlackAPI:
     failures: list[Failure] = field(default_factory=list)
     app_token: str = ""  # set: Socket Mode connections are accepted for this token
     socket_acks: list[dict[str, Any]] = field(default_factory=list)  # what the app sent back
+    slow: dict[str, float] = field(default_factory=dict)  # method -> seconds to hold the answer
+    in_flight: list[Call] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._n = itertools.count(1)
@@ -173,6 +191,12 @@ class FakeSlackAPI:
             handler = getattr(self, "m_" + method.replace(".", "_"), None)
             result = handler(body) if handler else {"ok": False, "error": "unknown_method"}
         call.result = result
+        if self.slow.get(method):
+            self.in_flight.append(call)
+            try:
+                await asyncio.sleep(self.slow[method])
+            finally:
+                self.in_flight.remove(call)
         return web.json_response(result)
 
     # ----- Socket Mode -----

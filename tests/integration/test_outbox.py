@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from chatbot.effects import CloseForm
-from chatbot.outbox import CLAIM_SECONDS, MAX_BACKOFF_SECONDS, Dispatcher
+from chatbot.outbox import LEASE_SECONDS, MAX_BACKOFF_SECONDS, Dispatcher
 from chatbot.ports import FixedClock, Role, StaffAddress
 from chatbot.router import Bot
 from chatbot.storage.db import Database
@@ -154,7 +154,9 @@ class Crash(BaseException):
 
 
 class CrashingMessenger(RecordingMessenger):
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         raise Crash()
 
 
@@ -175,10 +177,10 @@ async def test_row_of_crashed_dispatcher_redelivered_after_lease(
         raise AssertionError("the crashing messenger was not used")
     row = await only_row(school.db)
     assert row.delivered_at is None
-    assert row.claimed_until == clock.now() + timedelta(seconds=CLAIM_SECONDS)
+    assert row.claimed_until == clock.now() + timedelta(seconds=LEASE_SECONDS)
 
     # Another replica leaves the claimed row alone while the lease lasts...
-    clock.advance(seconds=CLAIM_SECONDS - 1)
+    clock.advance(seconds=LEASE_SECONDS - 1)
     await dispatcher.drain()
     assert messenger.sent == []
     # ... and delivers it once the lease has expired.
@@ -295,7 +297,9 @@ async def test_update_failure_retried(
 class ExplodingMessenger(RecordingMessenger):
     """A messenger with a bug: an unexpected exception must not lose the row either."""
 
-    async def post_to_role(self, role: Role, message: Message) -> str:
+    async def post_to_role(
+        self, role: Role, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         raise RuntimeError("boom")
 
 
