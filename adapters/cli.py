@@ -19,6 +19,7 @@ from chatbot.services.identity import cli_actor
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
 from chatbot.storage.models import Staff
+from chatbot.ui import no_controls
 
 AS_HELP = "your school email, recorded as who acted (the CLI trusts the server account)"
 
@@ -212,7 +213,8 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
                     print(f"{field}: {msg}", file=sys.stderr)
                 return 2
             assert res.pupil is not None
-            print(f"Recorded written consent for {res.pupil.short_name} ({res.pupil.upn}).")
+            name = no_controls(res.pupil.short_name)
+            print(f"Recorded written consent for {name} ({res.pupil.upn}).")
             return 0
         if args.consent_cmd == "withdraw":
             actor, label = await _cli_actor(core, args.as_email)
@@ -225,7 +227,8 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
         rows = await consent.listing(core)
         for pupil, c in rows:
             when = c.received_at.astimezone(core.policy.zone).strftime("%Y-%m-%d %H:%M")
-            print(f"{pupil.upn}  {pupil.short_name:<24} {c.parent_email:<32} received {when}")
+            name = no_controls(pupil.short_name)  # from a roster file: shown inert
+            print(f"{pupil.upn}  {name:<24} {c.parent_email:<32} received {when}")
         print(f"{len(rows)} pupil(s) with consent on file.")
         return 0
     if args.cmd == "concerns":

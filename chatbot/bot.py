@@ -34,7 +34,7 @@ from chatbot.services.forms import one
 from chatbot.services.identity import known_staff, remember, staff_options
 from chatbot.storage.models import Booking, CallLog, ProcessedDelivery, Staff
 from chatbot.sweeps import run_booking_sweeps
-from chatbot.ui import Actions, Button, Context, Message, Section
+from chatbot.ui import Actions, Button, Context, Message, Section, esc
 
 log = logging.getLogger("chatbot.bot")
 
@@ -52,7 +52,8 @@ Handler = Callable[[Interaction, Staff], Awaitable[list[Effect]]]
 
 
 def say(text: str) -> list[Effect]:
-    return [Ephemeral(Message(text, (Section(text),)))]
+    """A private reply of plain text (it may quote people, so it is never read as markup)."""
+    return [Ephemeral(Message(text, (Section(esc(text)),)))]
 
 
 def help_message(core: Core) -> Message:
@@ -235,7 +236,7 @@ class Bot:
                 host = await s.get(Staff, b.host_id)
                 co = await s.get(Staff, b.cohost_id) if b.cohost_id else None
                 assert host is not None
-                role = "You host" if b.host_id == staff.id else f"{host.name} hosts"
+                role = "You host" if b.host_id == staff.id else f"{esc(host.name)} hosts"
                 status = {"awaiting_cohost": "waiting for co-host", "confirmed": "confirmed"}[
                     b.status
                 ]
@@ -245,8 +246,8 @@ class Bot:
                 blocks.append(
                     Section(
                         f"**{notices.when(b, zone)}** · {notices.KIND_LABEL[b.kind]} with "
-                        f"{notices.pupil_names(b)} · {role}, co-host "
-                        f"{co.name if co else 'none'} · {status}"
+                        f"{esc(notices.pupil_names(b))} · {role}, co-host "
+                        f"{esc(co.name) if co else 'none'} · {status}"
                     )
                 )
                 buttons: list[Button] = []

@@ -52,7 +52,7 @@ from chatbot.effects import (
     UpdateMessage,
 )
 from chatbot.interaction import ConversationRef, Interaction, UserRef
-from chatbot.ui import Form, Message, Section
+from chatbot.ui import Form, Message, Section, esc
 
 log = logging.getLogger("chatbot.slack")
 
@@ -508,7 +508,8 @@ class SlackAdapter:
 
 
 def _say(text: str) -> Message:
-    return Message(text, (Section(text),))
+    """A message from plain text (field errors, apologies), never read as markup."""
+    return Message(text, (Section(esc(text)),))
 
 
 def _describe(exc: Exception) -> str:

@@ -23,6 +23,7 @@ from adapters.teams.messenger import (
     ReferenceStore,
     card_json,
     message_json,
+    text_json,
 )
 from adapters.teams.outbound import Outbound
 from chatbot.bot import COMMANDS
@@ -255,7 +256,7 @@ class TeamsHandler(TeamsActivityHandler):
                 shown = e.form or form
                 if shown is None:
                     text = " ".join(e.errors.values()) or "Please check the form."
-                    await self._reply(ctx, {"type": "message", "text": text})
+                    await self._reply(ctx, text_json(text))
                     continue
                 options = await self._options(i, shown, values)
                 card = cards.form_card(shown, options, e.errors, _listed(shown, options, values))
@@ -324,7 +325,7 @@ class TeamsHandler(TeamsActivityHandler):
         inp = next((x for x in form.inputs if x.id == input_id), None) if form else None
         if form is None or inp is None or not cards.searchable(inp):
             text = "That form has changed since it was sent. Please open it again."
-            await self._reply(ctx, {"type": "message", "text": text})
+            await self._reply(ctx, text_json(text))
             return
         query = " ".join(str(raw_query or "").split())[:QUERY_MAX]
         found: dict[str, tuple[Option, ...]] = {}

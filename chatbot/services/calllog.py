@@ -13,7 +13,7 @@ from chatbot.services import audit
 from chatbot.services.booking import load
 from chatbot.services.forms import FieldError, one, parse_int, text
 from chatbot.storage.models import Booking, CallLog, Staff
-from chatbot.ui import Form, Input, Option
+from chatbot.ui import Form, Input, Option, esc
 
 FORM_ID = "call_log"
 SUMMARY_MAX = 3000
@@ -24,7 +24,7 @@ def log_form(b: Booking) -> Form:
     return Form(
         id=FORM_ID,
         title="Keeping in Touch log",
-        intro=f"{notices.ref(b)}: {notices.pupil_names(b)}.",
+        intro=f"{notices.ref(b)}: {esc(notices.pupil_names(b))}.",
         submit_label="Save log",
         state={"booking_id": str(b.id)},
         inputs=(

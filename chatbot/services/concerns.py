@@ -28,7 +28,7 @@ from chatbot.services import concern_chase, concern_filing, concern_records
 from chatbot.services.booking import load
 from chatbot.services.forms import FieldError, text
 from chatbot.storage.models import Booking, Staff
-from chatbot.ui import Form, Input, Message, Section
+from chatbot.ui import Form, Input, Message, Section, esc
 
 FORM_ID = concern_filing.FORM_ID
 NOTE_FORM_ID = "concern_note"
@@ -37,7 +37,7 @@ COMMAND = "concern"
 
 
 def _say(words: str) -> list[Effect]:
-    return [Ephemeral(Message(words, (Section(words),)))]
+    return [Ephemeral(Message(words, (Section(esc(words)),)))]
 
 
 def actor_label(i: Interaction, staff: Staff | None) -> str:
