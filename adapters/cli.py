@@ -18,6 +18,7 @@ from chatbot.roster.identity import cli_actor
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
 from chatbot.storage.models import Staff
+from chatbot.ui import no_controls
 from chatbot.uow import Units
 
 AS_HELP = "your school email, recorded as who acted (the CLI trusts the server account)"
@@ -214,7 +215,8 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
                     print(f"{field}: {msg}", file=sys.stderr)
                 return 2
             assert res.pupil is not None
-            print(f"Recorded written consent for {res.pupil.short_name} ({res.pupil.upn}).")
+            name = no_controls(res.pupil.short_name)
+            print(f"Recorded written consent for {name} ({res.pupil.upn}).")
             return 0
         if args.consent_cmd == "withdraw":
             actor, label = await _cli_actor(units, args.as_email)
@@ -229,7 +231,8 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
             rows = await consent.listing(u)
         for pupil, c in rows:
             when = c.received_at.astimezone(units.policy.zone).strftime("%Y-%m-%d %H:%M")
-            print(f"{pupil.upn}  {pupil.short_name:<24} {c.parent_email:<32} received {when}")
+            name = no_controls(pupil.short_name)  # from a roster file: shown inert
+            print(f"{pupil.upn}  {name:<24} {c.parent_email:<32} received {when}")
         print(f"{len(rows)} pupil(s) with consent on file.")
         return 0
     if args.cmd == "concerns":

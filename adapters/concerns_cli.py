@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.concerns import export, retention
+from chatbot.ui import no_controls
 from chatbot.uow import Units
 
 AS_HELP = "your school email; you must be a DSL or deputy DSL"
@@ -64,7 +65,9 @@ async def _export(args: argparse.Namespace, units: Units) -> int:
         print(res.text, file=sys.stderr)
         return 2
     if args.out is None:
-        print(res.text, end="")
+        # To the terminal: without control sequences a narrative or name could carry. The
+        # file (below) keeps the record exactly as it was written.
+        print(no_controls(res.text), end="")
         return 0
     try:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chatbot.ui import Form, Message, Option, Section
+from chatbot.ui import Form, Message, Option, Section, esc
 
 
 @dataclass(frozen=True)
@@ -89,5 +89,6 @@ Effect = (
 
 
 def say(text: str) -> list[Effect]:
-    """A short private answer to the person acting."""
-    return [Ephemeral(Message(text, (Section(text),)))]
+    """A short private answer to the person acting, as plain text (it may quote people, so it
+    is never read as markup)."""
+    return [Ephemeral(Message(text, (Section(esc(text)),)))]

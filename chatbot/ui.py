@@ -1,15 +1,77 @@
-"""UI-neutral building blocks: messages and forms.
+r"""UI-neutral building blocks: messages and forms.
 
 Slack renders these as Block Kit, Teams as Adaptive Cards, the console as plain text.
 Everything here is plain data so it can be stored in the outbox as JSON and rendered later.
+
+Text from people (names, plans, notes, anything from a roster file) is shown as text on every
+surface. Two kinds of string carry it:
+
+- **Markup**: ``Section.text`` and ``Form.intro``. ``**bold**`` is the core's only markup.
+  Text that is not ours goes in through :func:`esc`, which backslash-escapes ``*`` and ``\``,
+  so a name written ``**x**`` can never open or close the core's bold. Adapters read markup
+  with :func:`spans` only, and show every run as literal text in their own way.
+- **Plain**: everything else (``Message.text``, ``Fields``, ``Context`` lines, button, option,
+  input and form labels, hints, titles). No markup at all; adapters show it literally.
+
+Either way the adapter neutralises its platform's own syntax in every run (Slack escapes
+``& < >``; Teams draws text where markdown is not parsed; the console drops terminal control
+sequences), and :func:`no_controls` removes control and bidi-override characters everywhere.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ButtonStyle = Literal["default", "primary", "danger"]
+
+_MARKUP = re.compile(r"\\[\\*]|\*\*")
+# C0 controls except tab and newline, DEL and C1 controls: a terminal acts on them (ESC starts
+# colour, cursor and OSC 8 hyperlink sequences), and no chat client needs them. Then the bidi
+# embeddings, overrides and isolates (the "Trojan Source" set): they make text display in an
+# order other than it is stored, so a name could seem to say what it does not.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def esc(text: str) -> str:
+    """Text that is not ours, made safe to put inside markup (``Section.text``, ``intro``)."""
+    return text.replace("\\", "\\\\").replace("*", "\\*")
+
+
+def spans(markup: str) -> list[tuple[str, bool]]:
+    """Markup as runs of ``(text, bold)``, escapes resolved. A ``**`` without a partner is
+    shown as it is."""
+    tokens: list[str | None] = []  # None: a ``**`` marker
+    pos = 0
+    for m in _MARKUP.finditer(markup):
+        tokens.append(markup[pos : m.start()])
+        tokens.append(None if m.group() == "**" else m.group()[1])
+        pos = m.end()
+    tokens.append(markup[pos:])
+    if tokens.count(None) % 2:
+        last = len(tokens) - 1 - tokens[::-1].index(None)
+        tokens[last] = "**"
+    runs: list[tuple[str, bool]] = []
+    bold = False
+    for token in tokens:
+        if token is None:
+            bold = not bold
+        elif runs and runs[-1][1] == bold:
+            runs[-1] = (runs[-1][0] + token, bold)
+        elif token:
+            runs.append((token, bold))
+    return runs
+
+
+def unmarked(markup: str) -> str:
+    """Markup as plain text (the console, notification summaries)."""
+    return "".join(text for text, _ in spans(markup))
+
+
+def no_controls(text: str) -> str:
+    """``text`` without control characters (tab and newline kept) or bidi overrides."""
+    return _UNSAFE.sub("", text) if _UNSAFE.search(text) else text
 
 
 @dataclass(frozen=True)
@@ -22,7 +84,7 @@ class Button:
 
 @dataclass(frozen=True)
 class Section:
-    """A paragraph of text. ``**bold**`` is the only markup; adapters translate it."""
+    """A paragraph of markup: ``**bold**``; anything not ours goes in through :func:`esc`."""
 
     text: str
     kind: Literal["section"] = "section"
@@ -30,7 +92,7 @@ class Section:
 
 @dataclass(frozen=True)
 class Fields:
-    """Label/value pairs shown as a compact grid."""
+    """Label/value pairs shown as a compact grid (plain text)."""
 
     items: tuple[tuple[str, str], ...]
     kind: Literal["fields"] = "fields"
@@ -44,6 +106,8 @@ class Actions:
 
 @dataclass(frozen=True)
 class Context:
+    """Small print under a message (plain text)."""
+
     lines: tuple[str, ...]
     kind: Literal["context"] = "context"
 

@@ -3,6 +3,10 @@
 Slash commands are typed as in Slack; forms become prompts with the same validation;
 buttons become numbered choices; messages the bot sends to other staff and to the DSL and
 SLT channels are printed as they are delivered. Works with piped stdin too.
+
+Names, plans and notes come from people and roster files: everything printed, prompts
+included, passes through :func:`chatbot.ui.no_controls`, so no escape sequence in them reaches
+the terminal.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from chatbot.effects import (
 from chatbot.interaction import Interaction, SubmittedValue, UserRef
 from chatbot.ports import Role, StaffAddress
 from chatbot.roster.importer import UPN_RE
-from chatbot.ui import Button, Form, Input, Message
+from chatbot.ui import Button, Form, Input, Message, no_controls
 
 ReadLine = Callable[[str], Awaitable[str | None]]
 Write = Callable[[str], None]
@@ -47,7 +51,7 @@ async def stdin_reader(prompt: str) -> str | None:
     if not line:
         return None
     if not sys.stdin.isatty():
-        sys.stdout.write(line if line.endswith("\n") else line + "\n")
+        sys.stdout.write(no_controls(line.rstrip("\n")) + "\n")
     return line.rstrip("\n")
 
 
@@ -92,9 +96,9 @@ class Console:
     def __init__(self, runtime: Runtime, email: str, read: ReadLine, write: Write):
         self.runtime = runtime
         self.email = email.strip().lower()
-        self.read = read
-        self.write = write
-        self.messenger = ConsoleMessenger(write)
+        self.read: ReadLine = lambda prompt: read(no_controls(prompt))
+        self.write: Write = lambda text: write(no_controls(text))
+        self.messenger = ConsoleMessenger(self.write)
         runtime.dispatcher.add(self.messenger)
 
     @property

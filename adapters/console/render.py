@@ -1,16 +1,17 @@
-"""Plain-text rendering of the core's neutral messages and forms."""
+"""Plain-text rendering of the core's neutral messages and forms.
+
+The terminal shows no bold, so markup is printed as its text. What a terminal would act on
+(escape sequences that recolour, clear the screen or make an OSC 8 hyperlink; bidi overrides)
+is removed by :class:`adapters.console.app.Console` from everything it prints.
+"""
 
 from __future__ import annotations
 
-import re
-
-from chatbot.ui import Actions, Button, Context, Fields, Form, Input, Message, Section
-
-BOLD = re.compile(r"\*\*(.+?)\*\*")
+from chatbot.ui import Actions, Button, Context, Fields, Form, Input, Message, Section, unmarked
 
 
-def plain(text: str) -> str:
-    return BOLD.sub(r"\1", text)
+def plain(markup: str) -> str:
+    return unmarked(markup)
 
 
 def message_text(message: Message, number: dict[int, Button] | None = None, start: int = 1) -> str:
@@ -18,7 +19,7 @@ def message_text(message: Message, number: dict[int, Button] | None = None, star
     lines: list[str] = []
     n = start
     if not message.blocks:
-        lines.append(plain(message.text))
+        lines.append(message.text)
     for block in message.blocks:
         if isinstance(block, Section):
             lines.append(plain(block.text))
@@ -59,4 +60,4 @@ def input_prompt(i: Input) -> str:
 
 def form_header(form: Form) -> str:
     head = f"== {form.title} ==  (type 'cancel' to stop)"
-    return f"{head}\n{form.intro}" if form.intro else head
+    return f"{head}\n{plain(form.intro)}" if form.intro else head

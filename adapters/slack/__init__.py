@@ -53,7 +53,7 @@ from chatbot.effects import (
     UpdateMessage,
 )
 from chatbot.interaction import ConversationRef, Interaction, SubmittedValue, UserRef
-from chatbot.ui import Form, Message, Section
+from chatbot.ui import Form, Message, Section, esc
 
 log = logging.getLogger("chatbot.slack")
 
@@ -475,7 +475,8 @@ def _surface(view: dict[str, Any] | None) -> Literal["chat", "home", "modal"]:
 
 
 def _say(text: str) -> Message:
-    return Message(text, (Section(text),))
+    """A message from plain text (field errors, apologies), never read as markup."""
+    return Message(text, (Section(esc(text)),))
 
 
 def _describe(exc: Exception) -> str:

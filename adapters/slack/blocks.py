@@ -3,6 +3,15 @@
 Pure functions, no I/O: everything here is checked in tests against Slack's Block Kit limits
 (at most 50 blocks in a message and 100 in a modal or Home tab, 100 options per static select,
 text lengths, action ids unique within the payload), so no school ever gets ``invalid_blocks``.
+
+Text from people is shown as text. Slack parses ``mrkdwn`` text objects *and* a message's
+top-level ``text`` (the fallback used by notifications and screen readers): there ``<!channel>``,
+``<@U…>`` and ``<https://…|label>`` are live, so every run of text is escaped (``& < >``, the
+only escapes Slack documents) and only the core's own bold becomes ``*bold*``; mrkdwn objects
+are ``verbatim`` so Slack adds no links or mentions of its own to plain words like ``@here``.
+``plain_text`` objects (titles, labels, buttons, options) are not parsed, so they are not
+escaped (Slack would show ``&amp;`` as it is). Slack has no escape for ``*``, ``_``, ``~`` or
+`` ` `` in mrkdwn, so a name like ``_x_`` can still show in italics; it can never link or ping.
 """
 
 from __future__ import annotations
@@ -12,7 +21,19 @@ import re
 from typing import Any
 
 from chatbot.interaction import SubmittedValue
-from chatbot.ui import Actions, Button, Context, Fields, Form, Input, Message, Option, Section
+from chatbot.ui import (
+    Actions,
+    Button,
+    Context,
+    Fields,
+    Form,
+    Input,
+    Message,
+    Option,
+    Section,
+    no_controls,
+    spans,
+)
 
 # Slack's documented limits.
 MAX_MESSAGE_BLOCKS = 50
@@ -55,21 +76,54 @@ def clip_words(text: str, limit: int) -> str:
 
 
 def escape(text: str) -> str:
-    """Slack mrkdwn control characters: user text can never ping @channel or fake a link."""
+    """Slack's control characters: text can never ping @channel or fake a link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def mrkdwn(text: str) -> str:
-    """The core's only markup is ``**bold**``; Slack writes bold as ``*bold*``."""
-    return re.sub(r"\*\*(.+?)\*\*", r"*\1*", escape(text), flags=re.S)
+def _mrkdwn_runs(runs: list[tuple[str, bool]]) -> str:
+    out: list[str] = []
+    for text, bold in runs:
+        t = escape(no_controls(text))
+        out.append("\n".join(map(_bold, t.split("\n"))) if bold else t)
+    return "".join(out)
+
+
+def _bold(line: str) -> str:
+    """Slack's bold neither crosses a line nor starts or ends with a space."""
+    core = line.strip()
+    if not core:
+        return line
+    start = line.index(core)
+    return f"{line[:start]}*{core}*{line[start + len(core) :]}"
+
+
+def mrkdwn(markup: str) -> str:
+    """The core's markup as mrkdwn: ``**bold**`` becomes ``*bold*``, all else is text."""
+    return _mrkdwn_runs(spans(markup))
+
+
+def fallback(text: str) -> str:
+    """A message's top-level ``text``: Slack parses it as mrkdwn, so it is escaped too."""
+    return escape(no_controls(clip(text, MAX_FALLBACK_TEXT)))
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
-    return {"type": "plain_text", "text": clip(text, limit) or " ", "emoji": True}
+    return {"type": "plain_text", "text": clip(no_controls(text), limit) or " ", "emoji": True}
 
 
-def md(text: str, limit: int) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": clip(mrkdwn(text), limit) or " "}
+def _md(mrkdwn_text: str, limit: int) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": clip(mrkdwn_text, limit) or " ", "verbatim": True}
+
+
+def md(markup: str, limit: int) -> dict[str, Any]:
+    """A mrkdwn text object from the core's markup (``Section.text``, ``Form.intro``)."""
+    return _md(mrkdwn(markup), limit)
+
+
+def md_text(text: str, limit: int, bold: str = "") -> dict[str, Any]:
+    """A mrkdwn text object from plain text, after an optional bold label on its own line."""
+    runs = [(bold, True), ("\n" + text, False)] if bold else [(text, False)]
+    return _md(_mrkdwn_runs(runs), limit)
 
 
 def action_id(name: str, index: int) -> str:
@@ -106,7 +160,7 @@ def message_blocks(message: Message, limit: int = MAX_MESSAGE_BLOCKS) -> list[di
             items = list(block.items)
             for start in range(0, len(items), MAX_FIELDS):
                 fields = [
-                    md(f"**{label}**\n{value}", MAX_FIELD_TEXT)
+                    md_text(value, MAX_FIELD_TEXT, bold=label)
                     for label, value in items[start : start + MAX_FIELDS]
                 ]
                 blocks.append({"type": "section", "fields": fields})
@@ -122,19 +176,20 @@ def message_blocks(message: Message, limit: int = MAX_MESSAGE_BLOCKS) -> list[di
             lines = [x for x in block.lines if x.strip()][:MAX_CONTEXT_ELEMENTS]
             if lines:
                 blocks.append(
-                    {"type": "context", "elements": [md(x, MAX_FIELD_TEXT) for x in lines]}
+                    {"type": "context", "elements": [md_text(x, MAX_FIELD_TEXT) for x in lines]}
                 )
     if len(blocks) > limit:
         blocks = blocks[: limit - 1]
         blocks.append(
-            {"type": "context", "elements": [md("More not shown here. Use /my-calls.", 100)]}
+            {"type": "context", "elements": [md_text("More not shown here. Use /my-calls.", 100)]}
         )
     return blocks
 
 
 def message_payload(message: Message) -> dict[str, Any]:
-    """``text`` + ``blocks`` for chat.postMessage / chat.update / response_url / ack."""
-    return {"text": clip(message.text, MAX_FALLBACK_TEXT), "blocks": message_blocks(message)}
+    """``text`` + ``blocks`` for chat.postMessage / chat.update / chat.postEphemeral /
+    response_url / ack: the one place a message's top-level text is made."""
+    return {"text": fallback(message.text), "blocks": message_blocks(message)}
 
 
 # ----- forms -----
@@ -270,7 +325,7 @@ def home_view(message: Message) -> dict[str, Any]:
         {
             "type": "context",
             "elements": [
-                md(
+                md_text(
                     "Book with /book-call · record consent with /consent · "
                     "report a worry with /concern",
                     300,
@@ -346,5 +401,6 @@ def errors_payload(errors: dict[str, str], view: dict[str, Any]) -> dict[str, st
     out: dict[str, str] = {}
     for field, message in errors.items():
         key = field if field in ids or not ids else ids[0]
-        out[key] = clip(f"{out[key]} {message}" if key in out else message, MAX_LABEL)
+        text = no_controls(message)
+        out[key] = clip(f"{out[key]} {text}" if key in out else text, MAX_LABEL)
     return out

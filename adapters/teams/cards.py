@@ -11,6 +11,17 @@ whose data is the form's plus ``{"search": input id}``: the adapter answers it b
 the card again with the matching pupils, and does not submit the form. A search button
 sends (and the client validates) every input on the card, so a card with one marks no input
 ``isRequired``; the core checks required fields when the form itself is submitted.
+
+Text from people is shown as text. Teams parses markdown in ``TextBlock.text`` and in
+``Fact.title``/``Fact.value`` (Microsoft's "Format cards in Teams"), so ``[click](https://…)``
+in a name would be a live, disguised link there; a ``TextRun``'s text is never parsed
+("Markdown is not supported", Adaptive Cards schema 1.2+). So every text drawn on a card is a
+``RichTextBlock`` of ``TextRun``s (the core's ``**bold**`` is a run of weight Bolder), label and
+value pairs are columns of those rather than a ``FactSet``, and nothing a person wrote goes in
+``fallbackText`` (which may be read as markdown). Input labels, placeholders, choice titles and
+button titles are plain text. Bare URLs are left as written: they show where they lead, and a
+plan may rightly carry a meeting link. Control and bidi-override characters are removed from
+every text shown (``no_controls``); the data a card sends back is not shown and is left as is.
 """
 
 from __future__ import annotations
@@ -20,7 +31,18 @@ from dataclasses import asdict
 from typing import Any
 
 from chatbot.interaction import SubmittedValue
-from chatbot.ui import Actions, Context, Fields, Form, Input, Message, Option, Section
+from chatbot.ui import (
+    Actions,
+    Context,
+    Fields,
+    Form,
+    Input,
+    Message,
+    Option,
+    Section,
+    no_controls,
+    spans,
+)
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 VERSION = "1.5"
@@ -30,39 +52,84 @@ SEARCH_KEY = "search"
 PUPIL_KINDS = ("pupils", "pupil")
 MULTI = ("multi_select", "pupils", "checkboxes")
 STYLE = {"primary": "positive", "danger": "destructive"}
+# Shown only by a Teams client too old for this card; the summary carries the message itself.
+FALLBACK = "Update Teams to see this message."
 
 
 def _card(
-    body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None, fallback: str = ""
+    body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     card: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": SCHEMA,
         "version": VERSION,
         "body": body,
+        "fallbackText": FALLBACK,
     }
     if actions:
         card["actions"] = actions
-    if fallback:
-        card["fallbackText"] = fallback[:500]
     return card
 
 
-def _text(text: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": text, "wrap": True, **extra}
+def _rich(
+    runs: list[tuple[str, bool]], spacing: str | None = None, **run_style: Any
+) -> list[dict[str, Any]]:
+    """Runs of text as RichTextBlocks, one per line (not every client breaks a line inside a
+    TextRun); ``run_style`` (size, weight, color, isSubtle) applies to every run."""
+    lines: list[list[dict[str, Any]]] = [[]]
+    for text, bold in runs:
+        for n, part in enumerate(no_controls(text).split("\n")):
+            if n:
+                lines.append([])
+            if part:
+                run = {"type": "TextRun", "text": part, **run_style}
+                if bold:
+                    run["weight"] = "Bolder"
+                lines[-1].append(run)
+    blocks: list[dict[str, Any]] = []
+    for inlines in filter(None, lines):
+        block: dict[str, Any] = {"type": "RichTextBlock", "inlines": inlines}
+        if blocks or spacing:
+            block["spacing"] = "None" if blocks else spacing
+        blocks.append(block)
+    return blocks
+
+
+def _markup(markup: str, **style: Any) -> list[dict[str, Any]]:
+    """The core's markup (``Section.text``, ``Form.intro``)."""
+    return _rich(spans(markup), **style)
+
+
+def _plain(text: str, **style: Any) -> list[dict[str, Any]]:
+    """Plain text: labels, values, hints, errors, titles."""
+    return _rich([(text, False)], **style)
+
+
+def _fields(items: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    """Label/value rows, as a FactSet lays them out but drawn with TextRuns (a Fact's title
+    and value are markdown). Relative column widths keep the rows aligned."""
+    return [
+        {
+            "type": "ColumnSet",
+            **({"spacing": "None"} if n else {}),
+            "columns": [
+                {"type": "Column", "width": 1, "items": _plain(label, weight="Bolder")},
+                {"type": "Column", "width": 2, "items": _plain(value)},
+            ],
+        }
+        for n, (label, value) in enumerate(items)
+    ]
 
 
 def message_card(message: Message, title: str = "") -> dict[str, Any]:
     body: list[dict[str, Any]] = []
     if title:
-        body.append(_text(title, size="Large", weight="Bolder"))
+        body.extend(_plain(title, size="Large", weight="Bolder"))
     for block in message.blocks:
         if isinstance(block, Section):
-            body.append(_text(block.text))
+            body.extend(_markup(block.text))
         elif isinstance(block, Fields):
-            body.append(
-                {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in block.items]}
-            )
+            body.extend(_fields(block.items))
         elif isinstance(block, Actions):
             body.append(
                 {
@@ -70,7 +137,7 @@ def message_card(message: Message, title: str = "") -> dict[str, Any]:
                     "actions": [
                         {
                             "type": "Action.Submit",
-                            "title": b.label,
+                            "title": no_controls(b.label),
                             "data": {"action": b.action_id, "value": b.value},
                             **({"style": STYLE[b.style]} if b.style in STYLE else {}),
                         }
@@ -79,14 +146,15 @@ def message_card(message: Message, title: str = "") -> dict[str, Any]:
                 }
             )
         elif isinstance(block, Context):
-            body.extend(_text(line, size="Small", isSubtle=True) for line in block.lines)
+            for line in block.lines:
+                body.extend(_plain(line, size="Small", isSubtle=True))
     if not body:
-        body.append(_text(message.text))
-    return _card(body, fallback=message.text)
+        body.extend(_plain(message.text))
+    return _card(body)
 
 
 def _choices(options: tuple[Option, ...]) -> list[dict[str, str]]:
-    return [{"title": o.label, "value": o.value} for o in options]
+    return [{"title": no_controls(o.label), "value": o.value} for o in options]
 
 
 def _initial(inp: Input) -> str | None:
@@ -113,7 +181,7 @@ def _input(
     required = inp.required and validate
     el: dict[str, Any] = {
         "id": INPUT_PREFIX + inp.id,
-        "label": inp.label,
+        "label": no_controls(inp.label),
         "isRequired": required,
     }
     k = inp.kind
@@ -138,7 +206,7 @@ def _input(
         else:
             el["style"] = "compact"
     if inp.placeholder and el["type"] in ("Input.Text", "Input.ChoiceSet", "Input.Number"):
-        el["placeholder"] = inp.placeholder
+        el["placeholder"] = no_controls(inp.placeholder)
     if value not in (None, ""):
         if el["type"] == "Input.Number":
             try:
@@ -146,11 +214,11 @@ def _input(
             except ValueError:
                 pass
         else:
-            el["value"] = value
+            el["value"] = no_controls(value)
     if required:
-        el["errorMessage"] = error or f"{inp.label} is required."
-    elif error:
-        el["errorMessage"] = error
+        # Our own words only: Teams may read errorMessage as markdown, and the core's error
+        # (which can quote what was typed) is drawn under the field as text anyway.
+        el["errorMessage"] = f"{el['label']} is required."
     return el
 
 
@@ -164,7 +232,7 @@ def _search_box(inp: Input, data: dict[str, Any], query: str, note: str) -> list
         "maxLength": 50,
     }
     if query:
-        box["value"] = query
+        box["value"] = no_controls(query)
     button = {
         "type": "Action.Submit",
         "title": "Search",
@@ -172,7 +240,7 @@ def _search_box(inp: Input, data: dict[str, Any], query: str, note: str) -> list
     }
     out = [box, {"type": "ActionSet", "actions": [button], "spacing": "Small"}]
     if note:
-        out.append(_text(note, size="Small", isSubtle=True, spacing="None"))
+        out.extend(_plain(note, size="Small", isSubtle=True, spacing="None"))
     return out
 
 
@@ -190,14 +258,14 @@ def form_card(
     notes = notes or {}
     data = {"form": form.id, "state": dict(form.state), "spec": form_spec(form)}
     validate = not any(searchable(i) for i in form.inputs)
-    body: list[dict[str, Any]] = [_text(form.title, size="Large", weight="Bolder")]
+    body: list[dict[str, Any]] = _plain(form.title, size="Large", weight="Bolder")
     if form.intro:
-        body.append(_text(form.intro))
+        body.extend(_markup(form.intro))
     ids = {i.id for i in form.inputs}
     general = [msg for key, msg in errors.items() if key not in ids]
     if errors:
-        body.append(
-            _text(
+        body.extend(
+            _plain(
                 "Please fix the highlighted fields." if not general else " ".join(general),
                 color="Attention",
                 weight="Bolder",
@@ -206,19 +274,24 @@ def form_card(
     for inp in form.inputs:
         body.append(_input(inp, inp.options, _initial(inp), errors.get(inp.id), validate))
         if inp.hint:
-            body.append(_text(inp.hint, size="Small", isSubtle=True, spacing="None"))
+            body.extend(_plain(inp.hint, size="Small", isSubtle=True, spacing="None"))
         if inp.id in errors:
-            body.append(_text(errors[inp.id], color="Attention", size="Small", spacing="None"))
+            body.extend(_plain(errors[inp.id], color="Attention", size="Small", spacing="None"))
         if searchable(inp):
             body.extend(_search_box(inp, data, queries.get(inp.id, ""), notes.get(inp.id, "")))
     actions = [
-        {"type": "Action.Submit", "title": form.submit_label, "style": "positive", "data": data}
+        {
+            "type": "Action.Submit",
+            "title": no_controls(form.submit_label),
+            "style": "positive",
+            "data": data,
+        }
     ]
-    return _card(body, actions, fallback=form.title)
+    return _card(body, actions)
 
 
 def closed_card(title: str, text: str) -> dict[str, Any]:
-    return _card([_text(title, weight="Bolder"), _text(text, isSubtle=True)], fallback=text)
+    return _card([*_plain(title, weight="Bolder"), *_plain(text, isSubtle=True)])
 
 
 # ----- form definitions round-tripped through card data -----

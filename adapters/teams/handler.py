@@ -22,6 +22,7 @@ from adapters.teams.messenger import (
     ReferenceStore,
     card_json,
     message_json,
+    text_json,
 )
 from adapters.teams.outbound import Outbound
 from chatbot.effects import (
@@ -231,7 +232,7 @@ class TeamsHandler(TeamsActivityHandler):
             elif isinstance(e, FormErrors):
                 if e.form is None:
                     text = " ".join(e.errors.values()) or "Please check the form."
-                    await self._reply(ctx, {"type": "message", "text": text})
+                    await self._reply(ctx, text_json(text))
                     continue
                 card = cards.form_card(e.form, e.errors)
                 await self._private(ctx, card_json(card, "Please check the form"))
@@ -298,7 +299,7 @@ class TeamsHandler(TeamsActivityHandler):
         inp = next((x for x in form.inputs if x.id == input_id), None) if form else None
         if form is None or inp is None or not cards.searchable(inp):
             text = "That form has changed since it was sent. Please open it again."
-            await self._reply(ctx, {"type": "message", "text": text})
+            await self._reply(ctx, text_json(text))
             return
         query = " ".join(str(raw_query or "").split())[:QUERY_MAX]
         i = self._interaction(

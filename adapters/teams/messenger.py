@@ -31,7 +31,7 @@ from chatbot.config import Settings
 from chatbot.interaction import UserRef
 from chatbot.ports import ChannelUnavailable, DeliveryError, Role, StaffAddress
 from chatbot.storage.models import ConversationReference
-from chatbot.ui import Message
+from chatbot.ui import Message, no_controls
 from chatbot.uow import Units
 
 log = logging.getLogger("chatbot.teams")
@@ -49,17 +49,25 @@ def message_json(message: Message, title: str = "") -> dict[str, Any]:
     """A neutral Message as a Teams message activity: an Adaptive Card, or plain text if it has
     no blocks. ``summary`` carries the plain fallback for notifications."""
     if not message.blocks and not title:
-        return {"type": "message", "text": message.text}
+        return text_json(message.text)
     return card_json(message_card(message, title), message.text)
 
 
+def text_json(text: str) -> dict[str, Any]:
+    """A text-only activity. Teams reads a message's ``text`` as markdown unless told
+    ``textFormat: plain``, and the text may quote people."""
+    return {"type": "message", "text": no_controls(text), "textFormat": "plain"}
+
+
 def card_json(card: dict[str, Any], summary: str = "") -> dict[str, Any]:
+    """A card activity. Its ``summary`` (the notification text) is plain text too."""
     act: dict[str, Any] = {
         "type": "message",
+        "textFormat": "plain",
         "attachments": [{"contentType": CARD_TYPE, "content": card}],
     }
     if summary:
-        act["summary"] = summary[:200]
+        act["summary"] = no_controls(summary)[:200]
     return act
 
 

@@ -11,7 +11,7 @@ from chatbot.bookings.service import load
 from chatbot.fields import FieldError, one, parse_int, text
 from chatbot.interaction import SubmittedValue
 from chatbot.storage.models import Booking, CallLog, Staff
-from chatbot.ui import Form, Input, Option
+from chatbot.ui import Form, Input, Option, esc
 from chatbot.uow import Unit
 
 FORM_ID = "call_log"
@@ -23,7 +23,7 @@ def log_form(b: Booking) -> Form:
     return Form(
         id=FORM_ID,
         title="Keeping in Touch log",
-        intro=f"{notices.ref(b)}: {notices.pupil_names(b)}.",
+        intro=f"{notices.ref(b)}: {esc(notices.pupil_names(b))}.",
         submit_label="Save log",
         state={"booking_id": str(b.id)},
         inputs=(

@@ -1,6 +1,7 @@
 """Neutral message templates for bookings: what people are told, in our own words.
 
 Pupils are shown to colleagues by forename and surname initial, and to SLT by initials only.
+Names, plans and checklist labels go into sections (markup) through :func:`esc`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from chatbot.policy import ChecklistItem, Policy
 from chatbot.storage.models import Booking, Staff
-from chatbot.ui import Actions, Button, Context, Fields, Message, Section
+from chatbot.ui import Actions, Button, Context, Fields, Message, Section, esc
 
 KIND_LABEL = {"one_to_one": "One-to-one", "group": "Group"}
 STAGE_LABEL = {
@@ -67,9 +68,11 @@ def cohost_request(b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo) -> Me
     return Message(
         text=f"{host.name} asks you to co-host a video call on {when(b, zone)}.",
         blocks=(
-            Section(f"**{host.name}** asks you to be the second member of staff on a video call."),
+            Section(
+                f"**{esc(host.name)}** asks you to be the second member of staff on a video call."
+            ),
             details(b, host, cohost, zone),
-            Section(f"**Plan:** {b.plan}"),
+            Section(f"**Plan:** {esc(b.plan)}"),
             Actions(
                 (
                     Button("cohost.accept", "Accept", str(b.id), "primary"),
@@ -87,7 +90,7 @@ def cohost_request_closed(
     return Message(
         text=f"{ref(b)} on {when(b, zone)}: {outcome}",
         blocks=(
-            Section(f"Co-host request from **{host.name}**: {outcome}"),
+            Section(f"Co-host request from **{esc(host.name)}**: {outcome}"),
             details(b, host, cohost, zone),
             Context((ref(b),)),
         ),
@@ -108,7 +111,7 @@ def booked_for_host(
     return Message(
         text=head,
         blocks=(
-            Section(head),
+            Section(esc(head)),
             details(b, host, cohost, zone),
             Context(
                 (
@@ -124,7 +127,9 @@ def confirmed_for_host(b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo) -
     return Message(
         text=f"{cohost.name} accepted: your call on {when(b, zone)} is confirmed.",
         blocks=(
-            Section(f"**{cohost.name}** accepted. Your call is confirmed and SLT have been told."),
+            Section(
+                f"**{esc(cohost.name)}** accepted. Your call is confirmed and SLT have been told."
+            ),
             details(b, host, cohost, zone),
             Context((ref(b),)),
         ),
@@ -136,7 +141,7 @@ def declined_for_host(b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo) ->
         text=f"{cohost.name} can't co-host your call on {when(b, zone)}.",
         blocks=(
             Section(
-                f"**{cohost.name}** declined, so the call on {when(b, zone)} is not booked. "
+                f"**{esc(cohost.name)}** declined, so the call on {when(b, zone)} is not booked. "
                 "Choose another colleague to book it again."
             ),
             Actions(
@@ -155,7 +160,7 @@ def lapsed(
         text=f"{ref(b)} on {when(b, zone)} will not go ahead: {who} did not answer in time.",
         blocks=(
             Section(
-                f"**Not going ahead:** {who} did not accept in time, so this call has no "
+                f"**Not going ahead:** {esc(who)} did not accept in time, so this call has no "
                 "second member of staff and is cancelled."
             ),
             details(b, host, cohost, zone, initials_only=initials_only),
@@ -186,7 +191,7 @@ def cancelled(
     return Message(
         text=f"Cancelled by {by}: video call on {when(b, zone)} (host {host.name}).",
         blocks=(
-            Section(f"**Cancelled** by {by}: this call will not take place."),
+            Section(f"**Cancelled** by {esc(by)}: this call will not take place."),
             details(b, host, cohost, zone, initials_only=initials_only),
             Context((ref(b),)),
         ),
@@ -197,12 +202,12 @@ def checklist(b: Booking, policy: Policy, ticked: set[str], intro: str = "") -> 
     zone = policy.zone
     blocks: list[Section | Actions | Context | Fields] = []
     head = intro or f"Safety checklist for your call on {when(b, zone)}."
-    blocks.append(Section(head))
+    blocks.append(Section(esc(head)))
     for stage in ("before", "start", "environment"):
         items: tuple[ChecklistItem, ...] = policy.checklist_stage(stage)
         if not items:
             continue
-        lines = [f"{'☑' if i.key in ticked else '☐'} {i.label}" for i in items]
+        lines = [f"{'☑' if i.key in ticked else '☐'} {esc(i.label)}" for i in items]
         blocks.append(Section(f"**{STAGE_LABEL[stage]}**\n" + "\n".join(lines)))
     todo = [i for i in policy.checklist if i.key not in ticked]
     if todo:
@@ -222,7 +227,7 @@ def checklist(b: Booking, policy: Policy, ticked: set[str], intro: str = "") -> 
 
 
 def unticked_at_start(b: Booking, policy: Policy, missing: list[ChecklistItem]) -> Message:
-    lines = "\n".join(f"☐ {i.label}" for i in missing)
+    lines = "\n".join(f"☐ {esc(i.label)}" for i in missing)
     return Message(
         text=f"Your call is starting and {len(missing)} safety checks are not ticked.",
         blocks=(

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from chatbot.bookings import notices
 from chatbot.bookings.service import my_calls
 from chatbot.storage.models import CallLog, Staff
-from chatbot.ui import Actions, Button, Context, Message, Section
+from chatbot.ui import Actions, Button, Context, Message, Section, esc
 from chatbot.uow import Unit
 
 STATUS = {"awaiting_cohost": "waiting for co-host", "confirmed": "confirmed"}
@@ -32,7 +32,7 @@ async def my_calls_message(u: Unit, staff: Staff) -> Message:
         host = await s.get(Staff, b.host_id)
         co = await s.get(Staff, b.cohost_id) if b.cohost_id else None
         assert host is not None
-        role = "You host" if b.host_id == staff.id else f"{host.name} hosts"
+        role = "You host" if b.host_id == staff.id else f"{esc(host.name)} hosts"
         status = STATUS[b.status]
         past = b.ends_at <= u.now
         if past:
@@ -40,8 +40,8 @@ async def my_calls_message(u: Unit, staff: Staff) -> Message:
         blocks.append(
             Section(
                 f"**{notices.when(b, zone)}** · {notices.KIND_LABEL[b.kind]} with "
-                f"{notices.pupil_names(b)} · {role}, co-host "
-                f"{co.name if co else 'none'} · {status}"
+                f"{esc(notices.pupil_names(b))} · {role}, co-host "
+                f"{esc(co.name) if co else 'none'} · {status}"
             )
         )
         buttons: list[Button] = []

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from chatbot.policy import Policy
 from chatbot.storage.models import Concern, ConcernEvent
-from chatbot.ui import Actions, Button, Context, Fields, Message, Section
+from chatbot.ui import Actions, Button, Context, Fields, Message, Section, esc
 
 AlertStage = Literal["new", "reminder", "escalation"]
 
@@ -199,19 +199,19 @@ def details(d: DetailFacts, zone: ZoneInfo) -> Message:
     blocks: list[Section | Fields | Context] = [
         Fields(tuple(fields)),
         Section("**What happened**"),
-        Section(d.narrative),
+        Section(esc(d.narrative)),
     ]
     for when, who, note in d.notes:
-        blocks.append(Section(f"**Note, {at(when, zone)}, {who}:** {note}"))
+        blocks.append(Section(f"**Note, {at(when, zone)}, {esc(who)}:** {esc(note)}"))
     if d.outcome:
-        blocks.append(Section(f"**Outcome:** {d.outcome}"))
+        blocks.append(Section(f"**Outcome:** {esc(d.outcome)}"))
     blocks.append(Context(("Confidential: shown only to you. Your view has been recorded.",)))
     return Message(f"Concern {d.reference}", tuple(blocks))
 
 
 def acknowledged_for_reporter(reference: str, by: str) -> Message:
     text = f"Your concern {reference} has been acknowledged by {by}. Thank you for reporting it."
-    return Message(text, (Section(text),))
+    return Message(text, (Section(esc(text)),))
 
 
 def chronology_line(e: ConcernEvent, zone: ZoneInfo) -> str:

@@ -8,7 +8,7 @@ length and weekly limit in the letter are the ones the bot enforces.
 from __future__ import annotations
 
 from chatbot.policy import Policy
-from chatbot.ui import Context, Message, Section
+from chatbot.ui import Context, Message, Section, esc
 
 
 def _platforms(p: Policy) -> str:
@@ -62,7 +62,7 @@ def letter_message(p: Policy) -> Message:
     """Shown to staff by ``/consent letter``: the letter, then what to do with the reply."""
     body = letter_text(p)
     # One section per paragraph keeps each well inside Slack's 3,000-character limit.
-    paragraphs = tuple(Section(part) for part in body.split("\n\n"))
+    paragraphs = tuple(Section(esc(part)) for part in body.split("\n\n"))
     return Message(
         "The parent information email to send before a first call",
         (

@@ -134,6 +134,32 @@ def test_concerns_purge_and_hold_need_a_dsl(tmp_path: Path) -> None:
     assert "Would delete 0 record(s)" in r.stdout
 
 
+def test_consent_names_from_a_roster_are_printed_inert(tmp_path: Path) -> None:
+    """A pupil's name carrying a terminal hyperlink (OSC 8) reaches the terminal as text."""
+    link = "\x1b]8;;https://evil.example\x07Sam\x1b]8;;\x07"
+    (tmp_path / "p.csv").write_text(
+        f"upn,forename,surname\nA123456789012,{link},\u202eTaylor\n", encoding="utf-8"
+    )
+    assert chatbot(tmp_path, "import", "pupils", str(tmp_path / "p.csv")).returncode == 0
+    granted = chatbot(
+        tmp_path,
+        "consent",
+        "grant",
+        "A123456789012",
+        "--parent-email",
+        "parent.sam@home.test",
+        "--received",
+        "2026-11-27 18:05",
+        "--evidence",
+        "<id@home.test> Re: calls",
+    )
+    listed = chatbot(tmp_path, "consent", "list")
+    for r in (granted, listed):
+        assert r.returncode == 0, r.stderr
+        assert "]8;;https://evil.exampleSam]8;; ." in r.stdout  # the initial was the RLO
+        assert not any(ch in r.stdout for ch in "\x1b\x07\u202e"), r.stdout
+
+
 def test_policy_show_prints_defaults(tmp_path: Path) -> None:
     r = chatbot(tmp_path, "policy", "show")
     assert r.returncode == 0

@@ -1,7 +1,8 @@
 """Block Kit rendering: every modal, message and Home view stays inside Slack's limits.
 
 ``check_message`` / ``check_view`` are the checker the HTTP tests also apply to every call the
-adapter makes, so a school with many pupils or long texts never gets ``invalid_blocks``.
+adapter makes, so a school with many pupils or long texts never gets ``invalid_blocks``, and
+no text from a person is live Slack markup (tests/adapters/text_checks.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from adapters.slack.blocks import (
 from chatbot.bookings import forms as booking
 from chatbot.consent import service as consent
 from chatbot.policy import default_policy
-from chatbot.ui import Actions, Button, Context, Fields, Form, Input, Message, Option, Section
+from chatbot.ui import Actions, Button, Context, Fields, Form, Input, Message, Option, Section, esc
+from tests.adapters.text_checks import slack_findings
 
 PAYLOADS = Path(__file__).parents[1] / "payloads" / "slack"
 
@@ -178,6 +180,8 @@ def check_message(payload: dict[str, Any], where: str = "message") -> None:
     _need(len(payload["text"]) <= 40000, where, "text too long")
     if "blocks" in payload:
         check_blocks(payload["blocks"], where, 50)
+    found = slack_findings(payload)
+    _need(not found, where, "; ".join(found[:3]))
 
 
 def check_view(view: dict[str, Any], where: str = "view") -> None:
@@ -193,6 +197,8 @@ def check_view(view: dict[str, Any], where: str = "view") -> None:
         _need("submit" in view or not has_inputs, where, "a modal with inputs needs submit")
         _need(len(view.get("callback_id", "")) <= 255, where, "callback_id > 255")
         _need(len(view.get("private_metadata", "")) <= 3000, where, "private_metadata > 3000")
+    found = slack_findings(view)
+    _need(not found, where, "; ".join(found[:3]))
 
 
 def check_call(method: str, body: dict[str, Any]) -> None:
@@ -232,6 +238,32 @@ def test_markup_bold_and_escaping() -> None:
     assert mrkdwn("**Plan:** <!channel> & <https://x|y>") == (
         "*Plan:* &lt;!channel&gt; &amp; &lt;https://x|y&gt;"
     )
+
+
+def test_peoples_text_is_never_slack_markup() -> None:
+    """The fallback text, sections, fields and context lines: people's text is escaped, the
+    core's bold is kept, and Slack adds no links or mentions of its own (verbatim)."""
+    name = "<!here> **x** <@U1>"
+    msg = Message(
+        f"{name} & <https://evil.example|click>",
+        (
+            Section(f"**{esc(name)}** asks"),
+            Fields((("Host", name),)),
+            Context((f"by {name}",)),
+        ),
+    )
+    payload = message_payload(msg)
+    check_message(payload)
+    assert (
+        payload["text"]
+        == "&lt;!here&gt; **x** &lt;@U1&gt; &amp; &lt;https://evil.example|click&gt;"
+    )
+    section, fields, context = payload["blocks"]
+    assert section["text"]["text"] == "*&lt;!here&gt; **x** &lt;@U1&gt;* asks"
+    assert fields["fields"][0]["text"] == "*Host*\n&lt;!here&gt; **x** &lt;@U1&gt;"
+    assert context["elements"][0]["text"] == "by &lt;!here&gt; **x** &lt;@U1&gt;"
+    assert all(t["verbatim"] for t in (section["text"], fields["fields"][0], *context["elements"]))
+    assert message_payload(Message("a\x1b[2Jb\u202ec"))["text"] == "a[2Jbc"
 
 
 def test_action_ids_unique_and_stripped_back() -> None:

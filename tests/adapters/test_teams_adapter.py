@@ -1,6 +1,7 @@
 """The Teams adapter end to end: the real server on 127.0.0.1, real-shape activities posted to
 /api/messages, and a loopback Bot Connector (also on 127.0.0.1) that records what the bot sends.
-Every Adaptive Card the bot sends is validated against the official 1.5 schema."""
+Every Adaptive Card the bot sends is validated against the official 1.5 schema, and every
+activity is checked for markdown links where Teams parses markdown."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from chatbot.policy import Policy
 from chatbot.ports import FixedClock
 from chatbot.storage.models import ConversationReference, OutboxMessage
 from chatbot.uow import Units
+from tests.adapters.text_checks import teams_findings
 from tests.conftest import open_database
 from tests.doubles.bot_connector import Call, LoopbackConnector
 
@@ -71,6 +73,13 @@ def card_validator() -> Any:
 
 CARD_VALIDATOR = card_validator()
 ACTIVITY_IDS = itertools.count(1)
+
+
+def attention(element: dict[str, Any]) -> bool:
+    """A line of text drawn in the Attention colour (how the card shows a refusal)."""
+    return element["type"] == "RichTextBlock" and any(
+        run.get("color") == "Attention" for run in element["inlines"]
+    )
 
 
 def payload(name: str) -> dict[str, Any]:
@@ -166,6 +175,10 @@ class Teams:
         await self.runtime.dispatcher.drain()
 
     def validate_cards(self) -> None:
+        """Every activity sent shows people's text as text; every card is valid 1.5."""
+        for call in self.connector.calls:
+            found = teams_findings(call.body)
+            assert not found, found[:3]
         if CARD_VALIDATOR is None:
             return
         for call in self.connector.calls:
@@ -231,6 +244,44 @@ async def book(t: Teams) -> Call:
     assert await t.submit("teacher@school.test", form, BOOKING) == 201
     await t.drain()
     return _cohost_request(t)
+
+
+# ----- people's text -----
+
+
+def test_peoples_text_is_drawn_where_markdown_is_not_parsed() -> None:
+    from adapters.teams.cards import message_card
+    from adapters.teams.messenger import card_json, message_json
+    from chatbot.ui import Context, Fields, Message, Section, esc
+
+    name = "[click](https://evil.example) **x**"
+    msg = Message(
+        name,
+        (Section(f"**{esc(name)}** asks\nline two"), Fields((("Host", name),)), Context((name,))),
+    )
+    card = message_card(msg)
+    assert {e["type"] for e in card["body"]} == {"RichTextBlock", "ColumnSet"}  # no markdown
+    assert name not in card["fallbackText"]
+    section, line_two, host, context = card["body"]
+    assert [(r["text"], r.get("weight")) for r in section["inlines"]] == [
+        (name, "Bolder"),
+        (" asks", None),
+    ]
+    assert line_two["inlines"][0]["text"] == "line two"
+    label, value = host["columns"]
+    assert label["items"][0]["inlines"][0]["text"] == "Host"
+    assert value["items"][0]["inlines"][0]["text"] == name
+    assert context["inlines"][0]["text"] == name
+    activity = card_json(card, msg.text)
+    assert activity["textFormat"] == "plain" and teams_findings(activity) == []
+    if CARD_VALIDATOR is not None:
+        assert list(CARD_VALIDATOR.iter_errors(card)) == []
+    plain = message_json(Message("[click](https://evil.example)\x1b[2J"))
+    assert plain == {
+        "type": "message",
+        "text": "[click](https://evil.example)[2J",
+        "textFormat": "plain",
+    }
 
 
 # ----- the booking journey -----
@@ -299,12 +350,12 @@ async def test_refusals_shown_on_the_card(teams: Teams) -> None:
     assert await t.submit("teacher@school.test", form, bad) == 201
     again = t.last_to("teacher@school.test")
     [card] = again.cards
-    assert card["body"][0]["text"] == "Book a video call"
+    assert card["body"][0]["inlines"][0]["text"] == "Book a video call"
     body = card["body"]
     for field_id in ("start", "duration", "cohost", "platform", "plan"):
         [pos] = [n for n, e in enumerate(body) if e.get("id") == f"in_{field_id}"]
         after = body[pos + 1 : pos + 3]
-        assert any(e["type"] == "TextBlock" and e.get("color") == "Attention" for e in after), (
+        assert any(attention(e) for e in after), (
             field_id,
             after,
         )
@@ -688,7 +739,7 @@ async def test_pupil_search_edge_cases(teams: Teams) -> None:
     assert await t.submit("teacher@school.test", _redrawn(t, form), bad) == 201
     [card] = t.last_to("teacher@school.test").cards
     assert ZACH in _choices(card) and _element(card, "in_pupils")["value"] == ZACH
-    assert any(e.get("color") == "Attention" for e in card["body"])
+    assert any(attention(e) for e in card["body"])
 
     # A search from a card without its form definition is answered plainly.
     stale = {"form": "book_call", "search": "pupils", "find_pupils": "Zach"}

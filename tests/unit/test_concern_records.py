@@ -97,6 +97,35 @@ async def test_export_writes_chronology_and_is_audited(
     assert NARRATIVE in capsys.readouterr().out
 
 
+async def test_printed_export_sends_no_control_sequence_to_the_terminal(
+    school: Units, bot: Bot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A narrative carrying a terminal hyperlink and a clear-screen sequence is printed inert;
+    the file written with --out keeps the record exactly as it was reported."""
+    narrative = "Seen: \x1b]8;;https://evil.example\x07click\x1b]8;;\x07 then \x1b[2J\u202eend"
+    await file_concern(bot, narrative=narrative)
+    [c] = await concerns(school)
+    assert await cli(school, "export", "--reference", c.reference, "--as", "dsl@school.test") == 0
+    printed = capsys.readouterr().out
+    assert "Seen: ]8;;https://evil.exampleclick]8;; then [2Jend" in printed
+    assert not any(ch in printed for ch in "\x1b\x07\u202e")
+    out = tmp_path / "record.txt"
+    assert (
+        await cli(
+            school,
+            "export",
+            "--reference",
+            c.reference,
+            "--out",
+            str(out),
+            "--as",
+            "dsl@school.test",
+        )
+        == 0
+    )
+    assert narrative in out.read_text()
+
+
 async def test_export_refused_for_non_dsl(
     school: Units, bot: Bot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
