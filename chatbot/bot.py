@@ -30,7 +30,7 @@ from chatbot.interaction import Interaction
 from chatbot.ports import Directory
 from chatbot.services import booking as booking_svc
 from chatbot.services import calllog, checklist, cohost, consent, pupils
-from chatbot.services.forms import one
+from chatbot.services.forms import one, record_id
 from chatbot.services.identity import known_staff, remember, staff_options
 from chatbot.storage.models import Booking, CallLog, ProcessedDelivery, Staff
 from chatbot.sweeps import run_booking_sweeps
@@ -46,6 +46,11 @@ NOT_ON_ROSTER = (
     "You're not on the school's staff roster, so I can't book or show calls for you. "
     "Ask your IT technician to add your school email to the roster. "
     "You can still report a safeguarding concern with /concern."
+)
+
+UNREADABLE = (
+    "Some of that has characters I can't read (a broken emoji, perhaps). "
+    "Please type it again without them."
 )
 
 Handler = Callable[[Interaction, Staff], Awaitable[list[Effect]]]
@@ -99,11 +104,15 @@ class Bot:
         return done
 
     async def handle(self, i: Interaction) -> list[Effect]:
-        """Route one interaction; a delivery id seen before is ignored.
+        """Route one interaction; a delivery id seen before is ignored, and text that no
+        database or JSON encoder takes (a lone surrogate) is refused politely.
 
         Repeats are caught in memory first. Clicks and form submissions change things, so
         their ids are also claimed in the database: a retry after a restart, or on another
         replica, is still processed only once. Commands only read, so memory is enough."""
+        if not i.readable():
+            log.info("refused an interaction with unreadable text on %s", i.platform)
+            return say(UNREADABLE)
         key = (i.platform, (i.delivery_id or "")[:200])
         stateful = i.kind in ("action", "submit")
         if i.delivery_id:
@@ -409,7 +418,7 @@ class ConcernHooks:
 
 
 def _int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        return -1
+    """A button's record id; one that can't be an id becomes -1, which matches no row, so the
+    service answers as for any call that no longer exists."""
+    found = record_id(value)
+    return -1 if found is None else found

@@ -27,7 +27,7 @@ def record(
         label = actor.email
     else:
         actor_id = None
-        label = actor or "system"
+        label = (actor or "system")[:200]  # the column's width; a platform's name can be longer
     event = AuditEvent(
         at=at,
         actor_id=actor_id,

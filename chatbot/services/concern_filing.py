@@ -21,7 +21,15 @@ from chatbot.interaction import SubmittedValue
 from chatbot.policy import Policy
 from chatbot.services import audit
 from chatbot.services.booking import load
-from chatbot.services.forms import FieldError, one, parse_date, parse_time, text, too_long_ago
+from chatbot.services.forms import (
+    FieldError,
+    one,
+    parse_date,
+    parse_time,
+    record_id,
+    text,
+    too_long_ago,
+)
 from chatbot.services.identity import staff_by_email
 from chatbot.services.pupils import pupils_by_upn
 from chatbot.storage.models import Booking, Concern, ConcernEvent, Pupil, Staff
@@ -197,8 +205,9 @@ async def read_form(
     except FieldError as e:
         errors[e.field] = e.message
     booking: Booking | None = None
-    if state.get("booking_id", "").isdigit():
-        booking = await load(s, int(state["booking_id"]))
+    booking_id = record_id(state.get("booking_id", ""))
+    if booking_id is not None:
+        booking = await load(s, booking_id)
         if booking is not None and not on_call(booking, reporter):
             booking = None  # a link to someone else's call is dropped; the report still goes
     if errors or happened_at is None:

@@ -24,7 +24,7 @@ from chatbot.services.concern_filing import (
     alert_facts,
     thread_key,
 )
-from chatbot.services.forms import PUPIL_LIFETIME_YEARS
+from chatbot.services.forms import PUPIL_LIFETIME_YEARS, record_id
 from chatbot.services.identity import cli_actor, staff_by_email
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import (
@@ -64,7 +64,8 @@ def may_acknowledge(staff: Staff | None, c: Concern, head_email: str | None) -> 
 
 
 async def by_id(s: AsyncSession, value: str) -> Concern | None:
-    return await s.get(Concern, int(value)) if value.strip().isdigit() else None
+    concern_id = record_id(value)
+    return await s.get(Concern, concern_id) if concern_id is not None else None
 
 
 async def by_reference(s: AsyncSession, reference: str) -> Concern | None:

@@ -26,7 +26,7 @@ from chatbot.effects import (
 from chatbot.interaction import Interaction
 from chatbot.services import concern_chase, concern_filing, concern_records
 from chatbot.services.booking import load
-from chatbot.services.forms import FieldError, text
+from chatbot.services.forms import FieldError, record_id, text
 from chatbot.storage.models import Booking, Staff
 from chatbot.ui import Form, Input, Message, Section, esc
 
@@ -117,9 +117,10 @@ class ConcernFlow(ConcernHooks):
         blocked and nothing about someone else's call is shown."""
         booking: Booking | None = None
         kind, _, ident = i.value.partition(":")
-        if kind == "booking" and ident.isdigit():
+        booking_id = record_id(ident) if kind == "booking" else None
+        if booking_id is not None:
             async with self.core.db.reading() as s:
-                booking = await load(s, int(ident))
+                booking = await load(s, booking_id)
         if booking is not None and not concern_filing.on_call(booking, staff):
             booking = None
         return [OpenForm(concern_filing.concern_form(self.core, booking))]
