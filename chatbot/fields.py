@@ -12,6 +12,8 @@ TIME_RE = re.compile(r"^(\d{1,2})[:.](\d{2})$")
 # No pupil is 25 or older (their records are kept until then), so nothing a person tells us
 # about one happened longer ago than that: an earlier date is a slip (0001 for 2001, say).
 PUPIL_LIFETIME_YEARS = 25
+RECORD_ID = re.compile(r"[0-9]{1,10}")
+MAX_RECORD_ID = 2**31 - 1  # the widest id an INTEGER primary key holds on PostgreSQL
 
 
 class FieldError(ValueError):
@@ -123,14 +125,13 @@ def too_long_ago(day: date, today: date, what: str) -> str | None:
     return f"{what} is more than {PUPIL_LIFETIME_YEARS} years ago; check the year."
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit in the database; anything larger is not one of ours
+def record_id(value: str) -> int | None:
+    """A row id from outside (a button's value, a form's state), or None if it can't be one.
 
-
-def row_id(value: str) -> int:
-    """A row id from a button value or form state, or -1 when it is not one: a huge number
-    must not reach the database driver, which refuses it with an OverflowError."""
-    v = value.strip()
-    if not v.isascii() or not v.isdigit() or len(v) > 10:
-        return -1
-    n = int(v)
-    return n if 0 < n <= MAX_ID else -1
+    Only ASCII digits in the range an id column holds: anything else ("9" * 5000, a number
+    too wide for the database, "²") would make the look-up itself fail."""
+    value = value.strip()
+    if not RECORD_ID.fullmatch(value):
+        return None
+    n = int(value)
+    return n if 1 <= n <= MAX_RECORD_ID else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -10,6 +11,19 @@ from chatbot.ui import Form
 Platform = Literal["slack", "teams", "console"]
 InteractionKind = Literal["command", "action", "submit", "message", "install", "options", "home"]
 Surface = Literal["chat", "home", "modal"]
+
+
+def readable(text: str) -> bool:
+    """False for text holding a lone UTF-16 surrogate (``"\\ud800"`` in a JSON payload): no
+    database driver or JSON encoder takes one. (A whole emoji is a surrogate *pair* in JSON,
+    and decodes to one ordinary character.)"""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -70,3 +84,26 @@ class Interaction:
     surface: Surface = "chat"
     lists_choices: bool = False
     form: Form | None = None
+
+    def readable(self) -> bool:
+        """False if any text in it holds a lone UTF-16 surrogate (see :func:`readable`)."""
+        return all(readable(t) for t in self._texts() if isinstance(t, str))
+
+    def _texts(self) -> Iterator[object]:
+        a = self.actor
+        yield from (a.user_id, a.tenant, a.email, a.display_name, self.name, self.text)
+        yield from (self.value, self.message_ref, self.delivery_id)
+        if self.conversation is not None:
+            yield self.conversation.conversation_id
+        for key, value in self.values.items():
+            yield key
+            for v in value if isinstance(value, list) else [value]:
+                yield from (v.user_id, v.tenant, v.email) if isinstance(v, UserRef) else (v,)
+        for pair in self.state.items():
+            yield from pair
+        if self.form is not None:  # a form as a surface sent it back (Teams card data)
+            yield from (self.form.id, self.form.title, self.form.intro)
+            for inp in self.form.inputs:
+                yield from (inp.id, inp.label, inp.hint, inp.placeholder)
+                for o in inp.options:
+                    yield from (o.value, o.label)

@@ -36,6 +36,10 @@ ACTOR_SECONDS = 30.0  # how long a roster match is reused before it is looked up
 ATTEMPTS = 5  # a unit that lost a race to a unique key is run again, this many times in all
 SEEN_EVERY = timedelta(hours=1)  # how often "last seen on this platform" is brought up to date
 
+UNREADABLE = (
+    "Some of that has characters I can't read (a broken emoji, perhaps). "
+    "Please type it again without them."
+)
 NOT_ON_ROSTER = (
     "You're not on the school's staff roster, so I can't book or show calls for you. "
     "Ask your IT technician to add your school email to the roster. "
@@ -72,6 +76,9 @@ class Bot:
         return done
 
     async def handle(self, i: Interaction) -> list[Effect]:
+        if not i.readable():  # text no database or JSON encoder takes (a lone surrogate)
+            log.info("refused an interaction with unreadable text on %s", i.platform)
+            return say(UNREADABLE)
         route, args = self._find(i)
         if route is None:
             return self._unrouted(i)

@@ -3,13 +3,14 @@ TEST_DATABASE_URL=postgresql+asyncpg://... (CI runs the suite on both)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from chatbot.consent import service as consent
 from chatbot.interaction import Interaction, UserRef
@@ -19,6 +20,7 @@ from chatbot.ports import FixedClock
 from chatbot.roster import importer as roster
 from chatbot.router import Bot
 from chatbot.storage.db import Database
+from chatbot.storage.models import Base
 from chatbot.uow import Units
 from tests.fakes import RecordingMessenger
 
@@ -67,6 +69,23 @@ async def fresh_database(url: str, create: bool = True) -> Database:
     if create:
         await db.create_all()
     return db
+
+
+async def snapshot(db: Database, skip: tuple[str, ...] = ()) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table (but ``skip``), to show that a request changed nothing."""
+    out: dict[str, list[tuple[object, ...]]] = {}
+    async with db.reading() as s:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in skip:
+                rows = await s.execute(select(table).order_by(*table.primary_key.columns))
+                out[table.name] = [tuple(row) for row in rows]
+    return out
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing was logged as an error or with a traceback."""
+    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not bad, [r.getMessage()[:200] for r in bad]
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 A thin translator. No business rule lives here: the core decides, this module only renders.
 
-- HTTP at ``POST /slack/events`` (commands, interactivity, options and events on one URL), with
-  every request's signature checked by bolt (wrong, missing or stale: 401, nothing processed).
-- Socket Mode when ``SLACK_APP_TOKEN`` is set (no public URL needed).
+- HTTP at ``POST /slack/events`` (commands, interactivity, options and events on one URL).
+  Every request's signature is checked on the raw bytes before anything parses them (wrong,
+  missing or stale: 401), then its payload's shape (not what Slack sends: 400); see
+  :mod:`adapters.slack.inbound`. Either way nothing is processed.
+- Socket Mode when ``SLACK_APP_TOKEN`` is set (no public URL needed); envelopes get the same
+  shape check, and one that fails it is acknowledged and dropped.
 - Every interaction is handed to the core *before* the ack (``process_before_response``), so a
   safeguarding submission is committed before Slack is told it arrived and field errors can go
   back as ``response_action: errors``. Follow-up Web API calls for the same user (opening a
@@ -24,8 +27,14 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from adapters.server import Runtime
 from adapters.slack.blocks import (
@@ -39,6 +48,7 @@ from adapters.slack.blocks import (
     view_state,
     view_values,
 )
+from adapters.slack.inbound import Refused, check_payload, is_ssl_check, signed_text
 from adapters.slack.messenger import SlackDirectory, SlackMessenger, web_client
 from chatbot.effects import (
     CloseForm,
@@ -102,11 +112,15 @@ class SlackAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket: Any = None
         self._socket_task: asyncio.Task[None] | None = None
+        secret = self.settings.slack_signing_secret
+        self.verifier = SignatureVerifier(secret) if secret else None
         self.app = AsyncApp(
             client=self.client,
-            signing_secret=self.settings.slack_signing_secret or "",
+            signing_secret=secret or "",
             process_before_response=True,
-            request_verification_enabled=True,
+            # handle_http checks every signature before bolt sees the request (bolt's own
+            # check would parse the body first, and raise on hostile headers): once is enough.
+            request_verification_enabled=False,
             logger=logging.getLogger("chatbot.slack.bolt"),
         )
         self.app.command(re.compile(r"^/.+"))(self.on_command)
@@ -126,9 +140,7 @@ class SlackAdapter:
             self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
             self.client.session = self.session
         if self.settings.slack_app_token and self._socket is None:
-            from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
-            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
+            self._socket = CheckedSocketModeHandler(self.app, self.settings.slack_app_token)
             # Connect in the background: the client keeps retrying until Slack answers, and the
             # server (Teams, /healthz, the outbox) must not wait for it.
             self._socket_task = asyncio.get_running_loop().create_task(self._connect_socket())
@@ -169,7 +181,33 @@ class SlackAdapter:
                 return
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
+        try:
+            raw = await request.read()  # at most the server's client_max_size, else 413
+        except web.RequestPayloadError:  # a body that can't be read (a broken gzip encoding)
+            # Answer and hang up: left to itself aiohttp would read on after the answer, fail
+            # again and log that as an unhandled error.
+            request.content.feed_eof()
+            refused = web.json_response({"error": "unreadable body"}, status=400)
+            refused.force_close()
+            return refused
+        if is_ssl_check(raw):
+            return web.Response(status=200)
+        assert self.verifier is not None  # mounted only with a signing secret
+        text = signed_text(self.verifier, request.headers, raw)
+        if text is None:
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            # Bolt parses the body here (and reads ids out of it for its context), so what is
+            # checked below is exactly what it routes.
+            bolt_request = AsyncBoltRequest(
+                body=text,
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]
+            )
+            check_payload(bolt_request.body)
+        except Exception as exc:  # not JSON, not an object, or a field of the wrong shape
+            log.warning("refused a signed Slack request: %s", _refusal(exc))
+            return web.json_response({"error": "malformed request"}, status=400)
         bolt_response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
@@ -243,7 +281,6 @@ class SlackAdapter:
         values, pickers = view_values(view)
         for input_id in pickers:
             values[input_id] = self._picked(values[input_id], team_id)
-        trigger = body.get("trigger_id")
         interaction = Interaction(
             platform="slack",
             kind="submit",
@@ -251,9 +288,7 @@ class SlackAdapter:
             name=str(view.get("callback_id", "")),
             values=values,
             state=view_state(view),
-            delivery_id=f"trigger:{trigger}"
-            if trigger
-            else f"view:{view.get('id')}:{view.get('hash')}",
+            delivery_id=f"trigger:{body['trigger_id']}",  # always there: see inbound.PAYLOADS
         )
         # No try/except: if the core fails, bolt answers 500 and the modal stays open with
         # the user's text in it, rather than closing as if the report had been saved.
@@ -472,6 +507,37 @@ def _surface(view: dict[str, Any] | None) -> Literal["chat", "home", "modal"]:
     if view is None:
         return "chat"
     return "home" if view.get("type") == "home" else "modal"
+
+
+class CheckedSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler, with the same payload check as ``POST /slack/events``.
+
+    An envelope that fails it is acknowledged (so Slack does not send it again) and dropped."""
+
+    def __init__(self, app: AsyncApp, app_token: str):
+        super().__init__(app, app_token)
+        # slack_sdk raises (and logs a traceback) turning an envelope whose payload is not an
+        # object into a request; make it an empty object, which the check below refuses.
+        self.client.message_listeners.insert(0, _payload_as_object)
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        try:
+            check_payload(req.payload)
+        except Refused as exc:
+            log.warning("refused a Slack Socket Mode envelope: %s", exc)
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+        await super().handle(client, req)
+
+
+async def _payload_as_object(_client: Any, message: dict[str, Any], _raw: str | None) -> None:
+    if "payload" in message and not isinstance(message["payload"], dict):
+        message["payload"] = {}
+
+
+def _refusal(exc: Exception) -> str:
+    """Why a request was refused, for the log: the field's path, never its contents."""
+    return str(exc) if isinstance(exc, Refused) else f"unreadable payload ({type(exc).__name__})"
 
 
 def _say(text: str) -> Message:

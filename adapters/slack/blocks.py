@@ -379,11 +379,9 @@ def view_values(view: dict[str, Any]) -> tuple[dict[str, SubmittedValue], dict[s
 
 
 def view_state(view: dict[str, Any]) -> dict[str, str]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    """The form's state from ``private_metadata`` (a JSON object: checked on the way in)."""
+    data = json.loads(view.get("private_metadata") or "{}")
+    return {str(k): str(v) for k, v in data.items()}
 
 
 def input_block_ids(view: dict[str, Any]) -> list[str]:

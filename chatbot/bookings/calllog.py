@@ -53,7 +53,9 @@ class LogResult:
     message: str = ""
 
 
-async def open_form(u: Unit, actor: Staff, booking_id: int) -> tuple[str | None, Form | None]:
+async def open_form(
+    u: Unit, actor: Staff, booking_id: int | None
+) -> tuple[str | None, Form | None]:
     b = await load(u.session, booking_id)
     if b is None or b.host_id != actor.id:
         return "Only the host of that call can write its log.", None
@@ -73,7 +75,7 @@ async def _logged(u: Unit, b: Booking) -> bool:
 
 
 async def save(
-    u: Unit, actor: Staff, booking_id: int, values: dict[str, SubmittedValue]
+    u: Unit, actor: Staff, booking_id: int | None, values: dict[str, SubmittedValue]
 ) -> LogResult:
     res = LogResult()
     try:

@@ -24,7 +24,7 @@ def _may_use(b: Booking, actor: Staff) -> bool:
     return actor.id in (b.host_id, b.cohost_id)
 
 
-async def view(u: Unit, actor: Staff, booking_id: int) -> tuple[str | None, Message | None]:
+async def view(u: Unit, actor: Staff, booking_id: int | None) -> tuple[str | None, Message | None]:
     b = await load(u.session, booking_id)
     if b is None or not _may_use(b, actor):
         return "That checklist is not one of your calls.", None
@@ -32,7 +32,7 @@ async def view(u: Unit, actor: Staff, booking_id: int) -> tuple[str | None, Mess
 
 
 async def tick(
-    u: Unit, actor: Staff, booking_id: int, item_key: str
+    u: Unit, actor: Staff, booking_id: int | None, item_key: str
 ) -> tuple[str | None, Message | None]:
     """Tick one item (idempotent: a second click changes nothing). Returns (error, message)."""
     if item_key not in {i.key for i in u.policy.checklist}:

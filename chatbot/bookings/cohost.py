@@ -25,7 +25,7 @@ class Answer:
     message: Message | None = None  # the request message as it should now look
 
 
-async def answer(u: Unit, actor: Staff, booking_id: int, accept: bool) -> Answer:
+async def answer(u: Unit, actor: Staff, booking_id: int | None, accept: bool) -> Answer:
     s, now, zone = u.session, u.now, u.zone
     new_status = "confirmed" if accept else "declined"
     b = await load(s, booking_id)

@@ -20,7 +20,7 @@ from chatbot.effects import (
     UpdateMessage,
     say,
 )
-from chatbot.fields import row_id
+from chatbot.fields import record_id
 from chatbot.registry import Registry, Turn
 from chatbot.ui import Message
 from chatbot.uow import Unit
@@ -54,7 +54,7 @@ async def submit_booking(u: Unit, t: Turn) -> list[Effect]:
 
 
 async def cancel_call(u: Unit, t: Turn) -> list[Effect]:
-    text, b = await cancel(u, t.staff, row_id(t.interaction.value))
+    text, b = await cancel(u, t.staff, record_id(t.interaction.value))
     if b is None or b.host_id != t.staff.id:
         return say(text)
     # The host clicked Cancel in their list of calls: show the list without it.
@@ -62,7 +62,7 @@ async def cancel_call(u: Unit, t: Turn) -> list[Effect]:
 
 
 async def rebook(u: Unit, t: Turn) -> list[Effect]:
-    b = await load(u.session, row_id(t.interaction.value))
+    b = await load(u.session, record_id(t.interaction.value))
     if b is None or b.host_id != t.staff.id:
         return say("Only the host can book that call again.")
     local = u.local(b.starts_at)
@@ -80,7 +80,7 @@ async def rebook(u: Unit, t: Turn) -> list[Effect]:
 
 async def answer_cohost(u: Unit, t: Turn) -> list[Effect]:
     i = t.interaction
-    ans = await cohost.answer(u, t.staff, row_id(i.value), i.name == "cohost.accept")
+    ans = await cohost.answer(u, t.staff, record_id(i.value), i.name == "cohost.accept")
     out: list[Effect] = []
     if ans.message is not None and i.message_ref:
         out.append(UpdateMessage(ans.message))
@@ -89,26 +89,26 @@ async def answer_cohost(u: Unit, t: Turn) -> list[Effect]:
 
 
 async def open_checklist(u: Unit, t: Turn) -> list[Effect]:
-    err, msg = await checklist.view(u, t.staff, row_id(t.interaction.value))
+    err, msg = await checklist.view(u, t.staff, record_id(t.interaction.value))
     return [Reply(msg)] if msg is not None else say(err or "Could not open the checklist.")
 
 
 async def tick(u: Unit, t: Turn) -> list[Effect]:
     booking_id, _, key = t.interaction.value.partition(":")
-    err, msg = await checklist.tick(u, t.staff, row_id(booking_id), key)
+    err, msg = await checklist.tick(u, t.staff, record_id(booking_id), key)
     if err or msg is None:
         return say(err or "Could not tick that.")
     return [UpdateMessage(msg)] if t.interaction.message_ref else [Reply(msg)]
 
 
 async def open_log(u: Unit, t: Turn) -> list[Effect]:
-    err, form = await calllog.open_form(u, t.staff, row_id(t.interaction.value))
+    err, form = await calllog.open_form(u, t.staff, record_id(t.interaction.value))
     return [OpenForm(form)] if form is not None else say(err or "Could not open the log.")
 
 
 async def submit_log(u: Unit, t: Turn) -> list[Effect]:
     i = t.interaction
-    res = await calllog.save(u, t.staff, row_id(i.state.get("booking_id", "")), i.values)
+    res = await calllog.save(u, t.staff, record_id(i.state.get("booking_id", "")), i.values)
     if res.errors:
         return [FormErrors(res.errors)]
     if res.worrying and res.booking is not None:

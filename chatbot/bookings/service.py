@@ -275,7 +275,10 @@ async def _store(
     return booking
 
 
-async def load(s: AsyncSession, booking_id: int, lock: bool = False) -> Booking | None:
+async def load(s: AsyncSession, booking_id: int | None, lock: bool = False) -> Booking | None:
+    """The booking with this id (None for an id that can't be one: see fields.record_id)."""
+    if booking_id is None:
+        return None
     q = select(Booking).where(Booking.id == booking_id)
     if lock:
         q = q.with_for_update()
@@ -288,7 +291,7 @@ async def release_pupils(s: AsyncSession, booking: Booking) -> None:
         bp.active = False
 
 
-async def cancel(u: Unit, actor: Staff, booking_id: int) -> tuple[str, Booking | None]:
+async def cancel(u: Unit, actor: Staff, booking_id: int | None) -> tuple[str, Booking | None]:
     """Cancel a call. Only its host or a member of SLT may. The co-host, SLT (once the call
     was announced to them) and, when someone else cancels, the host are told who did."""
     s, now, zone = u.session, u.now, u.zone

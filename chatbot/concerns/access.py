@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.concerns.filing import add_event
-from chatbot.fields import row_id
+from chatbot.fields import record_id
 from chatbot.storage.models import Concern, Staff
 from chatbot.uow import Unit
 
@@ -42,8 +42,8 @@ def may_acknowledge(staff: Staff | None, c: Concern, head_email: str | None) -> 
 
 
 async def by_id(s: AsyncSession, value: str) -> Concern | None:
-    concern_id = row_id(value)
-    return await s.get(Concern, concern_id) if concern_id > 0 else None
+    concern_id = record_id(value)
+    return await s.get(Concern, concern_id) if concern_id is not None else None
 
 
 async def by_reference(s: AsyncSession, reference: str) -> Concern | None:

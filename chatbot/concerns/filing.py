@@ -23,7 +23,7 @@ from chatbot.fields import (
     parse_date,
     parse_time,
     picked_email,
-    row_id,
+    record_id,
     text,
     too_long_ago,
 )
@@ -205,7 +205,7 @@ async def read_form(
         errors[e.field] = e.message
     booking: Booking | None = None
     if state.get("booking_id"):
-        booking = await load(s, row_id(state["booking_id"]))
+        booking = await load(s, record_id(state["booking_id"]))
         if booking is not None and not on_call(booking, reporter):
             booking = None  # a link to someone else's call is dropped; the report still goes
     if errors or happened_at is None:

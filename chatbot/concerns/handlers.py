@@ -23,7 +23,7 @@ from chatbot.effects import (
     UpdateMessage,
     say,
 )
-from chatbot.fields import FieldError, row_id, text
+from chatbot.fields import FieldError, record_id, text
 from chatbot.policy import Policy
 from chatbot.registry import Registry, Turn
 from chatbot.storage.models import Booking
@@ -65,7 +65,7 @@ async def open_from_call(u: Unit, t: Turn) -> list[Effect]:
     booking: Booking | None = None
     kind, _, ident = t.interaction.value.partition(":")
     if kind == "booking":
-        booking = await load(u.session, row_id(ident))
+        booking = await load(u.session, record_id(ident))
     if booking is not None and not on_call(booking, t.actor):
         booking = None
     return [OpenForm(concern_form(u, booking))]

@@ -1,10 +1,12 @@
 """Slack over Socket Mode (SLACK_APP_TOKEN, no public URL): the real server connects to the
 loopback Slack API's websocket and gets the same commands and submissions as envelopes, with
-the same answers as over HTTP, acknowledged on the socket."""
+the same answers as over HTTP, acknowledged on the socket; envelopes not shaped as Slack
+sends them are acknowledged and dropped."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from chatbot.uow import Units
 from tests.adapters.test_slack_booking import GOOD
 from tests.adapters.test_slack_render import check_call
 from tests.adapters.test_slack_support import BOTS, TEAM, USERS, payload, submission
+from tests.conftest import no_traceback, snapshot
 from tests.doubles.slack_api import FakeSlackAPI
 
 APP_TOKEN = "xapp-1-A0VIDEO-socket"
@@ -108,3 +111,50 @@ async def test_someone_off_the_roster_is_told_over_socket_mode(
     assert "not on the school's staff roster" in ack["payload"]["text"]
     assert api.called("views.open") == []
     assert await bookings(runtime.units) == 0
+
+
+def _wrong_shapes() -> list[tuple[str, Any]]:
+    click = payload("block_actions_cohost_accept.json")
+    view = payload("view_submission_book_call.json")
+    values = view["view"]["state"]["values"]
+    return [
+        ("interactive", {**click, "user": ["U0TEACHER"]}),
+        ("interactive", {**click, "actions": {"action_id": "cohost.accept#0"}}),
+        ("interactive", {**view, "view": {**view["view"], "state": {"values": []}}}),
+        (
+            "interactive",
+            {
+                **view,
+                "view": {
+                    **view["view"],
+                    "state": {
+                        "values": {
+                            **values,
+                            "plan": {"plan": {"type": "plain_text_input", "value": "a \ud800 b"}},
+                        }
+                    },
+                },
+            },
+        ),
+        ("slash_commands", {**command("U0TEACHER", "/book-call", "t3.1"), "text": ["x"]}),
+        ("events_api", {**payload("event_app_home_opened.json"), "event": "app_home_opened"}),
+        ("interactive", []),  # not even an object
+        ("interactive", "a string"),
+    ]
+
+
+async def test_envelopes_of_the_wrong_shape_are_acknowledged_and_change_nothing(
+    socket: tuple[FakeSlackAPI, Runtime], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same check as POST /slack/events: acknowledged (so Slack does not send it again),
+    then dropped: no traceback, no Web API call, no row changed."""
+    api, runtime = socket
+    before = await snapshot(runtime.units.db)
+    calls = len(api.calls)
+    with caplog.at_level(logging.INFO):
+        for kind, body in _wrong_shapes():
+            ack = await api.envelope(kind, body)
+            assert ack["envelope_id"] and not ack.get("payload"), (kind, ack)
+    no_traceback(caplog)
+    assert len(api.calls) == calls
+    assert await snapshot(runtime.units.db) == before

@@ -360,12 +360,12 @@ class FakeSlackAPI:
 # ----- the other direction: requests signed exactly as Slack signs them -----
 
 
-def signature(secret: str, timestamp: str, body: str) -> str:
+def signature(secret: str, timestamp: str, body: str | bytes) -> str:
     """``v0=`` + HMAC-SHA256 of ``v0:<timestamp>:<body>`` with the signing secret."""
     import hashlib
     import hmac
 
-    base = f"v0:{timestamp}:{body}".encode()
+    base = f"v0:{timestamp}:".encode() + (body if isinstance(body, bytes) else body.encode())
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
