@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_school import PUPILS, STAFF, BookingPlan, email, seed  # noqa: E402
 from floor import Floor  # noqa: E402
+from report import load_average  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
 from chatbot.app import build_bot  # noqa: E402
@@ -144,6 +145,7 @@ async def run(url: str, args: argparse.Namespace) -> tuple[str, bool]:
 
 
 async def main(args: argparse.Namespace) -> int:
+    load_before = load_average()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for url in [f"sqlite+aiosqlite:///{tmp}/bench.db", *filter(None, [args.database_url])]:
@@ -152,7 +154,8 @@ async def main(args: argparse.Namespace) -> int:
         f"\nBookings through Bot.handle: {args.bookings} submissions from {args.concurrency} "
         f"tasks ({STAFF} staff, {PUPILS} pupils); cpu ms = this process's CPU per stored "
         f"booking.\nFloor: one INSERT committed per transaction through the same Database "
-        f"class, from as many tasks.\n"
+        f"class, from as many tasks. Machine load average {load_before} at the start, "
+        f"{load_average()} at the end.\n"
     )
     head = (
         f"{'database':<11}{'submits':>8}{'stored':>8}{'refused':>8}{'booked/s':>11}"
