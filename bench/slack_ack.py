@@ -316,7 +316,9 @@ def outcome(status: int, body: bytes) -> str:
         errors = answer.get("errors") or {}
         if answer.get("response_action") == "errors" and errors:
             field = min(errors)
-            return f"refused: {field}: {str(errors[field])[:50]}"
+            message = str(errors[field])
+            said = message if len(message) <= 50 else message[:50] + "..."
+            return f'refused: {field}: "{said}"'
     return "ok"
 
 
