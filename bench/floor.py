@@ -5,9 +5,10 @@ Written with SQLAlchemy Core (no ORM session) through the product's own
 keys), the same SQLite-on-the-loop driver and ``BEGIN IMMEDIATE`` write queue, and on
 PostgreSQL the same asyncpg pool. That is the fair floor: the least this stack can spend to
 store a row, so what the product spends beyond it is its own handling. A stock aiosqlite
-engine hands every call to a worker thread and costs more per commit (in this machine's runs,
-about 3 ms of CPU per INSERT against 2 ms), so measured against it the product would look
-better than it is. ``plain=True`` builds that stock engine (same pragmas) for comparison with
+engine hands every call to a worker thread and costs more per commit (one run of the Slack
+floor on this machine, busy with other work: about 3.0 ms of server CPU per stored submission,
+against 2.3 ms through Database), so measured against it the product would look better than
+it is. ``plain=True`` builds that stock engine (same pragmas) for comparison with
 the figures first quoted in issue #10.
 """
 
