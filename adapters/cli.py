@@ -10,16 +10,16 @@ from datetime import datetime
 from pathlib import Path
 
 from adapters import concerns_cli
-from chatbot.config import Settings
-from chatbot.core import Core
+from chatbot.config import Settings, SettingsError
 from chatbot.logsafe import quiet_libraries
-from chatbot.policy import PolicyError, load_policy
+from chatbot.policy import PolicyError, load_policy, to_toml
 from chatbot.ports import SystemClock
-from chatbot.services.identity import cli_actor
+from chatbot.roster.identity import cli_actor
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
 from chatbot.storage.models import Staff
 from chatbot.ui import no_controls
+from chatbot.uow import Units
 
 AS_HELP = "your school email, recorded as who acted (the CLI trusts the server account)"
 
@@ -103,22 +103,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _core(settings: Settings) -> Core:
+async def _units(settings: Settings) -> Units:
     policy = load_policy(settings.policy_path)
     db = Database(settings.database_url)
     await upgrade(db)
-    return Core(db=db, policy=policy, clock=SystemClock())
+    return Units(db=db, policy=policy, clock=SystemClock())
 
 
-async def _cli_actor(core: Core, as_email: str | None) -> tuple[Staff | None, str]:
-    async with core.db.reading() as s:
-        return await cli_actor(s, as_email)
+async def _cli_actor(units: Units, as_email: str | None) -> tuple[Staff | None, str]:
+    async with units.read() as u:
+        return await cli_actor(u.session, as_email)
 
 
-def _parse_received(text: str, core: Core) -> datetime:
+def _parse_received(text: str, units: Units) -> datetime:
     for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=core.policy.zone)
+            return datetime.strptime(text, fmt).replace(tzinfo=units.policy.zone)
         except ValueError:
             continue
     raise SystemExit(f"--received {text!r}: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM'")
@@ -126,10 +126,10 @@ def _parse_received(text: str, core: Core) -> datetime:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.cmd == "policy":
-        print(load_policy(settings.policy_path).to_toml(), end="")
+        print(to_toml(load_policy(settings.policy_path)), end="")
         return 0
     if args.cmd == "consent" and args.consent_cmd == "letter":
-        from chatbot.parent_letter import letter_text
+        from chatbot.consent.letter import letter_text
 
         print(letter_text(load_policy(settings.policy_path)))
         return 0
@@ -142,7 +142,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return teams_package(args)
     if args.cmd == "serve":
-        from adapters.serve import serve
+        from adapters.server import serve
 
         host = args.host or ("127.0.0.1" if args.teams_emulator else "0.0.0.0")
         return await serve(settings, host, args.port, args.production, args.teams_emulator)
@@ -151,18 +151,19 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return await run_console(settings, args.email, args.demo)
 
-    core = await _core(settings)
+    units = await _units(settings)
     try:
-        return await _run_with_core(args, core)
+        return await _run_with_database(args, units)
     finally:
-        await core.db.dispose()
+        await units.db.dispose()
 
 
-async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
-    from chatbot.services import consent, roster
+async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
+    from chatbot.consent import service as consent
+    from chatbot.roster import importer as roster
 
     if args.cmd == "db":
-        print(f"Database is up to date ({core.db.dialect}).")
+        print(f"Database is up to date ({units.db.dialect}).")
         return 0
     if args.cmd == "import":
         try:
@@ -172,7 +173,7 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
             return 2
         fn = roster.import_staff if args.what == "staff" else roster.import_pupils
         try:
-            report = await fn(core, text, actor="cli", deactivate_missing=args.deactivate_missing)
+            report = await fn(units, text, actor="cli", deactivate_missing=args.deactivate_missing)
         except roster.RosterError as exc:
             print(f"{args.file}: {exc}", file=sys.stderr)
             return 2
@@ -197,17 +198,18 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
                     return 2
             else:
                 evidence, kind = args.evidence, "message_id"
-            actor, label = await _cli_actor(core, args.as_email)
-            res = await consent.grant(
-                core,
-                upn=args.upn,
-                parent_email=args.parent_email,
-                received_at=_parse_received(args.received, core),
-                evidence_kind=kind,
-                evidence=evidence,
-                actor=actor,
-                actor_label=label,
-            )
+            actor, label = await _cli_actor(units, args.as_email)
+            async with units.write() as u:
+                res = await consent.grant(
+                    u,
+                    upn=args.upn,
+                    parent_email=args.parent_email,
+                    received_at=_parse_received(args.received, units),
+                    evidence_kind=kind,
+                    evidence=evidence,
+                    actor=actor,
+                    actor_label=label,
+                )
             if res.errors:
                 for field, msg in res.errors.items():
                     print(f"{field}: {msg}", file=sys.stderr)
@@ -217,22 +219,24 @@ async def _run_with_core(args: argparse.Namespace, core: Core) -> int:
             print(f"Recorded written consent for {name} ({res.pupil.upn}).")
             return 0
         if args.consent_cmd == "withdraw":
-            actor, label = await _cli_actor(core, args.as_email)
-            err = await consent.withdraw(core, args.upn, actor, label, cli=True)
+            actor, label = await _cli_actor(units, args.as_email)
+            async with units.write() as u:
+                err = await consent.withdraw(u, args.upn, actor, label, cli=True)
             if err:
                 print(err, file=sys.stderr)
                 return 2
             print(f"Consent withdrawn for {args.upn.upper()}.")
             return 0
-        rows = await consent.listing(core)
+        async with units.read() as u:
+            rows = await consent.listing(u)
         for pupil, c in rows:
-            when = c.received_at.astimezone(core.policy.zone).strftime("%Y-%m-%d %H:%M")
+            when = c.received_at.astimezone(units.policy.zone).strftime("%Y-%m-%d %H:%M")
             name = no_controls(pupil.short_name)  # from a roster file: shown inert
             print(f"{pupil.upn}  {name:<24} {c.parent_email:<32} received {when}")
         print(f"{len(rows)} pupil(s) with consent on file.")
         return 0
     if args.cmd == "concerns":
-        return await concerns_cli.run(args, core)
+        return await concerns_cli.run(args, units)
     raise AssertionError(args.cmd)
 
 
@@ -244,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "console":
         logging.getLogger().setLevel(logging.WARNING)  # keep the chat readable
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()
         return asyncio.run(_run(args, settings))
-    except PolicyError as exc:
+    except (PolicyError, SettingsError) as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

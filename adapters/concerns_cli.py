@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chatbot.core import Core
-from chatbot.services import concern_records
+from chatbot.concerns import export, retention
 from chatbot.ui import no_controls
+from chatbot.uow import Units
 
 AS_HELP = "your school email; you must be a DSL or deputy DSL"
 GIVE_AS = "Give your school email with --as; only a DSL or deputy DSL may do this."
@@ -48,19 +48,19 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-async def run(args: argparse.Namespace, core: Core) -> int:
+async def run(args: argparse.Namespace, units: Units) -> int:
     if args.concerns_cmd == "export":
-        return await _export(args, core)
+        return await _export(args, units)
     if args.concerns_cmd == "purge":
-        return await _purge(args, core)
+        return await _purge(args, units)
     if args.concerns_cmd == "hold":
-        return await _hold(args, core)
+        return await _hold(args, units)
     raise AssertionError(args.concerns_cmd)
 
 
-async def _export(args: argparse.Namespace, core: Core) -> int:
+async def _export(args: argparse.Namespace, units: Units) -> int:
     destination = f"file {args.out.name}" if args.out else "printed"
-    res = await concern_records.export(core, args.reference, args.as_email, destination)
+    res = await export.export(units, args.reference, args.as_email, destination)
     if not res.ok:
         print(res.text, file=sys.stderr)
         return 2
@@ -87,8 +87,8 @@ def _refused(args: argparse.Namespace, why: str) -> int:
     return 2
 
 
-async def _purge(args: argparse.Namespace, core: Core) -> int:
-    report = await concern_records.purge(core, args.as_email, dry_run=args.dry_run)
+async def _purge(args: argparse.Namespace, units: Units) -> int:
+    report = await retention.purge(units, args.as_email, dry_run=args.dry_run)
     if report.refused:
         return _refused(args, report.refused)
     verb = "Would delete" if args.dry_run else "Deleted"
@@ -109,8 +109,8 @@ async def _purge(args: argparse.Namespace, core: Core) -> int:
     return 0
 
 
-async def _hold(args: argparse.Namespace, core: Core) -> int:
-    err = await concern_records.set_hold(core, args.reference, args.hold, args.as_email)
+async def _hold(args: argparse.Namespace, units: Units) -> int:
+    err = await retention.set_hold(units, args.reference, args.hold, args.as_email)
     if err:
         return _refused(args, err)
     print(f"Legal hold {'placed on' if args.hold else 'lifted from'} {args.reference.upper()}.")

@@ -1,17 +1,77 @@
-"""One aiohttp server: Slack at POST /slack/events, Teams at POST /api/messages,
-GET /healthz, and the scheduler that runs the sweeps."""
+"""The server: everything `chatbot serve` runs, assembled in one place.
+
+One aiohttp application hosts Slack at ``POST /slack/events``, Teams at ``POST /api/messages``
+and ``GET /healthz``; APScheduler runs the outbox and every sweep the concepts registered.
+:func:`build_runtime` makes the core (database, policy, router, dispatcher) from Settings and
+:func:`build_app` mounts each configured platform on it; tests and benchmarks call the same two
+functions, so they run the wiring the server runs.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
-from adapters.runtime import Runtime
+from chatbot.bootstrap import build_bot
+from chatbot.config import Settings
+from chatbot.outbox import Dispatcher
+from chatbot.policy import load_policy
+from chatbot.ports import Clock, SystemClock
+from chatbot.router import Bot
+from chatbot.scheduler import make_scheduler
+from chatbot.storage.db import Database
+from chatbot.storage.migrate import upgrade
+from chatbot.uow import Units
 
 log = logging.getLogger("chatbot.server")
+
+Job = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    units: Units
+    bot: Bot
+    dispatcher: Dispatcher  # each configured platform's mount adds its Messenger
+    extra_jobs: dict[str, tuple[Job, float]] = field(default_factory=dict)
+
+    def jobs(self) -> dict[str, tuple[Job, float]]:
+        s = self.settings
+        jobs: dict[str, tuple[Job, float]] = {
+            "outbox": (self.dispatcher.drain, s.outbox_interval_seconds)
+        }
+        for name, sweep in self.bot.registry.sweeps.items():
+            jobs[name] = (lambda sweep=sweep: sweep(self.units), s.sweep_interval_seconds)
+        jobs.update(self.extra_jobs)
+        return jobs
+
+    def scheduler(self) -> AsyncIOScheduler:
+        return make_scheduler(self.jobs())
+
+
+def runtime_for(units: Units, settings: Settings | None = None) -> Runtime:
+    """A Runtime around an existing database and policy (tests, benchmarks, the console)."""
+    return Runtime(
+        settings or Settings(), units, build_bot(units), Dispatcher(units.db, units.clock)
+    )
+
+
+async def build_runtime(
+    settings: Settings, clock: Clock | None = None, migrate: bool = True
+) -> Runtime:
+    db = Database(settings.database_url)
+    if migrate:
+        await upgrade(db)
+    units = Units(db=db, policy=load_policy(settings.policy_path), clock=clock or SystemClock())
+    return runtime_for(units, settings)
+
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 
@@ -19,25 +79,31 @@ RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 async def healthz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     try:
-        async with runtime.core.db.reading() as s:  # never queues for the write lock
+        async with runtime.units.db.reading() as s:  # never queues for the write lock
             await s.execute(text("SELECT 1"))
     except Exception as exc:  # report, don't crash: the load balancer wants an answer
         return web.json_response({"ok": False, "database": type(exc).__name__}, status=503)
     return web.json_response(
-        {"ok": True, "database": runtime.core.db.dialect, "messenger": runtime.messenger.platform}
+        {
+            "ok": True,
+            "database": runtime.units.db.dialect,
+            "messaging": runtime.dispatcher.platforms,
+        }
     )
 
 
 def build_app(runtime: Runtime, with_scheduler: bool = True) -> web.Application:
     """Mount every adapter on one app. Each adapter's ``mount`` adds its routes and, when the
-    platform is configured, installs its Messenger for the outbox."""
+    platform is configured, adds its Messenger to the outbox's dispatcher."""
     from adapters import slack, teams
 
     app = web.Application(client_max_size=1024 * 1024)
     app[RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
+    # Slack first: a direct message to someone not yet seen on either platform is tried there
+    # first, because Slack can find anyone by email and Teams only people who installed the app.
+    slack.mount(app, runtime)
     teams.mount(app, runtime)
-    slack.mount(app, runtime)  # mounted last so Slack wins the outbox when both are set
 
     if with_scheduler:
 
@@ -51,7 +117,48 @@ def build_app(runtime: Runtime, with_scheduler: bool = True) -> web.Application:
         app.cleanup_ctx.append(scheduler_ctx)
 
     async def close_db(_app: web.Application) -> None:
-        await runtime.core.db.dispose()
+        await runtime.units.db.dispose()
 
     app.on_cleanup.append(close_db)
     return app
+
+
+async def serve(
+    settings: Settings, host: str, port: int, production: bool, teams_emulator: bool = False
+) -> int:
+    """`chatbot serve`: run the server until interrupted."""
+    if production:
+        if not settings.teams_configured and not settings.slack_enabled:
+            log.error(
+                "--production needs MicrosoftAppId (Teams), or SLACK_BOT_TOKEN with "
+                "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN (Slack). Refusing to start without "
+                "authentication."
+            )
+            return 2
+        settings = replace(settings, production=True)
+    settings = replace(settings, listen_host=host, teams_emulator=teams_emulator)
+    runtime = await build_runtime(settings)
+    runner = await start(runtime, port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+async def start(runtime: Runtime, port: int, with_scheduler: bool = True) -> web.AppRunner:
+    """The server on ``runtime.settings.listen_host`` (the address Teams decided its mode on)."""
+    app = build_app(runtime, with_scheduler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host = runtime.settings.listen_host
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    log.info(
+        "listening on http://%s:%s (database: %s, messages via: %s)",
+        host,
+        runner.addresses[0][1] if runner.addresses else port,
+        runtime.units.db.dialect,
+        ", ".join(runtime.dispatcher.platforms) or "nothing yet: no platform is configured",
+    )
+    return runner

@@ -6,7 +6,23 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from chatbot.storage.db import DEFAULT_URL, normalise_url
+from chatbot.storage.db import DEFAULT_URL, libpq_options, normalise_url
+
+
+class SettingsError(ValueError):
+    """A setting in the environment that cannot be used; the message names it."""
+
+
+def seconds(name: str, raw: str, default: float) -> float:
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 86400:
+        raise SettingsError(f"{name}={raw!r}: give a number of seconds, e.g. {default:g}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -55,8 +71,13 @@ class Settings:
             return e.get(name, default).strip()
 
         hosts = tuple(h.strip() for h in get("TEAMS_SERVICE_URL_HOSTS").split(",") if h.strip())
+        database_url = normalise_url(get("DATABASE_URL") or DEFAULT_URL)
+        try:
+            libpq_options(database_url)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
-            database_url=normalise_url(get("DATABASE_URL") or DEFAULT_URL),
+            database_url=database_url,
             policy_path=get("CHATBOT_POLICY") or None,
             slack_bot_token=get("SLACK_BOT_TOKEN"),
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
@@ -71,4 +92,9 @@ class Settings:
             teams_dsl_channel=get("TEAMS_DSL_CHANNEL_ID"),
             teams_slt_channel=get("TEAMS_SLT_CHANNEL_ID"),
             teams_service_url_hosts=hosts,
+            outbox_interval_seconds=seconds(
+                "CHATBOT_OUTBOX_INTERVAL_SECONDS",
+                get("CHATBOT_OUTBOX_INTERVAL_SECONDS"),
+                cls.outbox_interval_seconds,
+            ),
         )

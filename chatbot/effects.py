@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chatbot.ui import Form, Message, Option
+from chatbot.ui import Form, Message, Option, Section, esc
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,33 @@ class Popup:
 
 
 @dataclass(frozen=True)
+class ShowHome:
+    """The actor's Home view (Slack's App Home tab), drawn afresh."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
 class Options:
-    """Answer to an ``options`` interaction (pupil search)."""
+    """Answer to an ``options`` interaction (a picker's search)."""
 
     options: tuple[Option, ...] = field(default_factory=tuple)
 
 
-Effect = Reply | Ephemeral | OpenForm | FormErrors | CloseForm | UpdateMessage | Popup | Options
+Effect = (
+    Reply
+    | Ephemeral
+    | OpenForm
+    | FormErrors
+    | CloseForm
+    | UpdateMessage
+    | Popup
+    | ShowHome
+    | Options
+)
+
+
+def say(text: str) -> list[Effect]:
+    """A short private answer to the person acting, as plain text (it may quote people, so it
+    is never read as markup)."""
+    return [Ephemeral(Message(text, (Section(esc(text)),)))]

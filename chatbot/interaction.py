@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from chatbot.ui import Form
+
 Platform = Literal["slack", "teams", "console"]
-InteractionKind = Literal["command", "action", "submit", "message", "install", "options"]
-SubmittedValue = str | list[str]
+InteractionKind = Literal["command", "action", "submit", "message", "install", "options", "home"]
+Surface = Literal["chat", "home", "modal"]
 
 
 def readable(text: str) -> bool:
@@ -35,6 +37,11 @@ class UserRef:
     display_name: str = ""
 
 
+# A form's value: text, chosen option values, or people picked in a platform's own user picker
+# (resolved to the roster through the Directory port by the router, never by the adapter).
+SubmittedValue = str | list[str] | UserRef | list[UserRef]
+
+
 @dataclass(frozen=True)
 class ConversationRef:
     platform: Platform
@@ -46,13 +53,21 @@ class ConversationRef:
 class Interaction:
     """One inbound event.
 
-    - ``command``: ``name`` is the command without the slash (``book-call``), ``text`` its args.
+    - ``command`` / ``message``: ``text`` is what the person typed, command word included
+      (``/book-call``, ``consent letter``); the core parses it. ``command`` means the platform
+      knows it was a command (a Slack slash command); a ``message`` may be anything.
     - ``action``: ``name`` is the button's action id, ``value`` its value; ``message_ref`` is the
-      platform reference of the message that carried the button (so it can be updated).
+      platform reference of the message that carried the button (so it can be updated), and
+      ``surface`` says whether it was in a chat, the Home view or a modal.
     - ``submit``: ``name`` is the form id, ``values`` the submitted inputs, ``state`` the form's.
-    - ``options``: dynamic options for a picker; ``name`` is the input id, ``value`` the input
-      kind ("pupils", "pupil" or "staff"), ``text`` the query.
-    - ``message`` / ``install``: free text in a chat, or the app was added somewhere.
+    - ``options``: a picker's search; ``name`` is the input id, ``value`` the input kind
+      ("pupils", "pupil" or "staff"), ``text`` the query, ``values`` what is already chosen.
+    - ``install`` / ``home``: the app was added somewhere / its Home view was opened.
+
+    ``lists_choices`` is set by surfaces that cannot search as the person types (Teams cards):
+    forms sent to them carry their pickers' choices. Such surfaces keep no state either, so
+    with a submission or a picker search they send ``form``, the form as they drew it, and the
+    core sends it back filled in (with the errors, or with the search's matches).
     """
 
     platform: Platform
@@ -66,6 +81,9 @@ class Interaction:
     conversation: ConversationRef | None = None
     message_ref: str | None = None
     delivery_id: str | None = None
+    surface: Surface = "chat"
+    lists_choices: bool = False
+    form: Form | None = None
 
     def readable(self) -> bool:
         """False if any text in it holds a lone UTF-16 surrogate (see :func:`readable`)."""
@@ -79,6 +97,13 @@ class Interaction:
             yield self.conversation.conversation_id
         for key, value in self.values.items():
             yield key
-            yield from (value if isinstance(value, list) else [value])
+            for v in value if isinstance(value, list) else [value]:
+                yield from (v.user_id, v.tenant, v.email) if isinstance(v, UserRef) else (v,)
         for pair in self.state.items():
             yield from pair
+        if self.form is not None:  # a form as a surface sent it back (Teams card data)
+            yield from (self.form.id, self.form.title, self.form.intro)
+            for inp in self.form.inputs:
+                yield from (inp.id, inp.label, inp.hint, inp.placeholder)
+                for o in inp.options:
+                    yield from (o.value, o.label)

@@ -2,30 +2,54 @@
 
 Services call ``to_staff`` / ``to_role`` / ``update_thread`` inside their transaction, so a
 notification exists if and only if the change that caused it was committed. The
-:class:`Dispatcher` claims due rows, delivers them through a :class:`Messenger`, and records the
-platform's message reference. A failure (exception, 429, outage, crash mid-send) leaves the row
-pending with a later ``due_at``: delivery is at-least-once and never silently dropped.
+:class:`Dispatcher` claims due rows, delivers them through the :class:`Messenger` of each
+configured platform, and records the platform's message reference. A failure (exception, 429,
+outage, crash mid-send) leaves the row pending with a later ``due_at``: delivery is
+at-least-once and never silently dropped.
+
+Where things go when Slack and Teams are both configured:
+
+- a direct message goes to the platform the person was last seen on (their most recent
+  platform identity), then to the others in turn if that fails;
+- a DSL or SLT channel post goes to every platform: the row is given the first platform and
+  copied for each other one, so each is retried on its own and never sent twice to a platform
+  that already has it;
+- an update edits each delivered message of the thread on the platform it was delivered on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Update, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.ports import ChannelUnavailable, Clock, DeliveryError, Messenger, Role, StaffAddress
-from chatbot.storage.db import Database
+from chatbot.storage.db import Database, rows_changed
 from chatbot.storage.models import OutboxMessage, PlatformIdentity, Staff
 from chatbot.ui import Message
 
 log = logging.getLogger("chatbot.outbox")
 
-CLAIM_SECONDS = 120
+# A replica claims a few rows at a time for a short lease, renewed while it sends them: if it
+# dies, another replica takes its rows over within LEASE_SECONDS, repeating at most the message
+# that was on its way out.
+CLAIM_BATCH = 5
+LEASE_SECONDS = 15
+RENEW_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 900
+
+NO_PLATFORM = "no_platform_configured"
+# What to set so a waiting message can go out (named in the log, never in the database).
+PLATFORM_SETTINGS = {
+    "slack": "SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or SLACK_APP_TOKEN",
+    "teams": "MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppTenantId",
+}
 
 
 def _add(
@@ -56,7 +80,7 @@ def to_role(
     message: Message,
     thread_key: str | None = None,
 ) -> OutboxMessage:
-    """A post in the DSL or SLT channel."""
+    """A post in the DSL or SLT channel, on every configured platform."""
     return _add(session, now, message, thread_key, kind="role", role=role)
 
 
@@ -89,46 +113,105 @@ def backoff(attempts: int) -> float:
     return float(min(5 * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS))
 
 
+def not_configured(platform: str | None) -> DeliveryError:
+    return DeliveryError(f"{platform}_not_configured" if platform else NO_PLATFORM)
+
+
+def setting_hint(kind: str) -> str:
+    """For a "not configured" failure, which settings would let the message go out."""
+    if kind == NO_PLATFORM:
+        slack, teams = PLATFORM_SETTINGS["slack"], PLATFORM_SETTINGS["teams"]
+        return f" (set {slack} for Slack, or {teams} for Teams)"
+    platform = kind.removesuffix("_not_configured")
+    if platform != kind and platform in PLATFORM_SETTINGS:
+        return f" (set {PLATFORM_SETTINGS[platform]})"
+    return ""
+
+
 @dataclass
 class DispatchReport:
+    claimed: int = 0
     delivered: int = 0
     failed: int = 0
 
 
-class Dispatcher:
-    """Delivers due outbox rows. Safe to run in several processes at once: rows are claimed
-    with a lease (and ``FOR UPDATE SKIP LOCKED`` on PostgreSQL) before they are sent."""
+@dataclass(frozen=True)
+class Delivered:
+    platform: str | None  # the platform used ("slack,teams" for an update made on both)
+    ref: str | None
 
-    def __init__(self, db: Database, clock: Clock, messenger: Messenger, batch: int = 50):
+
+Failures = list[tuple[str, DeliveryError]]  # (platform, error) for each platform tried
+
+
+class Dispatcher:
+    """Delivers due outbox rows through one :class:`Messenger` per configured platform.
+
+    Safe to run in several processes at once: rows are claimed in small batches (with ``FOR
+    UPDATE SKIP LOCKED`` on PostgreSQL) for a short lease that a background task renews while
+    the batch is being sent, and each row's claim is checked again just before it is sent."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *messengers: Messenger,
+        batch: int = CLAIM_BATCH,
+        lease_seconds: float = LEASE_SECONDS,
+        renew_seconds: float = RENEW_SECONDS,
+    ):
         self.db = db
         self.clock = clock
-        self.messenger = messenger
+        self.messengers: dict[str, Messenger] = {}
         self.batch = batch
+        self.lease = timedelta(seconds=lease_seconds)
+        self.renew_seconds = renew_seconds
+        for m in messengers:
+            self.add(m)
+
+    def add(self, messenger: Messenger) -> None:
+        """Deliver through ``messenger`` on its platform (in place of any earlier one there).
+        Platforms are tried in the order they were added when nothing else decides."""
+        self.messengers[messenger.platform] = messenger
+
+    @property
+    def platforms(self) -> list[str]:
+        return list(self.messengers)
 
     async def run_once(self) -> DispatchReport:
-        report = DispatchReport()
-        for row_id in await self._claim():
-            ok = await self._deliver(row_id)
-            if ok:
-                report.delivered += 1
-            else:
-                report.failed += 1
+        """Claim one batch of due rows and deliver it."""
+        token = uuid.uuid4().hex
+        ids = await self._claim(token)
+        report = DispatchReport(claimed=len(ids))
+        if not ids:
+            return report
+        renewal = asyncio.create_task(self._keep_claim(token, ids))
+        try:
+            for row_id in ids:
+                outcome = await self._deliver(row_id, token)
+                if outcome is True:
+                    report.delivered += 1
+                elif outcome is False:
+                    report.failed += 1
+        finally:
+            renewal.cancel()
         return report
 
-    async def drain(self, rounds: int = 10) -> DispatchReport:
-        """Deliver until nothing due is left (or ``rounds`` passes); for the console and tests."""
+    async def drain(self, rounds: int = 100) -> DispatchReport:
+        """Deliver batch after batch until nothing due is left (or ``rounds`` batches have
+        gone); the scheduler runs this, as do the console and tests."""
         total = DispatchReport()
         for _ in range(rounds):
             r = await self.run_once()
+            total.claimed += r.claimed
             total.delivered += r.delivered
             total.failed += r.failed
-            if r.delivered == 0:
+            if r.claimed == 0:
                 break
         return total
 
-    async def _claim(self) -> list[int]:
+    async def _claim(self, token: str) -> list[int]:
         now = self.clock.now()
-        token = now + timedelta(seconds=CLAIM_SECONDS)
         async with self.db.transaction() as s:
             q = (
                 select(OutboxMessage.id)
@@ -149,145 +232,282 @@ class Dispatcher:
                 await s.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.id.in_(ids))
-                    .values(claimed_until=token)
+                    .values(claimed_until=now + self.lease, claimed_by=token)
                 )
         return ids
 
-    async def _deliver(self, row_id: int) -> bool:
+    def _ours(self, token: str, *ids: int) -> Update:
+        """An UPDATE that extends this batch's lease on those of ``ids`` it still holds."""
+        return (
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(ids),
+                OutboxMessage.claimed_by == token,
+                OutboxMessage.delivered_at.is_(None),
+            )
+            .values(claimed_until=self.clock.now() + self.lease)
+        )
+
+    async def _keep_claim(self, token: str, ids: list[int]) -> None:
+        """Renew the batch's lease while it is being sent (cancelled when the batch is done;
+        dies with the process, so a dead replica's rows free up within the lease).
+
+        Rows locked at that moment are skipped: they are being sent or rescheduled right
+        then (sending renews the row's lease itself), and waiting for their locks could
+        deadlock with a channel fallback that locks a copy and its original."""
+        while True:
+            await asyncio.sleep(self.renew_seconds)
+            try:
+                async with self.db.transaction() as s:
+                    held = (
+                        select(OutboxMessage.id)
+                        .where(OutboxMessage.id.in_(ids))
+                        .order_by(OutboxMessage.id)
+                        .with_for_update(skip_locked=True)
+                    )
+                    free = list((await s.execute(held)).scalars())
+                    if free:
+                        await rows_changed(s, self._ours(token, *free))
+            except Exception as exc:  # the next renewal may work; the lease is the safety net
+                log.warning("outbox: could not renew a claim (%s)", type(exc).__name__)
+
+    async def _deliver(self, row_id: int, token: str) -> bool | None:
+        """True when delivered, False when it failed (and was rescheduled), None when the row
+        is no longer this batch's to send (its lease ran out and another replica took it)."""
         async with self.db.transaction() as s:
+            if not await rows_changed(s, self._ours(token, row_id)):
+                return None
             row = await s.get(OutboxMessage, row_id)
-            if row is None or row.delivered_at is not None:
-                return True
+            assert row is not None
             message = Message.from_json(row.payload)
-            address = await self._address(s, row) if row.kind == "staff" else None
-            targets = await self._update_targets(s, row) if row.kind == "update" else []
-        try:
-            ref: str | None = None
-            if row.kind == "staff":
-                assert address is not None
-                ref = await self.messenger.send_to_staff(address, message)
-            elif row.kind == "role":
-                assert row.role in ("dsl", "slt"), "to_role only writes DSL or SLT rows"
-                ref = await self.messenger.post_to_role(cast(Role, row.role), message)
-            else:
-                if targets is None:
-                    raise DeliveryError("original_in_flight")
-                for target_ref in targets:
-                    await self.messenger.update(target_ref, message)
-            if row.kind != "update" and not ref:
-                raise DeliveryError("no_message_ref")
-        except ChannelUnavailable as exc:
-            await self._channel_fallback(row_id, exc)
-            return False
-        except DeliveryError as exc:
-            await self._failed(row_id, exc.kind, exc.retry_after)
-            return False
-        except Exception as exc:  # a messenger bug or network error must not lose the row
-            await self._failed(row_id, type(exc).__name__, None)
-            return False
-        async with self.db.transaction() as s:
-            await s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id)
-                .values(
-                    delivered_at=self.clock.now(),
-                    message_ref=ref,
-                    platform=self.messenger.platform,
-                    claimed_until=None,
-                    last_error=None,
+            if row.kind == "role" and row.platform is None and self.messengers:
+                self._copy_for_each_platform(s, row)
+            kind, role, platform = row.kind, row.role, row.platform
+            routes = await self._routes(s, row) if kind == "staff" else []
+            targets = await self._update_targets(s, row) if kind == "update" else []
+
+        if kind == "staff":
+            outcome = await self._to_staff(routes, message, row_id)
+        elif kind == "role":
+            assert role in ("dsl", "slt"), "to_role only writes DSL or SLT rows"
+            outcome = await self._to_role(platform, cast(Role, role), message, row_id)
+        else:
+            outcome = await self._edit(targets, message)
+
+        if isinstance(outcome, Delivered):
+            await self._delivered(row_id, kind, outcome)
+            return True
+        platform, error = outcome[0]
+        if kind == "role" and isinstance(error, ChannelUnavailable):
+            await self._channel_fallback(row_id, token, platform, error)
+        else:
+            await self._failed(row_id, token, outcome)
+        return False
+
+    def _copy_for_each_platform(self, s: AsyncSession, row: OutboxMessage) -> None:
+        """A channel post goes to every platform: this row becomes the first platform's and a
+        copy is queued for each other one, so each is retried (and counted) on its own."""
+        first, *others = self.messengers
+        row.platform = first
+        for platform in others:
+            s.add(
+                OutboxMessage(
+                    kind="role",
+                    role=row.role,
+                    thread_key=row.thread_key,
+                    payload=row.payload,
+                    created_at=row.created_at,
+                    due_at=self.clock.now(),
+                    platform=platform,
+                    origin_id=row.id,
                 )
             )
-        log.info("outbox %s delivered (%s)", row_id, row.kind)
-        return True
 
-    async def _address(self, s: AsyncSession, row: OutboxMessage) -> StaffAddress:
+    async def _routes(
+        self, s: AsyncSession, row: OutboxMessage
+    ) -> list[tuple[Messenger, StaffAddress]]:
+        """The platforms to try for a direct message, best first: those the person was seen
+        on, most recent first, then every other configured platform."""
         staff = await s.get(Staff, row.staff_id)
         assert staff is not None
-        ident = (
-            await s.execute(
-                select(PlatformIdentity.user_id)
-                .where(
-                    PlatformIdentity.staff_id == staff.id,
-                    PlatformIdentity.platform == self.messenger.platform,
-                )
-                .order_by(PlatformIdentity.seen_at.desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-        return StaffAddress(staff.id, staff.email, staff.name, ident)
+        seen = await s.execute(
+            select(PlatformIdentity.platform, PlatformIdentity.user_id)
+            .where(PlatformIdentity.staff_id == staff.id)
+            .order_by(PlatformIdentity.seen_at.desc(), PlatformIdentity.id.desc())
+        )
+        latest: dict[str, str] = {}
+        for platform, user_id in seen:
+            if platform in self.messengers:
+                latest.setdefault(platform, user_id)
+        order = [*latest, *(p for p in self.messengers if p not in latest)]
+        return [
+            (self.messengers[p], StaffAddress(staff.id, staff.email, staff.name, latest.get(p)))
+            for p in order
+        ]
 
-    async def _update_targets(self, s: AsyncSession, row: OutboxMessage) -> list[str] | None:
-        """Refs of delivered messages in the thread; None while one is still being sent."""
+    async def _to_staff(
+        self, routes: list[tuple[Messenger, StaffAddress]], message: Message, row_id: int
+    ) -> Delivered | Failures:
+        failures: Failures = []
+        for messenger, address in routes:
+            try:
+                ref = await messenger.send_to_staff(address, message, outbox_id=row_id)
+                return Delivered(messenger.platform, _checked(ref))
+            except Exception as exc:  # try the next platform
+                failures.append((messenger.platform, _delivery_error(exc)))
+        return failures or [("", not_configured(None))]
+
+    async def _to_role(
+        self, platform: str | None, role: Role, message: Message, row_id: int
+    ) -> Delivered | Failures:
+        messenger = self.messengers.get(platform or "")
+        if messenger is None:
+            return [(platform or "", not_configured(platform))]
+        try:
+            ref = await messenger.post_to_role(role, message, outbox_id=row_id)
+            return Delivered(messenger.platform, _checked(ref))
+        except Exception as exc:
+            return [(messenger.platform, _delivery_error(exc))]
+
+    async def _edit(
+        self, targets: list[tuple[str, str]] | None, message: Message
+    ) -> Delivered | Failures:
+        """Edit each delivered copy on its own platform. A failure retries the whole row:
+        editing a message again to the same content is harmless."""
+        if targets is None:
+            return [("", DeliveryError("original_in_flight"))]
+        for platform, ref in targets:
+            messenger = self.messengers.get(platform)
+            if messenger is None:
+                return [(platform, not_configured(platform))]
+            try:
+                await messenger.update(ref, message)
+            except Exception as exc:
+                return [(platform, _delivery_error(exc))]
+        return Delivered(",".join(sorted({p for p, _ in targets})) or None, None)
+
+    async def _update_targets(
+        self, s: AsyncSession, row: OutboxMessage
+    ) -> list[tuple[str, str]] | None:
+        """(platform, ref) of each delivered message in the thread that was queued before this
+        update (a copy counts from its original); None while one is still being sent."""
         others = (
             await s.execute(
                 select(OutboxMessage).where(
                     OutboxMessage.thread_key == row.thread_key,
                     OutboxMessage.kind != "update",
-                    OutboxMessage.id < row.id,
+                    func.coalesce(OutboxMessage.origin_id, OutboxMessage.id) < row.id,
                 )
             )
         ).scalars()
-        refs: list[str] = []
+        targets: list[tuple[str, str]] = []
         now = self.clock.now()
         for o in others:
             if o.delivered_at is None:
                 if o.claimed_until is not None and o.claimed_until > now:
                     return None
                 continue  # not sent yet: its payload was already rewritten
-            if o.message_ref and o.platform == self.messenger.platform:
-                refs.append(o.message_ref)
-        return refs
+            if o.message_ref and o.platform:
+                targets.append((o.platform, o.message_ref))
+        return targets
 
-    async def _failed(self, row_id: int, kind: str, retry_after: float | None) -> None:
+    async def _delivered(self, row_id: int, kind: str, sent: Delivered) -> None:
+        async with self.db.transaction() as s:
+            await s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(
+                    delivered_at=self.clock.now(),
+                    message_ref=sent.ref,
+                    platform=sent.platform,
+                    claimed_until=None,
+                    claimed_by=None,
+                    last_error=None,
+                )
+            )
+        log.info("outbox %s delivered (%s via %s)", row_id, kind, sent.platform or "nothing")
+
+    async def _failed(self, row_id: int, token: str, failures: Failures) -> None:
+        """Try again later: after the longest Retry-After a platform asked for, else backoff."""
+        if len(failures) == 1:
+            kind = failures[0][1].kind
+        else:
+            kind = "; ".join(f"{platform}: {e.kind}" for platform, e in failures)
+        waits = [e.retry_after for _, e in failures if e.retry_after is not None]
         async with self.db.transaction() as s:
             row = await s.get(OutboxMessage, row_id)
-            if row is None:
+            if row is None or row.claimed_by != token:
                 return
             row.attempts += 1
-            delay = backoff(row.attempts)
-            if retry_after is not None:
-                delay = max(retry_after, 1.0)
+            delay = max(max(waits), 1.0) if waits else backoff(row.attempts)
             row.due_at = self.clock.now() + timedelta(seconds=delay)
             row.claimed_until = None
+            row.claimed_by = None
             row.last_error = kind[:200]
         level = logging.WARNING if row.attempts < 5 else logging.ERROR
         log.log(
             level,
-            "outbox %s not delivered (%s), attempt %s; retry in %.0fs",
+            "outbox %s not delivered (%s), attempt %s; retry in %.0fs%s",
             row_id,
             kind,
             row.attempts,
             delay,
+            "".join(dict.fromkeys(setting_hint(e.kind) for _, e in failures)),
         )
 
-    async def _channel_fallback(self, row_id: int, exc: ChannelUnavailable) -> None:
+    async def _channel_fallback(
+        self, row_id: int, token: str, platform: str, exc: ChannelUnavailable
+    ) -> None:
         """The DSL or SLT channel cannot be reached: say so loudly, send the message to the
-        people in that role directly (once), and keep retrying the channel."""
+        people in that role directly (once, whichever platform's channel failed first), and
+        keep retrying the channel."""
+        now = self.clock.now()
         async with self.db.transaction() as s:
             row = await s.get(OutboxMessage, row_id)
-            if row is None:
+            if row is None or row.claimed_by != token:
                 return
-            log.error(
-                "ROLE CHANNEL UNREACHABLE: %s channel (%s); outbox %s sent to people directly",
-                row.role,
-                exc.kind,
-                row_id,
+            # The original row records the fallback for all its copies; the conditional
+            # update lets exactly one of them send it, even on two replicas at once.
+            first = await rows_changed(
+                s,
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == (row.origin_id or row.id),
+                    OutboxMessage.fallback_sent_at.is_(None),
+                )
+                .values(fallback_sent_at=now),
             )
-            if row.fallback_sent_at is None:
+            if first:
                 roles = ("dsl", "deputy_dsl") if row.role == "dsl" else ("slt",)
                 for person in await people_with_roles(s, roles):
                     to_staff(
-                        s,
-                        self.clock.now(),
-                        person.id,
-                        Message.from_json(row.payload),
-                        thread_key=row.thread_key,
+                        s, now, person.id, Message.from_json(row.payload), thread_key=row.thread_key
                     )
-                row.fallback_sent_at = self.clock.now()
             row.attempts += 1
-            row.due_at = self.clock.now() + timedelta(seconds=backoff(row.attempts))
+            row.due_at = now + timedelta(seconds=backoff(row.attempts))
             row.claimed_until = None
+            row.claimed_by = None
             row.last_error = exc.kind[:200]
+            role = row.role
+        log.error(
+            "ROLE CHANNEL UNREACHABLE: %s %s channel (%s); outbox %s %s",
+            platform,
+            role,
+            exc.kind,
+            row_id,
+            "sent to people directly" if first else "(people were already sent it directly)",
+        )
+
+
+def _checked(ref: str | None) -> str:
+    if not ref:
+        raise DeliveryError("no_message_ref")
+    return ref
+
+
+def _delivery_error(exc: Exception) -> DeliveryError:
+    # A messenger bug or network error must not lose the row: it is retried like any failure.
+    return exc if isinstance(exc, DeliveryError) else DeliveryError(type(exc).__name__)
 
 
 async def people_with_roles(s: AsyncSession, roles: tuple[str, ...]) -> list[Staff]:

@@ -45,13 +45,21 @@ class ChannelUnavailable(DeliveryError):
 
 class Messenger(Protocol):
     """Sends neutral messages on one platform. Each method returns the platform's message ref
-    (used to update the message in place later) and raises :class:`DeliveryError` on failure."""
+    (used to update the message in place later) and raises :class:`DeliveryError` on failure.
+
+    ``outbox_id`` names the outbox row being delivered; a messenger attaches it to the message
+    where its platform allows (Slack: message metadata), so a repeat after a crash can be
+    recognised."""
 
     platform: str
 
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str: ...
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str: ...
 
-    async def post_to_role(self, role: Role, message: Message) -> str: ...
+    async def post_to_role(
+        self, role: Role, message: Message, *, outbox_id: int | None = None
+    ) -> str: ...
 
     async def update(self, ref: str, message: Message) -> None: ...
 

@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from chatbot.bot import Bot
-from chatbot.core import Core
+from chatbot.consent import service as consent
 from chatbot.interaction import Interaction, UserRef
 from chatbot.outbox import Dispatcher
-from chatbot.policy import Policy
+from chatbot.policy import Policy, default_policy
 from chatbot.ports import FixedClock
-from chatbot.services import consent, roster
+from chatbot.roster import importer as roster
+from chatbot.router import Bot
 from chatbot.storage.db import Database
 from chatbot.storage.models import Base
+from chatbot.uow import Units
 from tests.fakes import RecordingMessenger
 
 # Monday 30 November 2026, 08:00 in London (GMT, so also UTC): a school day, before hours.
@@ -106,12 +107,12 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def policy() -> Policy:
-    return Policy()
+    return default_policy()
 
 
 @pytest.fixture
-def core(db: Database, policy: Policy, clock: FixedClock) -> Core:
-    return Core(db=db, policy=policy, clock=clock)
+def core(db: Database, policy: Policy, clock: FixedClock) -> Units:
+    return Units(db=db, policy=policy, clock=clock)
 
 
 @pytest.fixture
@@ -125,14 +126,14 @@ def dispatcher(db: Database, clock: FixedClock, messenger: RecordingMessenger) -
 
 
 @pytest.fixture
-def bot(core: Core) -> Bot:
-    from chatbot.app import build_bot
+def bot(core: Units) -> Bot:
+    from chatbot.bootstrap import build_bot
 
     return build_bot(core)
 
 
 @pytest.fixture
-async def school(core: Core) -> Core:
+async def school(core: Units) -> Units:
     """Staff with every role, three pupils; Sam and Zoë have written consent, Noah has none."""
     await roster.import_staff(core, STAFF_CSV)
     await roster.import_pupils(core, PUPILS_CSV)
@@ -140,15 +141,16 @@ async def school(core: Core) -> Core:
         ("A123456789012", "parent.sam@home.test"),
         ("B123456789012", "parent.zoe@home.test"),
     ):
-        res = await consent.grant(
-            core,
-            upn=upn,
-            parent_email=parent,
-            received_at=MONDAY_8AM,
-            evidence_kind="message_id",
-            evidence="<abc@home.test> Re: video calls",
-            actor=None,
-        )
+        async with core.write() as u:
+            res = await consent.grant(
+                u,
+                upn=upn,
+                parent_email=parent,
+                received_at=MONDAY_8AM,
+                evidence_kind="message_id",
+                evidence="<abc@home.test> Re: video calls",
+                actor=None,
+            )
         assert not res.errors
     return core
 
@@ -158,7 +160,10 @@ def user(email: str, platform: str = "console") -> UserRef:
 
 
 def command(email: str, name: str, text: str = "") -> Interaction:
-    return Interaction(platform="console", kind="command", actor=user(email), name=name, text=text)
+    """``/name text`` typed by ``email``."""
+    return Interaction(
+        platform="console", kind="command", actor=user(email), text=f"/{name} {text}".strip()
+    )
 
 
 def submit(

@@ -14,6 +14,8 @@ class Sent:
     to: str  # email, role, or ref
     message: Message
     ref: str
+    outbox_id: int | None = None
+    user_id: str | None = None  # the platform user id a direct message was addressed to
 
 
 @dataclass
@@ -40,18 +42,22 @@ class RecordingMessenger:
         self._n += 1
         return f"msg-{self._n}"
 
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         self._maybe_fail()
         ref = self._ref()
-        self.sent.append(Sent("staff", to.email, message, ref))
+        self.sent.append(Sent("staff", to.email, message, ref, outbox_id, to.platform_user_id))
         return ref
 
-    async def post_to_role(self, role: Role, message: Message) -> str:
+    async def post_to_role(
+        self, role: Role, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         self._maybe_fail()
         if role in self.missing_roles:
             raise ChannelUnavailable("channel_not_found")
         ref = self._ref()
-        self.sent.append(Sent("role", role, message, ref))
+        self.sent.append(Sent("role", role, message, ref, outbox_id))
         return ref
 
     async def update(self, ref: str, message: Message) -> None:
@@ -60,6 +66,10 @@ class RecordingMessenger:
 
     def to(self, who: str) -> list[Message]:
         return [s.message for s in self.sent if s.to == who and s.kind != "update"]
+
+    def updates(self) -> list[str]:
+        """Refs of the messages edited, in order."""
+        return [s.ref for s in self.sent if s.kind == "update"]
 
     def texts(self) -> list[str]:
         return [s.message.text for s in self.sent]

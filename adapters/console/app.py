@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from adapters.console.render import form_header, input_prompt, message_text
-from adapters.runtime import Runtime
+from adapters.server import Runtime
 from chatbot.effects import (
     CloseForm,
     Effect,
@@ -27,11 +27,12 @@ from chatbot.effects import (
     Options,
     Popup,
     Reply,
+    ShowHome,
     UpdateMessage,
 )
 from chatbot.interaction import Interaction, SubmittedValue, UserRef
 from chatbot.ports import Role, StaffAddress
-from chatbot.services.roster import UPN_RE
+from chatbot.roster.importer import UPN_RE
 from chatbot.ui import Button, Form, Input, Message, no_controls
 
 ReadLine = Callable[[str], Awaitable[str | None]]
@@ -71,13 +72,17 @@ class ConsoleMessenger:
             self.buttons[k] = (b, ref)
         self.write(f"\n--- {heading} ---\n{body}\n")
 
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         self._n += 1
         ref = f"console-{self._n}"
         self.show(f"message to {to.display_name} <{to.email}>", message, ref)
         return ref
 
-    async def post_to_role(self, role: Role, message: Message) -> str:
+    async def post_to_role(
+        self, role: Role, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         self._n += 1
         ref = f"console-{self._n}"
         self.show(f"posted in the {role.upper()} channel", message, ref)
@@ -94,7 +99,7 @@ class Console:
         self.read: ReadLine = lambda prompt: read(no_controls(prompt))
         self.write: Write = lambda text: write(no_controls(text))
         self.messenger = ConsoleMessenger(self.write)
-        runtime.use_messenger(self.messenger)
+        runtime.dispatcher.add(self.messenger)
 
     @property
     def user(self) -> UserRef:
@@ -136,15 +141,8 @@ class Console:
             )
             return
         if line.startswith("/"):
-            name, _, rest = line[1:].partition(" ")
             await self.interact(
-                Interaction(
-                    platform="console",
-                    kind="command",
-                    actor=self.user,
-                    name=name.lower(),
-                    text=rest.strip(),
-                )
+                Interaction(platform="console", kind="command", actor=self.user, text=line)
             )
             return
         await self.interact(
@@ -174,8 +172,8 @@ class Console:
                 self.messenger.show(e.title, e.message, "popup")
             elif isinstance(e, OpenForm):
                 await self.fill(e.form)
-            elif isinstance(e, (CloseForm, Options, FormErrors)):
-                continue  # FormErrors only arrive inside fill()
+            elif isinstance(e, (CloseForm, Options, FormErrors, ShowHome)):
+                continue  # FormErrors only arrive inside fill(); the console has no Home view
 
     async def fill(self, form: Form) -> None:
         self.write(form_header(form) + "\n")
@@ -250,7 +248,12 @@ class Console:
                 continue
             effects = await self.runtime.bot.handle(
                 Interaction(
-                    platform="console", kind="options", actor=self.user, name="pupils", text=part
+                    platform="console",
+                    kind="options",
+                    actor=self.user,
+                    name="pupils",
+                    value="pupils",
+                    text=part,
                 )
             )
             opts = next((e.options for e in effects if isinstance(e, Options)), ())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from chatbot.core import Core
-from chatbot.services import consent, roster
+from chatbot.consent import service as consent
+from chatbot.roster import importer as roster
+from chatbot.uow import Units
 
 STAFF = """email,forename,surname,roles
 teacher@ashlea.example,Tess,Teacher,staff
@@ -25,34 +26,35 @@ WITH_CONSENT = ("A100000000001", "A100000000002", "A100000000003")
 DEMO_USER = "teacher@ashlea.example"
 
 
-async def seed(core: Core) -> None:
-    await roster.import_staff(core, STAFF, actor="demo")
-    await roster.import_pupils(core, PUPILS, actor="demo")
-    current = {p.upn for p, _ in await consent.listing(core)}
-    for upn in WITH_CONSENT:
-        if upn in current:
-            continue
-        await consent.grant(
-            core,
-            upn=upn,
-            parent_email=f"{upn.lower()}@home.example",
-            received_at=core.now() - timedelta(days=3),
-            evidence_kind="message_id",
-            evidence="Re: video calls (demo)",
-            actor=None,
-            actor_label="demo",
-        )
+async def seed(units: Units) -> None:
+    await roster.import_staff(units, STAFF, actor="demo")
+    await roster.import_pupils(units, PUPILS, actor="demo")
+    async with units.write() as u:
+        current = {p.upn for p, _ in await consent.listing(u)}
+        for upn in WITH_CONSENT:
+            if upn in current:
+                continue
+            await consent.grant(
+                u,
+                upn=upn,
+                parent_email=f"{upn.lower()}@home.example",
+                received_at=u.now - timedelta(days=3),
+                evidence_kind="message_id",
+                evidence="Re: video calls (demo)",
+                actor=None,
+                actor_label="demo",
+            )
 
 
-def next_school_day(core: Core) -> date:
-    d = core.local(core.now()).date() + timedelta(days=1)
-    while not core.policy.is_school_day(d):
+def next_school_day(units: Units) -> date:
+    d = units.local(units.now()).date() + timedelta(days=1)
+    while not units.policy.is_school_day(d):
         d += timedelta(days=1)
     return d
 
 
-def intro(core: Core) -> str:
-    day = next_school_day(core)
+def intro(units: Units) -> str:
+    day = next_school_day(units)
     return (
         "Demo school loaded: staff teacher@, ta@, slt@, dsl@, deputy@, head@ashlea.example; "
         "pupils Amira, Ben and Chloé have consent, Dylan has none.\n"

@@ -6,7 +6,7 @@ import sys
 
 from adapters.console.app import Console, stdin_reader
 from adapters.console.demo import DEMO_USER, intro, seed
-from adapters.runtime import build_runtime
+from adapters.server import build_runtime
 from chatbot.config import Settings
 
 
@@ -14,8 +14,8 @@ async def run_console(settings: Settings, email: str | None, demo: bool) -> int:
     runtime = await build_runtime(settings)
     try:
         if demo:
-            await seed(runtime.core)
-            print(intro(runtime.core))
+            await seed(runtime.units)
+            print(intro(runtime.units))
         who = email or (DEMO_USER if demo else None)
         if not who:
             print(
@@ -25,4 +25,4 @@ async def run_console(settings: Settings, email: str | None, demo: bool) -> int:
         console = Console(runtime, who, stdin_reader, lambda s: print(s, end="", flush=True))
         return await console.run()
     finally:
-        await runtime.core.db.dispose()
+        await runtime.units.db.dispose()

@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
@@ -36,7 +36,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from adapters.runtime import Runtime
+from adapters.server import Runtime
 from adapters.slack.blocks import (
     action_name,
     errors_payload,
@@ -59,9 +59,10 @@ from chatbot.effects import (
     Options,
     Popup,
     Reply,
+    ShowHome,
     UpdateMessage,
 )
-from chatbot.interaction import ConversationRef, Interaction, UserRef
+from chatbot.interaction import ConversationRef, Interaction, SubmittedValue, UserRef
 from chatbot.ui import Form, Message, Section, esc
 
 log = logging.getLogger("chatbot.slack")
@@ -250,8 +251,7 @@ class SlackAdapter:
             platform="slack",
             kind="command",
             actor=self._user(origin.user_id, origin.team_id, body.get("user_name", "")),
-            name=str(body.get("command", "")).lstrip("/"),
-            text=str(body.get("text", ""))[:3000],
+            text=f"{body.get('command', '')} {body.get('text', '')}"[:3000],
             conversation=self._conversation(origin.channel_id),
             # No delivery id: a command only opens a form or shows a list (nothing is written),
             # and Slack does not retry slash commands, so no dedupe write is spent on them.
@@ -259,7 +259,7 @@ class SlackAdapter:
         try:
             effects = await self.bot.handle(interaction)
         except Exception:
-            log.exception("command /%s failed", interaction.name[:30])
+            log.exception("a slash command failed")
             await ack(text=SORRY)
             return
         ack_body: dict[str, Any] = {}
@@ -280,7 +280,7 @@ class SlackAdapter:
         origin = Origin(user_id=user.get("id", ""), team_id=team_id, view=view)
         values, pickers = view_values(view)
         for input_id in pickers:
-            values[input_id] = await self._emails_for(values[input_id])
+            values[input_id] = self._picked(values[input_id], team_id)
         interaction = Interaction(
             platform="slack",
             kind="submit",
@@ -302,8 +302,7 @@ class SlackAdapter:
                     "errors": errors_payload(effect.errors, view),
                 }
             elif ack_body is None and isinstance(effect, OpenForm):
-                labels = await self._pupil_labels(effect.form, interaction.actor)
-                ack_body = {"response_action": "update", "view": form_view(effect.form, labels)}
+                ack_body = {"response_action": "update", "view": form_view(effect.form)}
             elif ack_body is None and isinstance(effect, Popup):
                 ack_body = {
                     "response_action": "update",
@@ -356,6 +355,7 @@ class SlackAdapter:
             conversation=self._conversation(channel_id),
             message_ref=ref,
             delivery_id=f"trigger:{origin.trigger_id}" if origin.trigger_id else None,
+            surface=_surface(view),
         )
         try:
             effects = await self.bot.handle(interaction)
@@ -379,6 +379,7 @@ class SlackAdapter:
             kind="options",
             actor=self._user(user.get("id", ""), team_id),
             name=action_name(str(body.get("action_id") or body.get("block_id") or "")),
+            value="pupils",  # pupil pickers are the only external selects this app draws
             text=str(body.get("value", ""))[:100],
         )
         try:
@@ -393,64 +394,25 @@ class SlackAdapter:
         if event.get("tab") != "home":
             return
         user_id = str(event.get("user", ""))
-        event_id = body.get("event_id")
-        message = await self._my_calls(
-            self._user(user_id, str(body.get("team_id", ""))),
-            delivery_id=f"event:{event_id}" if event_id else None,
-        )
-        if message is not None:
-            self._later([lambda: self._publish_home(user_id, message)])
-
-    # ----- helpers for inbound -----
-
-    async def _emails_for(self, value: Any) -> Any:
-        """A users picker's Slack user id(s) -> the colleague's email (the core's convention).
-
-        A Slack user with no email (a bot, a hidden profile) becomes a value that can never
-        match the roster, so the core says plainly that they are not on the staff roster."""
-        if isinstance(value, list):
-            return [await self._emails_for(v) for v in value]
-        if not value:
-            return ""
-        info = await self.directory.profile(str(value))
-        email = ((info or {}).get("profile") or {}).get("email")
-        if info and email and not info.get("is_bot") and not info.get("deleted"):
-            return str(email)
-        name = (info or {}).get("real_name") or (info or {}).get("name") or "That Slack user"
-        return f"{str(name)[:60]} (no school email in Slack)"
-
-    async def _pupil_labels(self, form: Form, actor: UserRef) -> dict[str, str]:
-        """Names for pupils already chosen in a form (a re-booking), asked of the core."""
-        labels: dict[str, str] = {}
-        for inp in form.inputs:
-            if inp.kind not in ("pupil", "pupils") or not inp.initial:
-                continue
-            upns = [inp.initial] if isinstance(inp.initial, str) else list(inp.initial)
-            for upn in upns[:20]:
-                effects = await self.bot.handle(
-                    Interaction(
-                        platform="slack", kind="options", actor=actor, name=inp.id, text=upn
-                    )
-                )
-                for e in effects:
-                    if isinstance(e, Options):
-                        labels.update({o.value: o.label for o in e.options if o.value == upn})
-        return labels
-
-    async def _my_calls(self, actor: UserRef, delivery_id: str | None = None) -> Message | None:
         effects = await self.bot.handle(
             Interaction(
                 platform="slack",
-                kind="command",
-                actor=actor,
-                name="my-calls",
-                delivery_id=delivery_id,
+                kind="home",
+                actor=self._user(user_id, str(body.get("team_id", ""))),
+                delivery_id=f"event:{body['event_id']}" if body.get("event_id") else None,
             )
         )
-        for e in effects:
-            if isinstance(e, Reply | Ephemeral | UpdateMessage):
-                return e.message
-        return None
+        origin = Origin(user_id=user_id, team_id=str(body.get("team_id", "")))
+        self._later([step for e in effects for step in self._render(e, origin)])
+
+    # ----- helpers for inbound -----
+
+    @staticmethod
+    def _picked(value: SubmittedValue, team_id: str) -> SubmittedValue:
+        """A users picker's Slack user id(s) as people: the router asks Slack who they are."""
+        if isinstance(value, list):
+            return [UserRef("slack", str(v), team_id) for v in value if v]
+        return UserRef("slack", str(value), team_id) if value else ""
 
     # ----- outbound: effects -> Web API calls -----
 
@@ -466,6 +428,8 @@ class SlackAdapter:
             return [lambda: self._open_view(o, popup_view(effect.title, effect.message))]
         if isinstance(effect, UpdateMessage):
             return [lambda: self._update(o, effect.message)]
+        if isinstance(effect, ShowHome):
+            return [lambda: self._publish_home(o.user_id, effect.message)]
         if isinstance(effect, FormErrors):
             text = " ".join(effect.errors.values()) or "That could not be saved."
             return [lambda: self._ephemeral(o, _say(text))]
@@ -505,8 +469,7 @@ class SlackAdapter:
                 log.warning("response_url answered HTTP %s", resp.status)
 
     async def _open_form(self, o: Origin, form: Form) -> None:
-        actor = self._user(o.user_id, o.team_id)
-        await self._open_view(o, form_view(form, await self._pupil_labels(form, actor)))
+        await self._open_view(o, form_view(form))
 
     async def _open_view(self, o: Origin, view: dict[str, Any]) -> None:
         if not o.trigger_id:
@@ -519,10 +482,8 @@ class SlackAdapter:
 
     async def _update(self, o: Origin, message: Message) -> None:
         if o.view is not None and o.view.get("type") == "home":
-            # The Home tab always shows the user's calls: refresh it rather than replace it.
-            fresh = await self._my_calls(self._user(o.user_id, o.team_id))
-            await self._publish_home(o.user_id, fresh or message)
-        elif o.view is not None:
+            return  # the core sends the Home view afresh (ShowHome) after a click on it
+        if o.view is not None:
             title = ((o.view.get("title") or {}).get("text")) or "Details"
             await self.client.views_update(
                 view_id=o.view.get("id"), view=popup_view(title, message)
@@ -540,6 +501,12 @@ class SlackAdapter:
 
     async def _publish_home(self, user_id: str, message: Message) -> None:
         await self.client.views_publish(user_id=user_id, view=home_view(message))
+
+
+def _surface(view: dict[str, Any] | None) -> Literal["chat", "home", "modal"]:
+    if view is None:
+        return "chat"
+    return "home" if view.get("type") == "home" else "modal"
 
 
 class CheckedSocketModeHandler(AsyncSocketModeHandler):
@@ -595,7 +562,7 @@ async def _not_configured(request: web.Request) -> web.Response:
 
 
 def mount(app: web.Application, runtime: Runtime) -> None:
-    """Add ``POST /slack/events`` (and Socket Mode) and make Slack the outbox's messenger."""
+    """Add ``POST /slack/events`` (and Socket Mode) and let the outbox deliver on Slack."""
     settings = runtime.settings
     if not settings.slack_enabled:
         if settings.slack_bot_token or settings.slack_signing_secret or settings.slack_app_token:
@@ -610,7 +577,7 @@ def mount(app: web.Application, runtime: Runtime) -> None:
         return
     adapter = SlackAdapter(runtime)
     app[SLACK] = adapter
-    runtime.use_messenger(adapter.messenger)
+    runtime.dispatcher.add(adapter.messenger)
     runtime.bot.directories["slack"] = adapter.directory
     if settings.slack_signing_secret:
         app.router.add_post(EVENTS_PATH, adapter.handle_http)

@@ -211,7 +211,7 @@ def _initials(inp: Input) -> list[str]:
     return [x for x in inp.initial if x]
 
 
-def _element(inp: Input, labels: dict[str, str]) -> dict[str, Any]:
+def _element(inp: Input) -> dict[str, Any]:
     aid = inp.id
     init = _initials(inp)
     el: dict[str, Any]
@@ -248,6 +248,8 @@ def _element(inp: Input, labels: dict[str, str]) -> dict[str, Any]:
             "action_id": aid,
             "min_query_length": 0,
         }
+        # The core sends the chosen pupils' names as the input's options.
+        labels = {o.value: o.label for o in inp.options}
         chosen = [_option(Option(u, labels.get(u, u))) for u in init][:MAX_OPTIONS]
         if chosen:
             if multi:
@@ -276,10 +278,8 @@ def _element(inp: Input, labels: dict[str, str]) -> dict[str, Any]:
     return el
 
 
-def form_view(form: Form, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """A modal: ``callback_id`` is the form id, ``private_metadata`` the form's state.
-
-    ``labels`` maps pupil UPNs chosen beforehand to the names shown in their pickers."""
+def form_view(form: Form) -> dict[str, Any]:
+    """A modal: ``callback_id`` is the form id, ``private_metadata`` the form's state."""
     blocks: list[dict[str, Any]] = []
     if form.intro:
         blocks.append({"type": "section", "text": md(form.intro, MAX_SECTION_TEXT)})
@@ -289,7 +289,7 @@ def form_view(form: Form, labels: dict[str, str] | None = None) -> dict[str, Any
             "block_id": inp.id,
             "label": plain(inp.label, MAX_LABEL),
             "optional": not inp.required,
-            "element": _element(inp, labels or {}),
+            "element": _element(inp),
         }
         if inp.hint:
             block["hint"] = plain(inp.hint, MAX_HINT)
@@ -343,7 +343,7 @@ def home_view(message: Message) -> dict[str, Any]:
 def element_value(el: dict[str, Any]) -> SubmittedValue | None:
     """One element's value from ``view.state.values``, in the core's conventions.
 
-    Users pickers come back as the Slack user id (the adapter maps it to an email)."""
+    Users pickers come back as the Slack user id (the adapter passes it on as a person)."""
     kind = el.get("type")
     if kind in ("plain_text_input", "number_input", "email_text_input", "url_text_input"):
         return el.get("value") or ""

@@ -25,6 +25,8 @@ from chatbot.ui import Message
 log = logging.getLogger("chatbot.slack")
 
 DEFAULT_API_URL = "https://slack.com/api/"
+# Message metadata naming the outbox row a message came from (posting it needs no extra scope).
+METADATA_EVENT = "safe_video_outbox"
 CHANNEL_ERRORS = {"channel_not_found", "not_in_channel", "is_archived", "channel_is_archived"}
 # Errors that no retry will fix (the outbox still keeps the row and logs it loudly).
 PERMANENT_ERRORS = {
@@ -121,7 +123,8 @@ def delivery_error(exc: Exception, channel_errors: bool = False) -> DeliveryErro
 class SlackMessenger:
     """Implements :class:`chatbot.ports.Messenger` with chat.postMessage / chat.update.
 
-    Message refs are ``"<channel id>:<ts>"`` so a message can be edited in place later."""
+    Message refs are ``"<channel id>:<ts>"`` so a message can be edited in place later. Each
+    message carries its outbox id in Slack message metadata."""
 
     platform = "slack"
 
@@ -133,10 +136,22 @@ class SlackMessenger:
         }
         self._user_ids: TTLCache[str, str] = TTLCache(DIRECTORY_SECONDS)
 
-    async def _post(self, channel: str, message: Message, role: bool) -> str:
+    async def _post(self, channel: str, message: Message, role: bool, outbox_id: int | None) -> str:
+        extra: dict[str, Any] = {}
+        if outbox_id is not None:
+            # Hidden from people; lets anyone reading the channel's history (with the
+            # metadata.message:read scope) recognise a message sent twice after a crash.
+            extra["metadata"] = {
+                "event_type": METADATA_EVENT,
+                "event_payload": {"outbox_id": outbox_id},
+            }
         try:
             resp = await self.client.chat_postMessage(
-                channel=channel, unfurl_links=False, unfurl_media=False, **message_payload(message)
+                channel=channel,
+                unfurl_links=False,
+                unfurl_media=False,
+                **message_payload(message),
+                **extra,
             )
         except Exception as exc:
             raise delivery_error(exc, channel_errors=role) from exc
@@ -155,23 +170,27 @@ class SlackMessenger:
         self._user_ids.put(key, user_id)
         return user_id
 
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         looked_up = not to.platform_user_id
         user_id = to.platform_user_id or await self.user_id_for(to.email)
         # Posting to a user id delivers to the app's direct-message channel with them.
         try:
-            return await self._post(user_id, message, role=False)
+            return await self._post(user_id, message, role=False, outbox_id=outbox_id)
         except DeliveryError:
             if looked_up:
                 self._user_ids.drop(to.email.lower())  # look them up afresh on the retry
             raise
 
-    async def post_to_role(self, role: Role, message: Message) -> str:
+    async def post_to_role(
+        self, role: Role, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         channel = self.channels.get(role) or ""
         if not channel:
             raise ChannelUnavailable("channel_not_configured")
         try:
-            return await self._post(channel, message, role=True)
+            return await self._post(channel, message, role=True, outbox_id=outbox_id)
         except ChannelUnavailable as exc:
             log.error(
                 "SLACK %s CHANNEL %s UNREACHABLE (%s): invite the bot or fix SLACK_%s_CHANNEL_ID",

@@ -25,7 +25,7 @@ from botbuilder.core import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes
 
-from adapters.runtime import Runtime
+from adapters.server import Runtime
 from adapters.teams.auth import CachingBotFrameworkAuthentication
 from adapters.teams.handler import TeamsHandler, tenant_of
 from adapters.teams.hosts import AllowedHosts, describe, is_loopback, service_host
@@ -189,7 +189,7 @@ def build(runtime: Runtime, emulator: bool) -> TeamsApp:
     )
     auth = CachingBotFrameworkAuthentication(settings, hosts)
     adapter = CloudAdapter(auth)
-    refs = ReferenceStore(runtime.core)
+    refs = ReferenceStore(runtime.units)
     out = Outbound(auth, settings, hosts)
     handler = TeamsHandler(runtime, refs, hosts, out)
     messenger = TeamsMessenger(out, refs, settings)
@@ -222,7 +222,8 @@ def mount(app: web.Application, runtime: Runtime) -> None:
 
     app.on_cleanup.append(close)
     runtime.bot.directories["teams"] = TeamsDirectory(teams.out)
-    runtime.use_messenger(teams.messenger)  # Slack, mounted after, takes over if it is set up
+    # In Emulator mode too: the co-host request and the DSL alert reach the Emulator.
+    runtime.dispatcher.add(teams.messenger)
     if teams.emulator:
         log.warning(
             "Teams: Bot Framework Emulator mode %s: /api/messages is NOT authenticated, and "

@@ -157,8 +157,8 @@ def _choices(options: tuple[Option, ...]) -> list[dict[str, str]]:
     return [{"title": no_controls(o.label), "value": o.value} for o in options]
 
 
-def _initial(inp: Input, values: dict[str, SubmittedValue]) -> str | None:
-    v: Any = values.get(inp.id, inp.initial)
+def _initial(inp: Input) -> str | None:
+    v: Any = inp.initial
     if v is None:
         return None
     if isinstance(v, list | tuple):
@@ -167,8 +167,8 @@ def _initial(inp: Input, values: dict[str, SubmittedValue]) -> str | None:
 
 
 def searchable(inp: Input) -> bool:
-    """A pupil picker whose choices come from the core's search (not a fixed list)."""
-    return inp.kind in PUPIL_KINDS and not inp.options
+    """A pupil picker: its choices are the core's first pupils, or a search's matches."""
+    return inp.kind in PUPIL_KINDS
 
 
 def _input(
@@ -246,18 +246,14 @@ def _search_box(inp: Input, data: dict[str, Any], query: str, note: str) -> list
 
 def form_card(
     form: Form,
-    options: dict[str, tuple[Option, ...]] | None = None,
     errors: dict[str, str] | None = None,
-    values: dict[str, SubmittedValue] | None = None,
     queries: dict[str, str] | None = None,
     notes: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The form as a card. ``options`` supplies choices for staff and pupil pickers;
-    ``errors`` (field id -> message) are shown in red under their fields; ``queries`` and
-    ``notes`` (pupil picker id -> text) fill its search box and the line under it."""
-    options = options or {}
+    """The form as a card, its pickers' choices as the core sent them. ``errors`` (field id ->
+    message) are shown in red under their fields; ``queries`` and ``notes`` (pupil picker id ->
+    text) fill its search box and the line under it."""
     errors = errors or {}
-    values = values or {}
     queries = queries or {}
     notes = notes or {}
     data = {"form": form.id, "state": dict(form.state), "spec": form_spec(form)}
@@ -276,8 +272,7 @@ def form_card(
             )
         )
     for inp in form.inputs:
-        opts = inp.options or options.get(inp.id, ())
-        body.append(_input(inp, opts, _initial(inp, values), errors.get(inp.id), validate))
+        body.append(_input(inp, inp.options, _initial(inp), errors.get(inp.id), validate))
         if inp.hint:
             body.extend(_plain(inp.hint, size="Small", isSubtle=True, spacing="None"))
         if inp.id in errors:
@@ -308,7 +303,7 @@ def form_spec(form: Form) -> dict[str, Any]:
     d.pop("state", None)
     for i in d["inputs"]:
         if i["kind"] in (*PUPIL_KINDS, "staff"):
-            i["options"] = []  # fetched fresh when the card is drawn again
+            i["options"] = []  # the core fills them in again when the card is redrawn
     return d
 
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, ChannelAccount
 
-from adapters.runtime import Runtime
+from adapters.server import Runtime
 from adapters.teams import cards
 from adapters.teams.hosts import AllowedHosts
 from adapters.teams.messenger import (
@@ -26,7 +25,6 @@ from adapters.teams.messenger import (
     text_json,
 )
 from adapters.teams.outbound import Outbound
-from chatbot.bot import COMMANDS
 from chatbot.effects import (
     CloseForm,
     Effect,
@@ -36,18 +34,17 @@ from chatbot.effects import (
     Options,
     Popup,
     Reply,
+    ShowHome,
     UpdateMessage,
 )
-from chatbot.interaction import ConversationRef, Interaction, SubmittedValue, UserRef
-from chatbot.ui import Form, Input, Option
+from chatbot.interaction import ConversationRef, Interaction, UserRef
+from chatbot.ui import Form
 
 log = logging.getLogger("chatbot.teams")
 
 MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
-OPTIONS_CACHE_SECONDS = 30.0
 PUPIL_SEARCH_LIMIT = 50  # the core answers a pupil search with at most this many
-CHOSEN_LOOKUPS = 30  # chosen pupils looked up one by one to keep them on a redrawn card
 QUERY_MAX = 50
 
 
@@ -103,10 +100,6 @@ class TeamsHandler(TeamsActivityHandler):
         self.out = out
         self.refs = refs
         self.hosts = hosts
-        # Picker choices per person (the core decides who may see them), kept a few seconds.
-        self._options_cache: dict[
-            tuple[str, str, str, str, str], tuple[float, tuple[Option, ...]]
-        ] = {}
 
     # ----- turn plumbing -----
 
@@ -158,18 +151,13 @@ class TeamsHandler(TeamsActivityHandler):
             actor=user_of(a),
             delivery_id=a.id or None,
             conversation=ConversationRef(PLATFORM, str(conv.id if conv else ""), kind),  # type: ignore[arg-type]
+            lists_choices=True,  # cards cannot search as the person types
             **kw,
         )
 
-    async def _handle(
-        self,
-        ctx: TurnContext,
-        i: Interaction,
-        form: Form | None = None,
-        values: dict[str, SubmittedValue] | None = None,
-    ) -> None:
+    async def _handle(self, ctx: TurnContext, i: Interaction) -> None:
         effects = await self.runtime.bot.handle(i)
-        await self._render(ctx, i, effects, form, values or {})
+        await self._render(ctx, i, effects)
 
     # ----- inbound -----
 
@@ -194,24 +182,19 @@ class TeamsHandler(TeamsActivityHandler):
             state = {str(k)[:100]: str(x)[:500] for k, x in raw_state.items()}
             form = cards.form_from_spec(v.get("spec"), state)
             values = cards.submitted_values(v, form)
-            i = self._interaction(
-                a, kind="submit", name=v["form"][:100], values=values, state=state
-            )
             search = v.get(cards.SEARCH_KEY)
             if isinstance(search, str):  # the Search button of a pupil picker, not the form's
                 query = v.get(cards.SEARCH_PREFIX + search)
-                await self._search(turn_context, i, form, values, search[:100], query)
+                await self._search(turn_context, form, values, search[:100], query)
                 return
-            await self._handle(turn_context, i, form, values)
+            i = self._interaction(
+                a, kind="submit", name=v["form"][:100], values=values, state=state, form=form
+            )
+            await self._handle(turn_context, i)
             return
-        text = clean_text(a.text)
-        word, _, rest = text.partition(" ")
-        name = word.lstrip("/").lower()
-        if name in COMMANDS:
-            i = self._interaction(a, kind="command", name=name, text=rest.strip())
-        else:
-            i = self._interaction(a, kind="message", text=text)
-        await self._handle(turn_context, i)
+        await self._handle(
+            turn_context, self._interaction(a, kind="message", text=clean_text(a.text))
+        )
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         await self._handle(turn_context, self._interaction(turn_context.activity, kind="install"))
@@ -237,29 +220,21 @@ class TeamsHandler(TeamsActivityHandler):
         )
         return await self.out.send(a.service_url, a.conversation.id, activity, reply_to=a.id)
 
-    async def _render(
-        self,
-        ctx: TurnContext,
-        i: Interaction,
-        effects: list[Effect],
-        form: Form | None,
-        values: dict[str, SubmittedValue],
-    ) -> None:
+    async def _render(self, ctx: TurnContext, i: Interaction, effects: list[Effect]) -> None:
         a = ctx.activity
+        form = i.form
         for e in effects:
             if isinstance(e, Reply | Ephemeral):
                 await self._reply(ctx, message_json(e.message))
             elif isinstance(e, OpenForm):
-                card = cards.form_card(e.form, await self._options(i, e.form))
+                card = cards.form_card(e.form)
                 await self._private(ctx, card_json(card, e.form.title))
             elif isinstance(e, FormErrors):
-                shown = e.form or form
-                if shown is None:
+                if e.form is None:
                     text = " ".join(e.errors.values()) or "Please check the form."
                     await self._reply(ctx, text_json(text))
                     continue
-                options = await self._options(i, shown, values)
-                card = cards.form_card(shown, options, e.errors, _listed(shown, options, values))
+                card = cards.form_card(e.form, e.errors)
                 await self._private(ctx, card_json(card, "Please check the form"))
             elif isinstance(e, CloseForm):
                 if a.reply_to_id and form is not None:
@@ -274,8 +249,8 @@ class TeamsHandler(TeamsActivityHandler):
                     await self._reply(ctx, message_json(e.message))
             elif isinstance(e, Popup):
                 await self._private(ctx, message_json(e.message, e.title))
-            elif isinstance(e, Options):
-                continue
+            elif isinstance(e, Options | ShowHome):
+                continue  # Teams has no Home view; searches are drawn by _search
 
     async def _update(self, ctx: TurnContext, activity: dict[str, Any]) -> None:
         a = ctx.activity
@@ -314,133 +289,49 @@ class TeamsHandler(TeamsActivityHandler):
     async def _search(
         self,
         ctx: TurnContext,
-        i: Interaction,
         form: Form | None,
-        values: dict[str, SubmittedValue],
+        values: dict[str, Any],
         input_id: str,
         raw_query: Any,
     ) -> None:
         """A pupil picker's Search button: the same card again, with what was entered kept and
-        the picker listing the pupils matching the query. Nothing is submitted to the core."""
+        the picker listing the pupils matching the query (both from the core)."""
         inp = next((x for x in form.inputs if x.id == input_id), None) if form else None
         if form is None or inp is None or not cards.searchable(inp):
             text = "That form has changed since it was sent. Please open it again."
             await self._reply(ctx, text_json(text))
             return
         query = " ".join(str(raw_query or "").split())[:QUERY_MAX]
-        found: dict[str, tuple[Option, ...]] = {}
+        i = self._interaction(
+            ctx.activity,
+            kind="options",
+            name=inp.id,
+            value=inp.kind,
+            text=query,
+            values=values,
+            form=form,
+        )
+        effects = await self.runtime.bot.handle(i)
+        found = next((e.options for e in effects if isinstance(e, Options)), ())
+        shown = next((e.form for e in effects if isinstance(e, OpenForm)), None)
+        if shown is None:  # not on the roster: the core lists nothing
+            text = "I can only search the pupil roster for staff on the school's roster."
+            await self._reply(ctx, {"type": "message", "text": text})
+            return
+        chosen = values.get(inp.id)
+        n = len(
+            [o for o in found if o.value not in (chosen if isinstance(chosen, list) else [chosen])]
+        )
         if not query:
             note = "Type part of a pupil's name, class or UPN, then choose Search."
+        elif n == 0:
+            note = "No pupils match that search."
+        elif n >= PUPIL_SEARCH_LIMIT:
+            note = f"Showing the first {n} matches: type more to narrow the search."
         else:
-            found[inp.id] = await self._pupil_options(i, inp, query)
-            n = len(found[inp.id])
-            if n == 0:
-                note = "No pupils match that search."
-            elif n >= PUPIL_SEARCH_LIMIT:
-                note = f"Showing the first {n} matches: type more to narrow the search."
-            else:
-                note = f"{n} {'match' if n == 1 else 'matches'}: choose from {inp.label} above."
-        options = await self._options(i, form, values, found)
-        card = cards.form_card(
-            form,
-            options,
-            values=_listed(form, options, values),
-            queries={inp.id: query},
-            notes={inp.id: note},
-        )
+            note = f"{n} {'match' if n == 1 else 'matches'}: choose from {inp.label} above."
+        card = cards.form_card(shown, queries={inp.id: query}, notes={inp.id: note})
         if ctx.activity.reply_to_id:
-            await self._update(ctx, card_json(card, form.title))
+            await self._update(ctx, card_json(card, shown.title))
         else:
-            await self._private(ctx, card_json(card, form.title))
-
-    async def _options(
-        self,
-        i: Interaction,
-        form: Form,
-        values: dict[str, SubmittedValue] | None = None,
-        found: dict[str, tuple[Option, ...]] | None = None,
-    ) -> dict[str, tuple[Option, ...]]:
-        """Choices for the form's staff and pupil pickers. A pupil picker lists the core's first
-        pupils, or ``found`` (a search's matches) for it, plus the pupils already chosen in
-        ``values`` so that a card drawn again keeps them selected."""
-        values = values or {}
-        found = found or {}
-        out: dict[str, tuple[Option, ...]] = {}
-        for inp in form.inputs:
-            if inp.options:
-                continue
-            if inp.kind == "staff":
-                out[inp.id] = await self._roster_staff(i)
-            elif inp.kind in cards.PUPIL_KINDS:
-                listed = found[inp.id] if inp.id in found else await self._pupil_options(i, inp)
-                out[inp.id] = await self._with_chosen(i, inp, listed, values.get(inp.id))
-        return out
-
-    async def _with_chosen(
-        self, i: Interaction, inp: Input, listed: tuple[Option, ...], value: SubmittedValue | None
-    ) -> tuple[Option, ...]:
-        """``listed`` with the chosen pupils it lacks put first, each asked of the core by
-        UPN (so only pupils the core knows, with the core's labels)."""
-        chosen = [value] if isinstance(value, str) else list(value or [])
-        have = {o.value for o in listed}
-        missing = list(dict.fromkeys(c for c in chosen if c and c not in have))
-        extra: list[Option] = []
-        for upn in missing[:CHOSEN_LOOKUPS]:
-            matches = await self._pupil_options(i, inp, upn[:QUERY_MAX])
-            extra.extend(o for o in matches if o.value == upn)
-        return (*extra, *listed) if extra else listed
-
-    async def _pupil_options(
-        self, i: Interaction, inp: Input, query: str = ""
-    ) -> tuple[Option, ...]:
-        """A pupil picker's choices for ``query`` (its first pupils when empty)."""
-        return await self._core_options(i, inp.id, inp.kind, query)
-
-    async def _roster_staff(self, i: Interaction) -> tuple[Option, ...]:
-        """The roster as choices for a staff picker."""
-        return await self._core_options(i, "staff", "staff")
-
-    async def _core_options(
-        self, i: Interaction, name: str, kind: str, query: str = ""
-    ) -> tuple[Option, ...]:
-        """Choices asked of the core (which answers only staff on the roster), kept for a few
-        seconds per person so a burst of forms does not repeat the query. Never shared between
-        people: someone off the roster must not see what a colleague was shown."""
-        key = (i.actor.tenant, i.actor.user_id, name, kind, query)
-        now = time.monotonic()
-        hit = self._options_cache.get(key) if i.actor.user_id else None
-        if hit and now - hit[0] < OPTIONS_CACHE_SECONDS:
-            return hit[1]
-        effects = await self.runtime.bot.handle(
-            Interaction(
-                platform=PLATFORM,
-                kind="options",
-                actor=i.actor,
-                name=name,
-                value=kind,
-                text=query,
-                conversation=i.conversation,
-            )
-        )
-        options = next((e.options for e in effects if isinstance(e, Options)), ())
-        if len(self._options_cache) > 5000:
-            self._options_cache.clear()
-        self._options_cache[key] = (now, options)
-        return options
-
-
-def _listed(
-    form: Form, options: dict[str, tuple[Option, ...]], values: dict[str, SubmittedValue]
-) -> dict[str, SubmittedValue]:
-    """``values`` without chosen pupils that are not among their picker's choices (a card
-    cannot show them, and they are not pupils the core knows)."""
-    out = dict(values)
-    for inp in form.inputs:
-        if not cards.searchable(inp) or inp.id not in out:
-            continue
-        listed = {o.value for o in options.get(inp.id, ())}
-        v = out[inp.id]
-        out[inp.id] = (
-            [x for x in v if x in listed] if isinstance(v, list) else (v if v in listed else "")
-        )
-    return out
+            await self._private(ctx, card_json(card, shown.title))

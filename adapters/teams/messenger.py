@@ -28,11 +28,11 @@ from adapters.teams.cards import message_card
 from adapters.teams.hosts import ServiceUrlRefused
 from adapters.teams.outbound import ConnectorError, Outbound
 from chatbot.config import Settings
-from chatbot.core import Core
 from chatbot.interaction import UserRef
 from chatbot.ports import ChannelUnavailable, DeliveryError, Role, StaffAddress
 from chatbot.storage.models import ConversationReference
 from chatbot.ui import Message, no_controls
+from chatbot.uow import Units
 
 log = logging.getLogger("chatbot.teams")
 
@@ -80,8 +80,8 @@ class ReferenceStore:
     """Conversation references in the database, with a small cache so an unchanged reference
     is not rewritten on every activity."""
 
-    def __init__(self, core: Core):
-        self.core = core
+    def __init__(self, units: Units):
+        self.units = units
         self._written: dict[str, str] = {}
 
     async def save(self, key: str, reference: dict[str, Any]) -> None:
@@ -90,7 +90,7 @@ class ReferenceStore:
             return
         for _attempt in range(2):
             try:
-                async with self.core.db.transaction() as s:
+                async with self.units.db.transaction() as s:
                     row = (
                         await s.execute(
                             select(ConversationReference).where(
@@ -105,19 +105,19 @@ class ReferenceStore:
                                 platform=PLATFORM,
                                 key=key[:300],
                                 reference=reference,
-                                updated_at=self.core.now(),
+                                updated_at=self.units.now(),
                             )
                         )
                     else:
                         row.reference = reference
-                        row.updated_at = self.core.now()
+                        row.updated_at = self.units.now()
                 break
             except IntegrityError:  # another request stored it first: update that row
                 continue
         self._written[key] = blob
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        async with self.core.db.reading() as s:
+        async with self.units.db.reading() as s:
             row = (
                 await s.execute(
                     select(ConversationReference.reference).where(
@@ -129,7 +129,7 @@ class ReferenceStore:
         return dict(row) if row else None
 
     async def any_service_url(self) -> str | None:
-        async with self.core.db.reading() as s:
+        async with self.units.db.reading() as s:
             rows = (
                 await s.execute(
                     select(ConversationReference.reference)
@@ -180,7 +180,10 @@ async def connector_call(call: Awaitable[T], role: Role | None = None) -> T:
 
 class TeamsMessenger:
     """The outbox's way onto Teams: personal chats from stored references, role channels from
-    ``TEAMS_DSL_CHANNEL_ID`` / ``TEAMS_SLT_CHANNEL_ID``."""
+    ``TEAMS_DSL_CHANNEL_ID`` / ``TEAMS_SLT_CHANNEL_ID``.
+
+    The outbox id is not sent: Teams documents no activity field for an app's own data that it
+    promises to keep and ignore, so a repeat on Teams is not marked."""
 
     platform = PLATFORM
 
@@ -195,7 +198,9 @@ class TeamsMessenger:
             raise DeliveryError("no_service_url")
         return str(service_url)
 
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         ref = await self.refs.get(f"user:{to.platform_user_id}") if to.platform_user_id else None
         if ref is None:
             log.warning(
@@ -211,7 +216,9 @@ class TeamsMessenger:
         )
         return f"{conversation_id}|{activity_id}"
 
-    async def post_to_role(self, role: Role, message: Message) -> str:
+    async def post_to_role(
+        self, role: Role, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         s = self.settings
         channel = s.teams_dsl_channel if role == "dsl" else s.teams_slt_channel
         if not channel:

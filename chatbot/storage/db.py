@@ -121,9 +121,39 @@ def make_engine(url: str = DEFAULT_URL, immediate: bool = True, **kwargs: Any) -
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
+    url, server_settings = libpq_options(url)
+    if server_settings:
+        connect_args = dict(kwargs.get("connect_args") or {})
+        connect_args["server_settings"] = {
+            **server_settings,
+            **(connect_args.get("server_settings") or {}),
+        }
+        kwargs["connect_args"] = connect_args
     engine = create_async_engine(url, **kwargs)
     _ping_when_idle(engine)
     return engine
+
+
+def libpq_options(url: str) -> tuple[str, dict[str, str]]:
+    """libpq's ``?options=-c name=value`` in a PostgreSQL URL (``-c search_path=school`` to
+    keep the bot's tables in their own schema), as asyncpg server settings: asyncpg would
+    otherwise refuse the parameter."""
+    parsed = make_url(url)
+    raw = parsed.query.get("options")
+    if raw is None:
+        return url, {}
+    settings: dict[str, str] = {}
+    words = iter((raw if isinstance(raw, str) else " ".join(raw)).split())
+    for word in words:
+        if word == "-c":
+            word = "-c" + next(words, "")
+        if not word.startswith(("-c", "--")) or "=" not in word:
+            raise ValueError(
+                f"DATABASE_URL options: {word!r} is not -c name=value (e.g. -c search_path=bot)"
+            )
+        name, _, value = word[2:].partition("=")
+        settings[name.replace("-", "_")] = value
+    return parsed.difference_update_query(["options"]).render_as_string(False), settings
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:
@@ -264,3 +294,15 @@ async def rows_changed(session: AsyncSession, statement: Any) -> int:
     "exactly once" claim in the services: the caller that changed the row won)."""
     result = await session.execute(statement.execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0))
+
+
+async def insert_ignoring_duplicates(
+    session: AsyncSession, model: Any, row: dict[str, Any]
+) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True when the row was new. Unlike catching an
+    IntegrityError, a duplicate leaves the surrounding transaction usable."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    stmt = (postgresql.insert if postgres else sqlite.insert)(model).values(**row)
+    return await rows_changed(session, stmt.on_conflict_do_nothing()) == 1

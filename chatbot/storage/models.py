@@ -236,6 +236,9 @@ class OutboxMessage(Base):
     ``kind`` is "staff" (direct message to ``staff_id``), "role" (post to the ``role`` channel)
     or "update" (re-render every delivered message sharing ``thread_key``).
     ``thread_key`` names what the message is about (e.g. ``cohost:42``) so it can be updated.
+    A role row goes to every configured platform: the dispatcher gives it the first platform
+    and copies it for the others (``origin_id`` names the row it was copied from).
+    ``claimed_by`` is the dispatcher batch holding the row until ``claimed_until``.
     """
 
     __tablename__ = "outbox"
@@ -252,11 +255,14 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(200))
     claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
     delivered_at: Mapped[datetime | None]
     platform: Mapped[str | None] = mapped_column(String(20))
     message_ref: Mapped[str | None] = mapped_column(String(500))
-    # Set when a role channel could not be reached and the message went to people directly.
+    # Set when a role channel could not be reached and the message went to people directly
+    # (on the original row only, so copies for other platforms never message them again).
     fallback_sent_at: Mapped[datetime | None]
+    origin_id: Mapped[int | None]
 
 
 class AuditEvent(Base):
@@ -306,7 +312,7 @@ class ConversationReference(Base):
 
 
 class Concern(Base):
-    """A safeguarding concern reported to the DSL (see chatbot.services.concerns).
+    """A safeguarding concern reported to the DSL (see chatbot.concerns).
 
     The narrative lives only here and is shown only through "View details" or an export; alerts,
     audit rows and logs carry the reference, category and ids. The chase columns are claimed by

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 
 from adapters.console.app import Console
-from adapters.runtime import runtime_for
-from chatbot.core import Core
+from adapters.server import runtime_for
 from chatbot.storage.models import Booking
+from chatbot.uow import Units
 
 
 def scripted(lines: Iterable[str]):  # type: ignore[no-untyped-def]
@@ -23,7 +23,7 @@ def scripted(lines: Iterable[str]):  # type: ignore[no-untyped-def]
     return read, prompts
 
 
-async def run(core: Core, email: str, lines: list[str]) -> str:
+async def run(core: Units, email: str, lines: list[str]) -> str:
     out: list[str] = []
     read, _ = scripted(lines)
     console = Console(runtime_for(core), email, read, out.append)
@@ -31,7 +31,7 @@ async def run(core: Core, email: str, lines: list[str]) -> str:
     return "".join(out)
 
 
-async def test_book_accept_and_slt_post_in_console(school: Core) -> None:
+async def test_book_accept_and_slt_post_in_console(school: Units) -> None:
     out = await run(
         school,
         "teacher@school.test",
@@ -59,18 +59,18 @@ async def test_book_accept_and_slt_post_in_console(school: Core) -> None:
     assert status == "confirmed"
 
 
-async def test_cancelled_form_writes_nothing(school: Core) -> None:
+async def test_cancelled_form_writes_nothing(school: Units) -> None:
     out = await run(school, "teacher@school.test", ["/book-call", "Sam", "cancel"])
     assert "nothing was saved" in out
     async with school.db.transaction() as s:
         assert (await s.execute(select(func.count(Booking.id)))).scalar_one() == 0
 
 
-async def test_unknown_user_is_told_plainly(school: Core) -> None:
+async def test_unknown_user_is_told_plainly(school: Units) -> None:
     out = await run(school, "stranger@elsewhere.test", ["/book-call"])
     assert "not on the school's staff roster" in out
 
 
-async def test_ambiguous_name_asks_for_upn(school: Core) -> None:
+async def test_ambiguous_name_asks_for_upn(school: Units) -> None:
     out = await run(school, "teacher@school.test", ["/book-call", "a", "cancel"])
     assert "matches several pupils" in out

@@ -15,10 +15,9 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.runtime import runtime_for
-from adapters.server import build_app
+from adapters.server import build_app, runtime_for
 from chatbot.config import Settings
-from chatbot.core import Core
+from chatbot.uow import Units
 
 
 def free_port() -> int:
@@ -74,7 +73,7 @@ async def run_serve(tmp_path: Path, *args: str) -> tuple[dict[str, Any], int, st
 
 async def test_serve_starts_without_credentials(tmp_path: Path) -> None:
     body, teams_status, out = await run_serve(tmp_path, "--host", "127.0.0.1")
-    assert body == {"ok": True, "database": "sqlite", "messenger": "none"}
+    assert body == {"ok": True, "database": "sqlite", "messaging": []}
     assert "Slack" in out  # it says how to configure Slack
     assert (tmp_path / "serve.db").exists()
     # Teams stays off even on a loopback address unless Emulator mode is asked for.
@@ -84,7 +83,7 @@ async def test_serve_starts_without_credentials(tmp_path: Path) -> None:
 
 async def test_serve_teams_emulator_listens_on_loopback_only(tmp_path: Path) -> None:
     body, teams_status, out = await run_serve(tmp_path, "--teams-emulator")
-    assert body["messenger"] == "teams"  # the outbox delivers through the Emulator
+    assert body["messaging"] == ["teams"]  # the outbox delivers through the Emulator
     assert "Teams: Bot Framework Emulator mode on 127.0.0.1" in out
     assert "listening on http://127.0.0.1:" in out
     assert teams_status == 403  # Microsoft's service URL is not the Emulator's (loopback)
@@ -141,7 +140,23 @@ def test_production_and_teams_emulator_are_exclusive(tmp_path: Path) -> None:
     assert "--teams-emulator: not allowed with argument --production" in r.stderr
 
 
-async def test_production_switches_off_unauthenticated_teams(core: Core) -> None:
+def test_bad_setting_stops_start_up_with_its_name(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    env["CHATBOT_OUTBOX_INTERVAL_SECONDS"] = "soon"
+    r = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert "Cannot start: CHATBOT_OUTBOX_INTERVAL_SECONDS='soon'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+async def test_production_switches_off_unauthenticated_teams(core: Units) -> None:
     runtime = runtime_for(core, Settings(production=True))
     async with TestClient(TestServer(build_app(runtime, with_scheduler=False))) as client:
         r = await client.post("/api/messages", json={"type": "message", "text": "help"})

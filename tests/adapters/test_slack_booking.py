@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from chatbot.core import Core
 from chatbot.ports import FixedClock
-from chatbot.services import roster
+from chatbot.roster import importer as roster
 from chatbot.storage.models import Booking
+from chatbot.uow import Units
 from tests.adapters.test_slack_render import check_call, check_message, check_view
 from tests.adapters.test_slack_support import Slack, payload, running
 
@@ -32,7 +32,7 @@ GOOD: dict[str, Any] = {
 
 
 @pytest.fixture
-async def slack(school: Core) -> AsyncIterator[Slack]:
+async def slack(school: Units) -> AsyncIterator[Slack]:
     async with running(school) as s:
         yield s
         for call in s.api.calls:
@@ -41,7 +41,7 @@ async def slack(school: Core) -> AsyncIterator[Slack]:
             check_message(body, "response_url")
 
 
-async def bookings(core: Core) -> int:
+async def bookings(core: Units) -> int:
     async with core.db.transaction() as s:
         return int((await s.execute(select(func.count(Booking.id)))).scalar_one())
 
@@ -67,7 +67,7 @@ async def test_full_booking_from_command_to_slt_post(slack: Slack) -> None:
 
     status, body = await slack.submit("U0TEACHER", view, GOOD)
     assert status == 200 and body is None, body  # empty ack closes the modal
-    assert await bookings(slack.runtime.core) == 1
+    assert await bookings(slack.runtime.units) == 1
     [dm] = slack.posts_to("U0TEACHER")
     assert "Waiting for Colin Colleague" in dm["text"]
     assert {"user": "U0COLLEAG"} in api.called("users.info")  # co-host picker -> email
@@ -133,7 +133,7 @@ async def test_each_refusal_is_an_error_on_its_block(
     view = slack.opened()
     shown = {b["block_id"] for b in view["blocks"] if b["type"] == "input"}
     assert set(body["errors"]) <= shown
-    assert await bookings(slack.runtime.core) == 0
+    assert await bookings(slack.runtime.units) == 0
     assert slack.posts_to("U0TEACHER") == []
 
 
@@ -153,7 +153,7 @@ async def test_weekly_limit_and_short_notice_refused(slack: Slack, clock: FixedC
         },
     )
     assert "ahead" in body["errors"]["start"], body
-    assert await bookings(slack.runtime.core) == 1
+    assert await bookings(slack.runtime.units) == 1
 
 
 async def test_user_not_on_roster_cannot_book(slack: Slack) -> None:
@@ -217,7 +217,7 @@ async def test_consent_form_with_pupil_search(slack: Slack) -> None:
     assert "Recorded written consent" in slack.posts_to("U0TEACHER")[-1]["text"]
 
 
-async def test_thousand_pupils_stay_searchable(school: Core) -> None:
+async def test_thousand_pupils_stay_searchable(school: Units) -> None:
     rows = ["upn,forename,surname,class,parent_email"]
     rows += [
         f"P{n:012d},Pupil{n:04d},Surname{n:04d},Year {n % 6 + 1},p{n}@home.test"

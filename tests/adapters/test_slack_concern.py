@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from chatbot.core import Core
+from chatbot.uow import Units
 from tests.adapters.test_slack_render import check_call, check_message, check_view
 from tests.adapters.test_slack_support import Slack, running
 
@@ -18,7 +18,7 @@ NARRATIVE = "During the call Sam said an older cousin shouts at him at night."
 
 
 @pytest.fixture
-async def slack(school: Core) -> AsyncIterator[Slack]:
+async def slack(school: Units) -> AsyncIterator[Slack]:
     async with running(school) as s:
         yield s
         for call in s.api.calls:
@@ -43,7 +43,7 @@ def values_for(view: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {k: v for k, v in out.items() if k in inputs}
 
 
-async def concerns(core: Core) -> int:
+async def concerns(core: Units) -> int:
     from chatbot.storage.models import Concern
 
     async with core.db.transaction() as s:
@@ -61,7 +61,7 @@ async def file_concern(slack: Slack, user: str = "U0TEACHER") -> dict[str, Any]:
 
 async def test_concern_to_dsl_alert_ack_and_view_details(slack: Slack) -> None:
     await file_concern(slack)
-    assert await concerns(slack.runtime.core) == 1  # committed by the time Slack got the ack
+    assert await concerns(slack.runtime.units) == 1  # committed by the time Slack got the ack
     assert slack.posts_to("U0TEACHER"), "the reporter gets a receipt"
 
     await slack.runtime.dispatcher.drain()
@@ -98,14 +98,14 @@ async def test_concern_to_dsl_alert_ack_and_view_details(slack: Slack) -> None:
 
 async def test_someone_off_the_roster_can_still_report(slack: Slack) -> None:
     await file_concern(slack, "U0STRANGE")
-    assert await concerns(slack.runtime.core) == 1
+    assert await concerns(slack.runtime.units) == 1
 
 
 async def test_concern_field_errors_keep_the_modal_open(slack: Slack) -> None:
     view = await slack.open_form("U0TEACHER", "/concern")
     status, body = await slack.submit("U0TEACHER", view, values_for(view, narrative=""))
     assert body["response_action"] == "errors" and "narrative" in body["errors"]
-    assert await concerns(slack.runtime.core) == 0
+    assert await concerns(slack.runtime.units) == 0
 
 
 async def test_concern_text_stays_out_of_the_logs(

@@ -19,10 +19,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from adapters.slack.fake_api import FORM, JSON, command_body, interactive_body
-from chatbot.core import Core
+from chatbot.uow import Units
 from tests.adapters.test_slack_support import Slack, payload, running
 from tests.conftest import no_traceback, snapshot
+from tests.doubles.slack_api import FORM, JSON, command_body, interactive_body
 
 HUGE = "x" * 12_000  # longer than any text Slack sends
 SURROGATE = "\ud800"
@@ -87,7 +87,7 @@ def command_mutations(base: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture
-async def slack(school: Core) -> Any:
+async def slack(school: Units) -> Any:
     async with running(school) as s:
         yield s
 
@@ -111,7 +111,7 @@ async def test_wrong_kinds_of_value_in_every_field(
     ]:
         status, answer = await slack.post(body, content_type)
         assert status == 200, (status, answer)
-    before = await snapshot(slack.runtime.core.db)
+    before = await snapshot(slack.runtime.units.db)
 
     requests: list[tuple[str, str]] = [(body, FORM) for body in command_mutations(cmd)]
     for p in interactive:
@@ -127,5 +127,5 @@ async def test_wrong_kinds_of_value_in_every_field(
             assert status in (200, 400, 401), (status, answer, body[:300])
             statuses[status] += 1
     no_traceback(caplog)
-    assert await snapshot(slack.runtime.core.db) == before
+    assert await snapshot(slack.runtime.units.db) == before
     assert statuses[400] > statuses[200] > 0, statuses  # most changes are refused

@@ -17,7 +17,11 @@ from typing import Any
 
 import pytest
 
-from adapters.slack.fake_api import (
+from chatbot.fields import MAX_RECORD_ID
+from chatbot.uow import Units
+from tests.adapters.test_slack_support import Slack, payload, running
+from tests.conftest import no_traceback, snapshot
+from tests.doubles.slack_api import (
     FORM,
     JSON,
     command_body,
@@ -25,14 +29,10 @@ from adapters.slack.fake_api import (
     signature,
     signed_headers,
 )
-from chatbot.core import Core
-from chatbot.services.forms import MAX_RECORD_ID
-from tests.adapters.test_slack_support import Slack, payload, running
-from tests.conftest import no_traceback, snapshot
 
 
 @pytest.fixture
-async def slack(school: Core) -> AsyncIterator[Slack]:
+async def slack(school: Units) -> AsyncIterator[Slack]:
     async with running(school) as s:
         yield s
 
@@ -95,13 +95,13 @@ def unsigned(slack: Slack, case: str) -> tuple[bytes, list[tuple[str, str]]]:
 async def test_requests_slack_did_not_sign_get_401(
     slack: Slack, case: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = await snapshot(slack.runtime.core.db)
+    before = await snapshot(slack.runtime.units.db)
     body, headers = unsigned(slack, case)
     with caplog.at_level(logging.INFO):
         assert await post_raw(slack, body, headers) == 401
     no_traceback(caplog)
     assert slack.api.calls == []
-    assert await snapshot(slack.runtime.core.db) == before
+    assert await snapshot(slack.runtime.units.db) == before
 
 
 async def test_ssl_check_is_answered_but_carries_nothing_in(slack: Slack) -> None:
@@ -118,7 +118,7 @@ async def test_ssl_check_is_answered_but_carries_nothing_in(slack: Slack) -> Non
 async def test_bodies_that_cannot_be_read_get_4xx(
     slack: Slack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = await snapshot(slack.runtime.core.db)
+    before = await snapshot(slack.runtime.units.db)
     broken_gzip = [("Content-Type", FORM), ("Content-Encoding", "gzip")]
     with caplog.at_level(logging.INFO):
         assert await post_raw(slack, b"not gzip at all", broken_gzip) == 400
@@ -128,7 +128,7 @@ async def test_bodies_that_cannot_be_read_get_4xx(
         assert await post_raw(slack, bomb, broken_gzip) == 413
     no_traceback(caplog)
     assert slack.api.calls == []
-    assert await snapshot(slack.runtime.core.db) == before
+    assert await snapshot(slack.runtime.units.db) == before
 
 
 # ----- signed, but not shaped as Slack sends it: 400 -----
@@ -242,14 +242,14 @@ WRONG_SHAPES: dict[str, Callable[[], tuple[str, str]]] = {
 async def test_signed_payloads_of_the_wrong_shape_get_400_and_change_nothing(
     slack: Slack, case: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = await snapshot(slack.runtime.core.db)
+    before = await snapshot(slack.runtime.units.db)
     body, content_type = WRONG_SHAPES[case]()
     with caplog.at_level(logging.INFO):
         status, answer = await slack.post(body, content_type)
     assert status == 400, answer
     no_traceback(caplog)
     assert slack.api.calls == [] and slack.api.responses == []
-    assert await snapshot(slack.runtime.core.db) == before
+    assert await snapshot(slack.runtime.units.db) == before
 
 
 # ----- shaped right, naming records that can't exist: a polite answer -----
@@ -260,7 +260,7 @@ async def test_buttons_naming_impossible_calls_get_a_polite_answer(
     slack: Slack, value: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     await slack.command("U0COLLEAG", "/my-calls")  # first seen: their identity is recorded
-    before = await snapshot(slack.runtime.core.db, skip=("processed_delivery",))
+    before = await snapshot(slack.runtime.units.db, skip=("processed_delivery",))
     p = payload("block_actions_cohost_accept.json")
     p["trigger_id"] = slack.trigger()
     p["response_url"] = slack.api.response_url("huge")
@@ -271,4 +271,4 @@ async def test_buttons_naming_impossible_calls_get_a_polite_answer(
     no_traceback(caplog)
     [answer] = slack.api.responses
     assert answer["text"] == "That call no longer exists."
-    assert await snapshot(slack.runtime.core.db, skip=("processed_delivery",)) == before
+    assert await snapshot(slack.runtime.units.db, skip=("processed_delivery",)) == before

@@ -15,34 +15,33 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from adapters.runtime import runtime_for
-from adapters.server import build_app
-from adapters.slack.fake_api import FORM, JSON, FakeSlackAPI, interactive_body, signed_headers
+from adapters.server import build_app, runtime_for
 from adapters.slack.messenger import SlackMessenger, web_client
 from chatbot.config import Settings
-from chatbot.core import Core
 from chatbot.ports import ChannelUnavailable, DeliveryError, FixedClock, StaffAddress
 from chatbot.storage.models import Booking, OutboxMessage, ProcessedDelivery
 from chatbot.ui import Message, Section
+from chatbot.uow import Units
 from tests.adapters.test_slack_booking import GOOD, book
 from tests.adapters.test_slack_render import check_call
 from tests.adapters.test_slack_support import Slack, payload, running, state_for
+from tests.doubles.slack_api import FORM, JSON, FakeSlackAPI, interactive_body, signed_headers
 
 
 @pytest.fixture
-async def slack(school: Core) -> AsyncIterator[Slack]:
+async def slack(school: Units) -> AsyncIterator[Slack]:
     async with running(school) as s:
         yield s
         for call in s.api.calls:
             check_call(call.method, call.body)
 
 
-async def count(core: Core, model: Any) -> int:
+async def count(core: Units, model: Any) -> int:
     async with core.db.transaction() as s:
         return int((await s.execute(select(func.count(model.id)))).scalar_one())
 
 
-async def pending(core: Core) -> list[OutboxMessage]:
+async def pending(core: Units) -> list[OutboxMessage]:
     async with core.db.transaction() as s:
         return list(
             (
@@ -64,9 +63,9 @@ async def booked_and_requested(slack: Slack) -> dict[str, Any]:
 
 def _submission(slack: Slack) -> str:
     from adapters.slack.blocks import form_view
-    from chatbot.services.booking import booking_form
+    from chatbot.bookings.forms import booking_form
 
-    view = form_view(booking_form(slack.runtime.core))
+    view = form_view(booking_form(slack.runtime.units.policy))
     p = payload("view_submission_book_call.json")
     p["view"] = {**p["view"], **view, "state": state_for(view, {**GOOD, "cohost": "U0COLLEAG"})}
     return interactive_body(p)
@@ -89,7 +88,7 @@ async def test_bad_signatures_get_401_and_nothing_is_processed(slack: Slack, cas
         headers = signed_headers(slack.secret, body, FORM, timestamp=now + 6 * 60)
     status, _ = await slack.post(body, FORM, headers=headers)
     assert status == 401
-    core = slack.runtime.core
+    core = slack.runtime.units
     assert await count(core, Booking) == 0
     assert await count(core, ProcessedDelivery) == 0
     assert slack.api.calls == []  # not even auth.test or users.info
@@ -98,7 +97,7 @@ async def test_bad_signatures_get_401_and_nothing_is_processed(slack: Slack, cas
 async def test_signed_request_is_accepted_and_url_verification_answered(slack: Slack) -> None:
     status, body = await slack.post(_submission(slack), FORM)
     assert status == 200 and body is None
-    assert await count(slack.runtime.core, Booking) == 1
+    assert await count(slack.runtime.units, Booking) == 1
     status, body = await slack.event(payload("url_verification.json"))
     assert status == 200 and body == {"challenge": payload("url_verification.json")["challenge"]}
 
@@ -145,7 +144,7 @@ async def test_retried_submission_books_once(slack: Slack) -> None:
     assert (await slack.submit("U0TEACHER", view, GOOD, trigger_id=trigger))[1] is None
     status, body = await slack.submit("U0TEACHER", view, GOOD, trigger_id=trigger, retry_num=1)
     assert status == 200 and body is None
-    assert await count(slack.runtime.core, Booking) == 1
+    assert await count(slack.runtime.units, Booking) == 1
     assert len(slack.posts_to("U0TEACHER")) == 1
 
 
@@ -157,7 +156,7 @@ async def test_429_retry_after_is_honoured(slack: Slack, clock: FixedClock) -> N
     slack.api.fail_next(1, status=429, retry_after=42, methods=("chat.postMessage",))
     report = await slack.runtime.dispatcher.drain()
     assert report.failed == 1 and report.delivered == 0
-    [row] = await pending(slack.runtime.core)
+    [row] = await pending(slack.runtime.units)
     assert row.last_error == "rate_limited"
     due = row.due_at if row.due_at.tzinfo else row.due_at.replace(tzinfo=clock.now().tzinfo)
     assert (due - clock.now()).total_seconds() == pytest.approx(42)
@@ -166,7 +165,7 @@ async def test_429_retry_after_is_honoured(slack: Slack, clock: FixedClock) -> N
     clock.advance(seconds=1)
     assert (await slack.runtime.dispatcher.drain()).delivered == 1
     assert len(slack.posts_to("U0COLLEAG")) == 1
-    assert await pending(slack.runtime.core) == []
+    assert await pending(slack.runtime.units) == []
 
 
 async def test_5xx_is_retried_without_loss(slack: Slack, clock: FixedClock) -> None:
@@ -175,11 +174,11 @@ async def test_5xx_is_retried_without_loss(slack: Slack, clock: FixedClock) -> N
     slack.api.fail_next(4, status=503)
     first = await slack.runtime.dispatcher.drain()
     assert first.failed >= 1
-    assert {r.last_error for r in await pending(slack.runtime.core)} == {"http_503"}
+    assert {r.last_error for r in await pending(slack.runtime.units)} == {"http_503"}
     for _ in range(4):
         clock.advance(seconds=900)
         await slack.runtime.dispatcher.drain()
-    assert await pending(slack.runtime.core) == []
+    assert await pending(slack.runtime.units) == []
     assert len(slack.posts_to("C0SLT")) == 1
     assert len([m for m in slack.posts_to("U0TEACHER") if "accepted" in m["text"]]) == 1
 
@@ -243,7 +242,7 @@ async def test_messenger_error_mapping() -> None:
 # ----- configuration -----
 
 
-async def _serve(core: Core, settings: Settings) -> tuple[web.AppRunner, str, Any]:
+async def _serve(core: Units, settings: Settings) -> tuple[web.AppRunner, str, Any]:
     runtime = runtime_for(core, settings)
     runner = web.AppRunner(build_app(runtime, with_scheduler=False))
     await runner.setup()
@@ -254,13 +253,13 @@ async def _serve(core: Core, settings: Settings) -> tuple[web.AppRunner, str, An
 
 
 async def test_without_slack_settings_server_starts_and_explains(
-    school: Core, caplog: pytest.LogCaptureFixture
+    school: Units, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="chatbot.slack"):
         runner, url, runtime = await _serve(school, Settings())
     try:
         assert "SLACK_SIGNING_SECRET" in caplog.text and "SLACK_BOT_TOKEN" in caplog.text
-        assert runtime.messenger.platform == "none"
+        assert runtime.dispatcher.platforms == []
         async with aiohttp.ClientSession() as s:
             async with s.get(url + "/healthz") as r:
                 assert r.status == 200
@@ -272,7 +271,7 @@ async def test_without_slack_settings_server_starts_and_explains(
 
 
 async def test_socket_mode_starts_with_app_token(
-    school: Core, caplog: pytest.LogCaptureFixture
+    school: Units, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = FakeSlackAPI()
     await api.start()
@@ -283,7 +282,7 @@ async def test_socket_mode_starts_with_app_token(
         with caplog.at_level(logging.INFO, logger="chatbot.slack"):
             runner, url, runtime = await _serve(school, settings)
         try:
-            assert runtime.messenger.platform == "slack"
+            assert runtime.dispatcher.platforms == ["slack"]
             for _ in range(100):  # Socket Mode connects in the background
                 if any(c.method == "apps.connections.open" for c in api.calls):
                     break
@@ -311,7 +310,7 @@ async def test_directory_lookups_are_remembered(slack: Slack) -> None:
     colleague look their Slack id up once."""
     await book(slack)
     await book(slack, {**GOOD, "pupils": ["B123456789012"], "start": "11:00"})
-    assert await count(slack.runtime.core, Booking) == 2
+    assert await count(slack.runtime.units, Booking) == 2
     assert slack.api.called("users.info").count({"user": "U0COLLEAG"}) == 1
     await slack.runtime.dispatcher.drain()
     assert len(slack.posts_to("U0COLLEAG")) == 2  # both co-host requests delivered

@@ -24,8 +24,9 @@ from adapters.slack.blocks import (
     view_state,
     view_values,
 )
-from chatbot.policy import Policy
-from chatbot.services import booking, consent
+from chatbot.bookings import forms as booking
+from chatbot.consent import service as consent
+from chatbot.policy import default_policy
 from chatbot.ui import Actions, Button, Context, Fields, Form, Input, Message, Option, Section, esc
 from tests.adapters.text_checks import slack_findings
 
@@ -291,22 +292,12 @@ def test_action_ids_unique_and_stripped_back() -> None:
 
 
 def test_core_forms_render_valid_modals() -> None:
-    from chatbot.core import Core
 
-    core = Core(db=None, policy=Policy())  # type: ignore[arg-type]
+    core = default_policy()
     forms = [booking.booking_form(core), consent.consent_form(), consent.withdraw_form()]
-    try:
-        from chatbot.services import concerns  # written alongside; checked when present
+    from chatbot.concerns.handlers import _note_form
 
-        for name in dir(concerns):
-            fn = getattr(concerns, name)
-            if name.endswith("_form") and callable(fn):
-                try:
-                    forms.append(fn())
-                except TypeError:
-                    continue
-    except ImportError:
-        pass
+    forms += [_note_form(7, "C-2026-0007", close) for close in (False, True)]
     for form in forms:
         view = form_view(form)
         check_view(view, form.id)
@@ -350,12 +341,18 @@ def test_oversized_form_is_clipped_to_limits() -> None:
                 placeholder="p" * 500,
             ),
             Input("e", "Pupils", "pupils", initial=tuple(f"U{n:012d}" for n in range(150))),
-            Input("f", "Pupil", "pupil", initial="A123456789012"),
+            Input(
+                "f",
+                "Pupil",
+                "pupil",
+                initial="A123456789012",
+                options=(Option("A123456789012", "Sam T (Year 3)"),),
+            ),
             Input("g", "When", "date", initial="not a date"),
             Input("h", "Staff", "staff", initial="someone@school.test"),
         ),
     )
-    view = form_view(form, {"A123456789012": "Sam T (Year 3)"})
+    view = form_view(form)
     check_view(view)
     els = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
     assert els["b"]["type"] == "multi_static_select" and els["c"]["type"] == "checkboxes"
@@ -383,8 +380,7 @@ def test_submission_values_follow_core_conventions() -> None:
 
 
 def test_errors_go_on_shown_blocks() -> None:
-    from chatbot.core import Core
 
-    view = form_view(booking.booking_form(Core(db=None, policy=Policy())))  # type: ignore[arg-type]
+    view = form_view(booking.booking_form(default_policy()))
     out = errors_payload({"start": "Too early.", "nowhere": "Lost?", "pupils": "No consent."}, view)
     assert out == {"start": "Too early.", "pupils": "Lost? No consent."}

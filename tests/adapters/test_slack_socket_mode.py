@@ -14,22 +14,21 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from adapters.runtime import Runtime, runtime_for
-from adapters.server import build_app
-from adapters.slack.fake_api import FakeSlackAPI
+from adapters.server import Runtime, build_app, runtime_for
 from chatbot.config import Settings
-from chatbot.core import Core
 from chatbot.storage.models import Booking
+from chatbot.uow import Units
 from tests.adapters.test_slack_booking import GOOD
 from tests.adapters.test_slack_render import check_call
 from tests.adapters.test_slack_support import BOTS, TEAM, USERS, payload, submission
 from tests.conftest import no_traceback, snapshot
+from tests.doubles.slack_api import FakeSlackAPI
 
 APP_TOKEN = "xapp-1-A0VIDEO-socket"
 
 
 @pytest.fixture
-async def socket(school: Core) -> AsyncIterator[tuple[FakeSlackAPI, Runtime]]:
+async def socket(school: Units) -> AsyncIterator[tuple[FakeSlackAPI, Runtime]]:
     api = FakeSlackAPI(users=dict(USERS), bots=set(BOTS), team_id=TEAM, app_token=APP_TOKEN)
     await api.start()
     settings = Settings(
@@ -59,7 +58,7 @@ def command(user: str, name: str, trigger: str) -> dict[str, Any]:
     return fields
 
 
-async def bookings(core: Core) -> int:
+async def bookings(core: Units) -> int:
     async with core.db.reading() as s:
         return int((await s.execute(select(func.count(Booking.id)))).scalar_one())
 
@@ -84,17 +83,17 @@ async def test_booking_over_socket_mode(socket: tuple[FakeSlackAPI, Runtime]) ->
     ack = await api.envelope("interactive", submission("U0TEACHER", view, refused, "t1.2"))
     assert ack["payload"]["response_action"] == "errors"
     assert "consent" in ack["payload"]["errors"]["pupils"].lower()
-    assert await bookings(runtime.core) == 0
+    assert await bookings(runtime.units) == 0
 
     good = submission("U0TEACHER", view, GOOD, "t1.3")
     ack = await api.envelope("interactive", good)
     assert not (ack.get("payload") or {}).get("response_action"), ack  # closes the modal
-    assert await bookings(runtime.core) == 1
+    assert await bookings(runtime.units) == 1
 
     # Slack redelivers an envelope it thinks was not acknowledged: processed once.
     again = await api.envelope("interactive", good, retry_attempt=1)
     assert not (again.get("payload") or {}).get("errors")
-    assert await bookings(runtime.core) == 1
+    assert await bookings(runtime.units) == 1
 
     report = await runtime.dispatcher.drain()
     assert report.delivered == 1  # the co-host request, sent over the Web API as usual
@@ -111,7 +110,7 @@ async def test_someone_off_the_roster_is_told_over_socket_mode(
     assert ack["payload"]["response_type"] == "ephemeral"
     assert "not on the school's staff roster" in ack["payload"]["text"]
     assert api.called("views.open") == []
-    assert await bookings(runtime.core) == 0
+    assert await bookings(runtime.units) == 0
 
 
 def _wrong_shapes() -> list[tuple[str, Any]]:
@@ -150,7 +149,7 @@ async def test_envelopes_of_the_wrong_shape_are_acknowledged_and_change_nothing(
     """The same check as POST /slack/events: acknowledged (so Slack does not send it again),
     then dropped: no traceback, no Web API call, no row changed."""
     api, runtime = socket
-    before = await snapshot(runtime.core.db)
+    before = await snapshot(runtime.units.db)
     calls = len(api.calls)
     with caplog.at_level(logging.INFO):
         for kind, body in _wrong_shapes():
@@ -158,4 +157,4 @@ async def test_envelopes_of_the_wrong_shape_are_acknowledged_and_change_nothing(
             assert ack["envelope_id"] and not ack.get("payload"), (kind, ack)
     no_traceback(caplog)
     assert len(api.calls) == calls
-    assert await snapshot(runtime.core.db) == before
+    assert await snapshot(runtime.units.db) == before

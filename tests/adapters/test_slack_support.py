@@ -1,7 +1,7 @@
 """Support for the test_slack_* modules (no tests here).
 
 Drives the real server over HTTP with payloads signed as Slack signs them, against the
-loopback Slack Web API in adapters.slack.fake_api. Shared by the test_slack_* modules."""
+loopback Slack Web API in tests.doubles.slack_api. Shared by the test_slack_* modules."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from adapters.runtime import Runtime, runtime_for
-from adapters.server import build_app
+from adapters.server import Runtime, build_app, runtime_for
 from adapters.slack import SLACK, SlackAdapter
-from adapters.slack.fake_api import (
+from chatbot.config import Settings
+from chatbot.uow import Units
+from tests.doubles.slack_api import (
     FORM,
     JSON,
     FakeSlackAPI,
@@ -28,8 +29,6 @@ from adapters.slack.fake_api import (
     interactive_body,
     signed_headers,
 )
-from chatbot.config import Settings
-from chatbot.core import Core
 
 PAYLOADS = Path(__file__).parents[1] / "payloads" / "slack"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -273,7 +272,7 @@ class Slack:
 
 
 @asynccontextmanager
-async def running(core: Core, **settings: Any) -> AsyncIterator[Slack]:
+async def running(core: Units, **settings: Any) -> AsyncIterator[Slack]:
     """The real aiohttp app (adapters.server.build_app) on 127.0.0.1:0, Slack configured to
     talk to a FakeSlackAPI on another loopback port."""
     api = FakeSlackAPI(users=dict(USERS), bots=set(BOTS), team_id=TEAM)

@@ -19,17 +19,17 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from adapters import serve
-from adapters.runtime import Runtime, runtime_for
+from adapters.server import Runtime, runtime_for
+from adapters.server import start as start_server
 from adapters.teams import TEAMS
-from adapters.teams.loopback import Call, LoopbackConnector
 from chatbot.config import Settings
-from chatbot.core import Core
 from chatbot.policy import Policy
 from chatbot.ports import FixedClock
 from chatbot.storage.models import ConversationReference, OutboxMessage
+from chatbot.uow import Units
 from tests.adapters.text_checks import teams_findings
 from tests.conftest import open_database
+from tests.doubles.bot_connector import Call, LoopbackConnector
 
 PAYLOADS = Path(__file__).parents[1] / "payloads" / "teams"
 SCHEMAS = Path(__file__).parents[2].parent / "shared" / "schemas"
@@ -188,7 +188,7 @@ class Teams:
                 self.validated += 1
 
 
-async def start(core: Core, connector: LoopbackConnector, **settings: Any) -> Teams:
+async def start(core: Units, connector: LoopbackConnector, **settings: Any) -> Teams:
     """The server as `chatbot serve` starts it, on 127.0.0.1: in Emulator mode
     (`--teams-emulator`) unless ``settings`` give an app id."""
     values: dict[str, Any] = {
@@ -200,7 +200,7 @@ async def start(core: Core, connector: LoopbackConnector, **settings: Any) -> Te
         "teams_slt_channel": SLT_CHANNEL,
     }
     runtime = runtime_for(core, Settings(**{**values, **settings}))
-    runner = await serve.start(runtime, 0, with_scheduler=False)
+    runner = await start_server(runtime, 0, with_scheduler=False)
     port = runner.addresses[0][1]
     return Teams(
         runtime, connector, f"http://127.0.0.1:{port}/api/messages", runner, aiohttp.ClientSession()
@@ -223,7 +223,7 @@ async def connector() -> AsyncIterator[LoopbackConnector]:
 
 
 @pytest.fixture
-async def teams(school: Core, connector: LoopbackConnector) -> AsyncIterator[Teams]:
+async def teams(school: Units, connector: LoopbackConnector) -> AsyncIterator[Teams]:
     t = await start(school, connector)
     yield t
     t.validate_cards()
@@ -363,7 +363,7 @@ async def test_refusals_shown_on_the_card(teams: Teams) -> None:
     start = next(e for e in body if e.get("id") == "in_start")
     assert start["value"] == "25:00"
     assert next(e for e in body if e.get("id") == "in_pupils")["value"] == "A123456789012"
-    async with t.runtime.core.db.transaction() as s:
+    async with t.runtime.units.db.transaction() as s:
         assert (await s.execute(select(OutboxMessage))).first() is None
 
 
@@ -399,7 +399,7 @@ async def test_repeated_activity_processed_once(teams: Teams) -> None:
 
 
 async def test_proactive_send_after_restart(
-    school: Core, connector: LoopbackConnector, db_url: str, clock: FixedClock, policy: Policy
+    school: Units, connector: LoopbackConnector, db_url: str, clock: FixedClock, policy: Policy
 ) -> None:
     first = await start(school, connector)
     for who in ("teacher@school.test", "colleague@school.test"):
@@ -408,7 +408,7 @@ async def test_proactive_send_after_restart(
     first.validate_cards()
     await stop(first)  # also disposes the first runtime's database engine
 
-    core2 = Core(db=open_database(db_url), policy=policy, clock=clock)
+    core2 = Units(db=open_database(db_url), policy=policy, clock=clock)
     second = await start(core2, connector)
     try:
         async with core2.db.transaction() as s:
@@ -433,16 +433,16 @@ async def test_no_reference_waits_and_429_is_honoured(teams: Teams) -> None:
     await t.say("teacher@school.test", "book-call")
     await t.submit("teacher@school.test", t.last_to("teacher@school.test"), BOOKING)
     await t.drain()
-    async with t.runtime.core.db.transaction() as s:
+    async with t.runtime.units.db.transaction() as s:
         [row] = (await s.execute(select(OutboxMessage))).scalars()
     assert row.delivered_at is None and row.last_error == "no_conversation_reference"
 
     await t.install("colleague@school.test")  # now the bot can reach them
-    clock: FixedClock = t.runtime.core.clock  # type: ignore[assignment]
+    clock: FixedClock = t.runtime.units.clock  # type: ignore[assignment]
     clock.advance(minutes=10)
     t.connector.fail_next = [(429, {"Retry-After": "42"})]
     await t.drain()
-    async with t.runtime.core.db.transaction() as s:
+    async with t.runtime.units.db.transaction() as s:
         row = await s.get(OutboxMessage, row.id)
         assert row is not None
     assert row.last_error == "teams_429" and row.delivered_at is None
@@ -451,7 +451,7 @@ async def test_no_reference_waits_and_429_is_honoured(teams: Teams) -> None:
     clock.advance(seconds=43)
     t.connector.fail_next = [(502, {})]
     await t.drain()
-    async with t.runtime.core.db.transaction() as s:
+    async with t.runtime.units.db.transaction() as s:
         row = await s.get(OutboxMessage, row.id)
         assert row is not None
     assert row.last_error == "teams_502" and row.delivered_at is None
@@ -464,7 +464,7 @@ async def test_no_reference_waits_and_429_is_honoured(teams: Teams) -> None:
 # ----- HTTP security -----
 
 
-async def test_authentication_and_bad_requests(school: Core, connector: LoopbackConnector) -> None:
+async def test_authentication_and_bad_requests(school: Units, connector: LoopbackConnector) -> None:
     t = await start(
         school, connector, teams_app_id=APP_ID, teams_app_password="secret", teams_tenant_id=TENANT
     )
@@ -491,7 +491,7 @@ async def test_authentication_and_bad_requests(school: Core, connector: Loopback
 
 
 async def test_other_tenants_are_refused(
-    school: Core, connector: LoopbackConnector, monkeypatch: pytest.MonkeyPatch
+    school: Units, connector: LoopbackConnector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from botframework.connector.auth import AuthenticateRequestResult, ClaimsIdentity
 
@@ -513,7 +513,7 @@ async def test_other_tenants_are_refused(
         assert await t.post(a, {"Authorization": "Bearer x"}) == 403
         assert connector.calls == []
         # With Teams configured, the Teams messenger is the outbox's way out.
-        assert t.runtime.messenger is teams_app.messenger
+        assert t.runtime.dispatcher.messengers == {"teams": teams_app.messenger}
     finally:
         await stop(t)
 
@@ -586,9 +586,10 @@ async def test_concern_alert_acknowledge_and_refused_view(teams: Teams, clock: F
 ZACH = "P000000000117"  # Zachary Quillfeather: far beyond the first 50 pupils by name
 
 
-async def many_pupils(core: Core) -> None:
+async def many_pupils(core: Units) -> None:
     """120 pupils in all: 116 Alexes (who sort first) and Zachary, who has written consent."""
-    from chatbot.services import consent, roster
+    from chatbot.consent import service as consent
+    from chatbot.roster import importer as roster
     from tests.conftest import MONDAY_8AM
 
     rows = [f"P{n:012d},Alex,Example{n:03d},Year 5," for n in range(1, 117)]
@@ -597,15 +598,16 @@ async def many_pupils(core: Core) -> None:
         core, "upn,forename,surname,class,parent_email\n" + "\n".join(rows)
     )
     assert report.created == 117 and not report.rejected
-    res = await consent.grant(
-        core,
-        upn=ZACH,
-        parent_email="parent.zach@home.test",
-        received_at=MONDAY_8AM,
-        evidence_kind="message_id",
-        evidence="<zq@home.test> Re: video calls",
-        actor=None,
-    )
+    async with core.write() as u:
+        res = await consent.grant(
+            u,
+            upn=ZACH,
+            parent_email="parent.zach@home.test",
+            received_at=MONDAY_8AM,
+            evidence_kind="message_id",
+            evidence="<zq@home.test> Re: video calls",
+            actor=None,
+        )
     assert not res.errors
 
 
@@ -641,7 +643,7 @@ def _redrawn(t: Teams, form: Call) -> Call:
 async def _rows(t: Teams) -> tuple[list[Any], list[Any]]:
     from chatbot.storage.models import Booking
 
-    async with t.runtime.core.db.transaction() as s:
+    async with t.runtime.units.db.transaction() as s:
         bookings = list((await s.execute(select(Booking))).scalars())
         outbox = list((await s.execute(select(OutboxMessage))).scalars())
     return bookings, outbox
@@ -651,7 +653,7 @@ async def test_pupil_search_finds_a_pupil_beyond_the_first_50(teams: Teams) -> N
     from chatbot.storage.models import Booking, BookingPupil, Pupil
 
     t = teams
-    await many_pupils(t.runtime.core)
+    await many_pupils(t.runtime.units)
     for who in ("teacher@school.test", "colleague@school.test"):
         assert await t.install(who) == 201
     assert await t.say("teacher@school.test", "/book-call") == 201
@@ -698,7 +700,7 @@ async def test_pupil_search_finds_a_pupil_beyond_the_first_50(teams: Teams) -> N
     await t.drain()
     req = _cohost_request(t)
     assert "Zachary Q." in req.text and "Quillfeather" not in req.text
-    async with t.runtime.core.db.transaction() as s:
+    async with t.runtime.units.db.transaction() as s:
         [b] = (await s.execute(select(Booking))).scalars()
         upns = list(
             (
@@ -712,7 +714,7 @@ async def test_pupil_search_finds_a_pupil_beyond_the_first_50(teams: Teams) -> N
 
 async def test_pupil_search_edge_cases(teams: Teams) -> None:
     t = teams
-    await many_pupils(t.runtime.core)
+    await many_pupils(t.runtime.units)
     await t.install("teacher@school.test")
     await t.say("teacher@school.test", "book-call")
     form = t.last_to("teacher@school.test")

@@ -17,17 +17,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from botframework.connector.auth import ClaimsIdentity
 from sqlalchemy import select
 
-from adapters import serve
-from adapters.runtime import runtime_for
-from adapters.server import build_app
-from adapters.slack.fake_api import FakeSlackAPI
+from adapters import server as serve
+from adapters.server import build_app, runtime_for
 from adapters.teams import TEAMS, teams_mode
 from adapters.teams.hosts import AllowedHosts, ServiceUrlRefused
-from adapters.teams.loopback import LoopbackConnector
 from chatbot.config import Settings
-from chatbot.core import Core
 from chatbot.ports import FixedClock
 from chatbot.storage.models import ConversationReference, OutboxMessage, PlatformIdentity
+from chatbot.uow import Units
 from tests.adapters.test_teams_adapter import (
     APP_ID,
     BOOKING,
@@ -40,6 +37,8 @@ from tests.adapters.test_teams_adapter import (
 )
 from tests.adapters.test_teams_adapter import connector as _connector
 from tests.adapters.test_teams_adapter import teams as _teams
+from tests.doubles.bot_connector import LoopbackConnector
+from tests.doubles.slack_api import FakeSlackAPI
 from tests.unit.test_concern_support import NARRATIVE, audits, concerns, events, file_concern
 
 connector, teams = _connector, _teams  # the Teams tests' fixtures: a loopback connector, a server
@@ -88,7 +87,7 @@ async def post(url: str, activity: dict[str, Any], **headers: str) -> int:
         return r.status
 
 
-async def nothing_viewed(core: Core, concern_id: int) -> None:
+async def nothing_viewed(core: Units, concern_id: int) -> None:
     assert "viewed" not in await events(core, concern_id)
     assert await audits(core, "concern.view") == []
     async with core.db.reading() as s:
@@ -98,7 +97,7 @@ async def nothing_viewed(core: Core, concern_id: int) -> None:
     assert teams_ids == []  # nobody was taken to be the DSL
 
 
-async def a_concern(core: Core, clock: FixedClock) -> int:
+async def a_concern(core: Units, clock: FixedClock) -> int:
     clock.set(MONDAY_10AM)
     await file_concern(runtime_for(core).bot)
     [c] = await concerns(core)
@@ -109,7 +108,7 @@ async def a_concern(core: Core, clock: FixedClock) -> int:
 
 
 async def test_readme_server_with_slack_does_not_let_anyone_act_as_the_dsl(
-    school: Core, clock: FixedClock, attacker: LoopbackConnector, slack_api: FakeSlackAPI
+    school: Units, clock: FixedClock, attacker: LoopbackConnector, slack_api: FakeSlackAPI
 ) -> None:
     """`chatbot serve` with Slack set up and no MicrosoftAppId: /api/messages used to run
     unauthenticated, look the sender up at their own serviceUrl and send them the concern."""
@@ -129,7 +128,7 @@ async def test_readme_server_with_slack_does_not_let_anyone_act_as_the_dsl(
         await runner.cleanup()
     assert attacker.requests == []
     await nothing_viewed(school, concern_id)
-    assert runtime.messenger.platform == "slack"
+    assert runtime.dispatcher.platforms == ["slack"]
 
 
 @pytest.mark.parametrize(
@@ -144,7 +143,7 @@ async def test_readme_server_with_slack_does_not_let_anyone_act_as_the_dsl(
     ],
 )
 async def test_emulator_mode_refuses_a_service_url_off_loopback(
-    school: Core,
+    school: Units,
     clock: FixedClock,
     attacker: LoopbackConnector,
     slack_api: FakeSlackAPI,
@@ -174,7 +173,7 @@ async def test_emulator_mode_refuses_a_service_url_off_loopback(
 
 
 async def test_service_url_must_be_an_http_url(
-    school: Core, connector: LoopbackConnector, caplog: pytest.LogCaptureFixture
+    school: Units, connector: LoopbackConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Missing or not http(s): 400, with no traceback (it used to be 200 and one)."""
     caplog.set_level(logging.INFO)
@@ -196,7 +195,7 @@ async def test_service_url_must_be_an_http_url(
 
 
 async def test_unlisted_service_url_refused_and_never_stored(
-    school: Core, connector: LoopbackConnector
+    school: Units, connector: LoopbackConnector
 ) -> None:
     t = await start(school, connector)
     try:
@@ -218,7 +217,7 @@ async def test_a_stored_reference_off_the_list_is_never_called(
     await t.install("teacher@school.test")
     await t.install("colleague@school.test")
     port = attacker.url.rsplit(":", 1)[1].strip("/")
-    async with t.runtime.core.db.transaction() as s:
+    async with t.runtime.units.db.transaction() as s:
         [ref] = (
             await s.execute(
                 select(ConversationReference).where(
@@ -230,7 +229,7 @@ async def test_a_stored_reference_off_the_list_is_never_called(
     await t.say("teacher@school.test", "book-call")
     await t.submit("teacher@school.test", t.last_to("teacher@school.test"), BOOKING)
     await t.drain()
-    async with t.runtime.core.db.transaction() as s:
+    async with t.runtime.units.db.transaction() as s:
         [row] = (await s.execute(select(OutboxMessage))).scalars()
     assert row.last_error == "service_url_not_allowed" and row.delivered_at is None
     assert attacker.requests == []
@@ -251,7 +250,7 @@ async def test_a_connector_cannot_redirect_the_bot_elsewhere(
     await t.submit("teacher@school.test", t.last_to("teacher@school.test"), BOOKING)
     t.connector.fail_next = [(307, {"Location": attacker.url + "v3/conversations/x/activities"})]
     await t.drain()
-    async with t.runtime.core.db.transaction() as s:
+    async with t.runtime.units.db.transaction() as s:
         [row] = (await s.execute(select(OutboxMessage))).scalars()
     assert row.last_error == "teams_307" and row.delivered_at is None
     assert attacker.requests == []
@@ -277,7 +276,7 @@ def test_teams_mode() -> None:
     assert teams_mode(replace(local, teams_app_id="app")).name == "authenticated"
 
 
-async def test_emulator_refused_off_loopback(core: Core, caplog: pytest.LogCaptureFixture) -> None:
+async def test_emulator_refused_off_loopback(core: Units, caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(teams_emulator=True, listen_host="0.0.0.0")
     runtime = runtime_for(core, settings)
     with caplog.at_level(logging.INFO):
@@ -288,7 +287,7 @@ async def test_emulator_refused_off_loopback(core: Core, caplog: pytest.LogCaptu
         r = await client.post("/api/messages", json={"type": "message", "text": "help"})
         assert r.status == 503
         assert "loopback" in (await r.json())["error"]
-    assert runtime.messenger.platform == "none"
+    assert runtime.dispatcher.platforms == []
 
 
 async def test_emulator_mode_only_answers_loopback_requests(
@@ -305,7 +304,7 @@ async def test_emulator_mode_only_answers_loopback_requests(
 
 
 async def test_tenant_is_checked_in_emulator_mode(
-    school: Core, connector: LoopbackConnector
+    school: Units, connector: LoopbackConnector
 ) -> None:
     t = await start(school, connector, teams_tenant_id=TENANT)
     try:

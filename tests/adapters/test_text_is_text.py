@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from adapters.console.app import Console
-from adapters.runtime import runtime_for
+from adapters.server import runtime_for
 from adapters.slack.blocks import escape
-from adapters.teams.loopback import Call, LoopbackConnector
-from chatbot.core import Core
-from chatbot.services import consent, roster
+from chatbot.consent import service as consent
+from chatbot.roster import importer as roster
+from chatbot.uow import Units
 from tests.adapters.test_slack_support import payload, running
 from tests.adapters.test_teams_adapter import (
     BOOKING,
@@ -40,6 +40,7 @@ from tests.adapters.text_checks import (
     teams_findings,
 )
 from tests.conftest import MONDAY_8AM
+from tests.doubles.bot_connector import Call, LoopbackConnector
 
 OSC8_LINK = "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07"
 CLEAR_SCREEN = "\x1b[2J"
@@ -91,21 +92,22 @@ def _csv(header: tuple[str, ...], *rows: tuple[str, ...]) -> str:
 
 
 @pytest.fixture
-async def evil_school(core: Core) -> Core:
+async def evil_school(core: Units) -> Units:
     staff = await roster.import_staff(core, _csv(("email", "forename", "surname", "roles"), *STAFF))
     pupils = await roster.import_pupils(
         core, _csv(("upn", "forename", "surname", "class", "parent_email"), PUPIL)
     )
     assert (staff.created, staff.rejected, pupils.created, pupils.rejected) == (5, [], 1, [])
-    res = await consent.grant(
-        core,
-        upn=UPN,
-        parent_email="parent@home.test",
-        received_at=MONDAY_8AM,
-        evidence_kind="message_id",
-        evidence="<abc@home.test> Re: video calls",
-        actor=None,
-    )
+    async with core.write() as u:
+        res = await consent.grant(
+            u,
+            upn=UPN,
+            parent_email="parent@home.test",
+            received_at=MONDAY_8AM,
+            evidence_kind="message_id",
+            evidence="<abc@home.test> Re: video calls",
+            actor=None,
+        )
     assert not res.errors
     return core
 
@@ -147,7 +149,7 @@ def shows(body: dict[str, Any], text: str) -> bool:
     return any(escape(no_controls(text)) in t for t in mrkdwn_texts(body))
 
 
-async def test_slack_shows_peoples_text_as_text(evil_school: Core) -> None:
+async def test_slack_shows_peoples_text_as_text(evil_school: Units) -> None:
     async with running(evil_school) as slack:
         acks: list[Any] = []
         drain = slack.runtime.dispatcher.drain
@@ -254,7 +256,7 @@ def drawn(call: Call, text: str) -> bool:
     return any(no_controls(text) in r for r in runs(call))
 
 
-async def test_teams_shows_peoples_text_as_text(evil_school: Core) -> None:
+async def test_teams_shows_peoples_text_as_text(evil_school: Units) -> None:
     connector = LoopbackConnector()
     for email, (pid, aad, _chat) in PEOPLE.items():
         connector.add_member(pid, aad, email)
@@ -339,7 +341,7 @@ def button(label: str) -> Callable[[str], str]:
     return pick
 
 
-async def test_console_shows_peoples_text_inert(evil_school: Core) -> None:
+async def test_console_shows_peoples_text_inert(evil_school: Units) -> None:
     script: list[str | Callable[[str], str]] = [
         "/book-call",
         UPN,

@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 
-from chatbot.core import Core
 from chatbot.storage.models import AuditEvent
+from chatbot.uow import Units
 
 
-async def test_audit_rows_cannot_be_changed_or_deleted(school: Core) -> None:
+async def test_audit_rows_cannot_be_changed_or_deleted(school: Units) -> None:
     async with school.db.transaction() as s:
         count = (await s.execute(select(func.count(AuditEvent.id)))).scalar_one()
     assert count >= 3  # two roster imports and the consents in the fixture
@@ -24,7 +24,7 @@ async def test_audit_rows_cannot_be_changed_or_deleted(school: Core) -> None:
         assert (await s.execute(select(func.count(AuditEvent.id)))).scalar_one() == count
 
 
-async def test_database_errors_do_not_quote_values(school: Core) -> None:
+async def test_database_errors_do_not_quote_values(school: Units) -> None:
     """A failing statement's message (which may end up in a logged traceback) leaves out the
     values it was given, so a concern's text can never reach the logs that way."""
     with pytest.raises(DBAPIError) as caught:
@@ -37,7 +37,7 @@ async def test_database_errors_do_not_quote_values(school: Core) -> None:
     assert "SECRET-VALUE-123" not in str(caught.value)
 
 
-async def test_foreign_keys_enforced_and_sqlite_pragmas(core: Core) -> None:
+async def test_foreign_keys_enforced_and_sqlite_pragmas(core: Units) -> None:
     from datetime import UTC, datetime
 
     from sqlalchemy import text

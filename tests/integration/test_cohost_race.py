@@ -7,12 +7,12 @@ import dataclasses
 
 from sqlalchemy import func, select
 
-from chatbot.bot import Bot
-from chatbot.core import Core
 from chatbot.effects import CloseForm, Effect
 from chatbot.interaction import Interaction
 from chatbot.outbox import Dispatcher
+from chatbot.router import Bot
 from chatbot.storage.models import AuditEvent, Booking, BookingPupil, OutboxMessage
+from chatbot.uow import Units
 from tests.conftest import COHOST, GOOD, HOST, action, submit
 from tests.fakes import RecordingMessenger
 
@@ -20,11 +20,11 @@ from tests.fakes import RecordingMessenger
 async def make_booking(bot: Bot) -> int:
     effects = await bot.handle(submit(HOST, "book_call", GOOD))
     assert isinstance(effects[0], CloseForm), effects
-    async with bot.core.db.transaction() as s:
+    async with bot.units.db.transaction() as s:
         return (await s.execute(select(Booking.id))).scalar_one()
 
 
-async def audit_actions(core: Core, booking_id: int) -> list[str]:
+async def audit_actions(core: Units, booking_id: int) -> list[str]:
     async with core.db.transaction() as s:
         rows = await s.execute(
             select(AuditEvent.action)
@@ -34,7 +34,7 @@ async def audit_actions(core: Core, booking_id: int) -> list[str]:
         return list(rows.scalars())
 
 
-async def status(core: Core, booking_id: int) -> str:
+async def status(core: Units, booking_id: int) -> str:
     async with core.db.transaction() as s:
         b = await s.get(Booking, booking_id)
         assert b is not None
@@ -46,7 +46,7 @@ def texts(effects: list[Effect]) -> str:
 
 
 async def test_twenty_concurrent_accepts_one_winner(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     booking_id = await make_booking(bot)
     await dispatcher.drain()
@@ -78,7 +78,7 @@ async def test_twenty_concurrent_accepts_one_winner(
 
 
 async def test_twenty_concurrent_accepts_first_contact(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     """The co-host's very first interaction with the bot is a burst of clicks on Accept."""
     booking_id = await make_booking(bot)
@@ -95,7 +95,7 @@ async def test_twenty_concurrent_accepts_first_contact(
 
 
 async def test_concurrent_accept_and_decline_one_outcome(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     booking_id = await make_booking(bot)
     await dispatcher.drain()
@@ -125,7 +125,7 @@ async def test_concurrent_accept_and_decline_one_outcome(
 
 
 async def test_repeated_delivery_processed_once(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     booking_id = await make_booking(bot)
     click = dataclasses.replace(
@@ -140,7 +140,7 @@ async def test_repeated_delivery_processed_once(
     assert len(messenger.to("slt")) == 1
 
 
-async def test_repeated_delivery_concurrent(school: Core, bot: Bot) -> None:
+async def test_repeated_delivery_concurrent(school: Units, bot: Bot) -> None:
     booking_id = await make_booking(bot)
     click = dataclasses.replace(
         action(COHOST, "cohost.decline", str(booking_id)), delivery_id="retry-me"
@@ -150,7 +150,7 @@ async def test_repeated_delivery_concurrent(school: Core, bot: Bot) -> None:
     assert (await audit_actions(school, booking_id)).count("cohost.decline") == 1
 
 
-async def test_repeated_submit_books_once(school: Core, bot: Bot) -> None:
+async def test_repeated_submit_books_once(school: Units, bot: Bot) -> None:
     """A Slack retry of the booking form's submission must not book the call twice."""
     sub: Interaction = dataclasses.replace(
         submit(HOST, "book_call", GOOD), delivery_id="view-submission-1"
@@ -162,7 +162,7 @@ async def test_repeated_submit_books_once(school: Core, bot: Bot) -> None:
         assert (await s.execute(select(func.count(OutboxMessage.id)))).scalar_one() == 1
 
 
-async def test_only_the_invited_colleague_can_answer(school: Core, bot: Bot) -> None:
+async def test_only_the_invited_colleague_can_answer(school: Units, bot: Bot) -> None:
     booking_id = await make_booking(bot)
     effects = await bot.handle(action("other@school.test", "cohost.accept", str(booking_id)))
     assert "Only the invited co-host" in texts(effects)

@@ -84,16 +84,16 @@ async def test_comparison_is_not_vacuous(db_url: str) -> None:
 
 async def test_migrated_database_works(db_url: str) -> None:
     """The app runs on a migrated database, not only on one made by create_all."""
-    from chatbot.core import Core
-    from chatbot.policy import Policy
+    from chatbot.policy import default_policy
     from chatbot.ports import FixedClock
-    from chatbot.services import roster
+    from chatbot.roster import importer as roster
+    from chatbot.uow import Units
     from tests.conftest import MONDAY_8AM, PUPILS_CSV, STAFF_CSV
 
     db = await fresh_database(db_url, create=False)
     try:
         await migrate.upgrade(db)
-        core = Core(db=db, policy=Policy(), clock=FixedClock(MONDAY_8AM))
+        core = Units(db=db, policy=default_policy(), clock=FixedClock(MONDAY_8AM))
         assert (await roster.import_staff(core, STAFF_CSV)).created == 7
         assert (await roster.import_pupils(core, PUPILS_CSV)).created == 3
     finally:

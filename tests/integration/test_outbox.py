@@ -7,14 +7,14 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from chatbot.bot import Bot
-from chatbot.core import Core
 from chatbot.effects import CloseForm
-from chatbot.outbox import CLAIM_SECONDS, MAX_BACKOFF_SECONDS, Dispatcher
+from chatbot.outbox import LEASE_SECONDS, MAX_BACKOFF_SECONDS, Dispatcher
 from chatbot.ports import FixedClock, Role, StaffAddress
+from chatbot.router import Bot
 from chatbot.storage.db import Database
 from chatbot.storage.models import OutboxMessage
 from chatbot.ui import Message
+from chatbot.uow import Units
 from tests.conftest import COHOST, GOOD, HOST, action, open_database, submit
 from tests.fakes import RecordingMessenger
 
@@ -22,7 +22,7 @@ from tests.fakes import RecordingMessenger
 async def make_booking(bot: Bot) -> int:
     effects = await bot.handle(submit(HOST, "book_call", GOOD))
     assert isinstance(effects[0], CloseForm), effects
-    async with bot.core.db.transaction() as s:
+    async with bot.units.db.transaction() as s:
         [row] = (await s.execute(select(OutboxMessage))).scalars().all()
         assert row.thread_key is not None
         return int(row.thread_key.split(":")[1])
@@ -39,7 +39,7 @@ async def only_row(db: Database) -> OutboxMessage:
 
 
 async def test_failure_delays_then_delivers_once(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     messenger: RecordingMessenger,
@@ -72,7 +72,7 @@ async def test_failure_delays_then_delivers_once(
 
 
 async def test_outage_backs_off_and_recovers(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     messenger: RecordingMessenger,
@@ -99,7 +99,7 @@ async def test_outage_backs_off_and_recovers(
 
 
 async def test_retry_after_honoured(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     messenger: RecordingMessenger,
@@ -120,7 +120,7 @@ async def test_retry_after_honoured(
 
 
 async def test_pending_rows_delivered_after_restart(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     db_url: str,
@@ -154,12 +154,14 @@ class Crash(BaseException):
 
 
 class CrashingMessenger(RecordingMessenger):
-    async def send_to_staff(self, to: StaffAddress, message: Message) -> str:
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         raise Crash()
 
 
 async def test_row_of_crashed_dispatcher_redelivered_after_lease(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     messenger: RecordingMessenger,
@@ -175,10 +177,10 @@ async def test_row_of_crashed_dispatcher_redelivered_after_lease(
         raise AssertionError("the crashing messenger was not used")
     row = await only_row(school.db)
     assert row.delivered_at is None
-    assert row.claimed_until == clock.now() + timedelta(seconds=CLAIM_SECONDS)
+    assert row.claimed_until == clock.now() + timedelta(seconds=LEASE_SECONDS)
 
     # Another replica leaves the claimed row alone while the lease lasts...
-    clock.advance(seconds=CLAIM_SECONDS - 1)
+    clock.advance(seconds=LEASE_SECONDS - 1)
     await dispatcher.drain()
     assert messenger.sent == []
     # ... and delivers it once the lease has expired.
@@ -190,7 +192,7 @@ async def test_row_of_crashed_dispatcher_redelivered_after_lease(
 
 
 async def test_two_dispatchers_deliver_once(
-    school: Core, bot: Bot, clock: FixedClock, messenger: RecordingMessenger
+    school: Units, bot: Bot, clock: FixedClock, messenger: RecordingMessenger
 ) -> None:
     import asyncio
 
@@ -203,7 +205,7 @@ async def test_two_dispatchers_deliver_once(
 
 
 async def test_missing_role_channel_falls_back_to_people_once(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     messenger: RecordingMessenger,
@@ -241,7 +243,7 @@ async def test_missing_role_channel_falls_back_to_people_once(
 
 
 async def test_update_thread_edits_delivered_copies(
-    school: Core, bot: Bot, messenger: RecordingMessenger, dispatcher: Dispatcher
+    school: Units, bot: Bot, messenger: RecordingMessenger, dispatcher: Dispatcher
 ) -> None:
     booking_id = await make_booking(bot)
     await dispatcher.drain()
@@ -258,7 +260,7 @@ async def test_update_thread_edits_delivered_copies(
 
 
 async def test_update_before_delivery_rewrites_pending_message(
-    school: Core, bot: Bot, messenger: RecordingMessenger, dispatcher: Dispatcher
+    school: Units, bot: Bot, messenger: RecordingMessenger, dispatcher: Dispatcher
 ) -> None:
     booking_id = await make_booking(bot)
     # The co-host answers from /my-calls before the request message was ever delivered.
@@ -273,7 +275,7 @@ async def test_update_before_delivery_rewrites_pending_message(
 
 
 async def test_update_failure_retried(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     messenger: RecordingMessenger,
@@ -295,11 +297,13 @@ async def test_update_failure_retried(
 class ExplodingMessenger(RecordingMessenger):
     """A messenger with a bug: an unexpected exception must not lose the row either."""
 
-    async def post_to_role(self, role: Role, message: Message) -> str:
+    async def post_to_role(
+        self, role: Role, message: Message, *, outbox_id: int | None = None
+    ) -> str:
         raise RuntimeError("boom")
 
 
-async def test_unexpected_exception_keeps_row(school: Core, bot: Bot, clock: FixedClock) -> None:
+async def test_unexpected_exception_keeps_row(school: Units, bot: Bot, clock: FixedClock) -> None:
     booking_id = await make_booking(bot)
     await bot.handle(action(COHOST, "cohost.accept", str(booking_id)))
     await Dispatcher(school.db, clock, ExplodingMessenger()).drain()

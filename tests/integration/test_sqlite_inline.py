@@ -77,7 +77,7 @@ async def test_writer_waits_for_another_process_without_blocking_the_loop(
     writer = asyncio.create_task(write())
     await asyncio.sleep(0.3)
     assert not writer.done()  # still waiting for the lock...
-    assert ticks >= 10  # ...while the loop kept running other work
+    assert ticks >= 5  # ...while the loop kept running other work (a blocked loop: 0 or 1)
     assert await count(database) == 0  # and readers are not held up by the writer
     other.execute("COMMIT")
     other.close()

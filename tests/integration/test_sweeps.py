@@ -5,20 +5,21 @@ several replicas, or only after a restart that missed the moment it fell due."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from chatbot.bot import Bot
-from chatbot.core import Core
+from chatbot.bookings.scheduled import run_booking_sweeps
 from chatbot.effects import CloseForm, FormErrors, OpenForm
 from chatbot.outbox import Dispatcher
-from chatbot.policy import Policy
+from chatbot.policy import default_policy
 from chatbot.ports import FixedClock
+from chatbot.router import Bot
 from chatbot.storage.db import Database
 from chatbot.storage.models import AuditEvent, Booking, BookingPupil, CallLog, ChecklistTick, Staff
-from chatbot.sweeps import run_booking_sweeps
 from chatbot.ui import Message
+from chatbot.uow import Units
 from tests.conftest import COHOST, GOOD, HOST, action, open_database, submit
 from tests.fakes import RecordingMessenger
 
@@ -32,7 +33,7 @@ def at(hour: int, minute: int = 0, days: int = 0) -> datetime:
 async def make_booking(bot: Bot, confirm: bool = True, **changes: object) -> int:
     effects = await bot.handle(submit(HOST, "book_call", {**GOOD, **changes}))
     assert isinstance(effects[0], CloseForm), effects
-    async with bot.core.db.transaction() as s:
+    async with bot.units.db.transaction() as s:
         booking_id = (
             await s.execute(select(Booking.id).order_by(Booking.id.desc()).limit(1))
         ).scalar_one()
@@ -42,7 +43,7 @@ async def make_booking(bot: Bot, confirm: bool = True, **changes: object) -> int
     return booking_id
 
 
-async def sweep_at(core: Core, clock: FixedClock, when: datetime, dispatcher: Dispatcher) -> None:
+async def sweep_at(core: Units, clock: FixedClock, when: datetime, dispatcher: Dispatcher) -> None:
     clock.set(when)
     await run_booking_sweeps(core)
     await dispatcher.drain()
@@ -52,7 +53,7 @@ def containing(messages: list[Message], words: str) -> list[Message]:
     return [m for m in messages if words in m.text]
 
 
-async def booking(core: Core, booking_id: int) -> Booking:
+async def booking(core: Units, booking_id: int) -> Booking:
     async with core.db.transaction() as s:
         b = await s.get(Booking, booking_id)
         assert b is not None
@@ -63,7 +64,7 @@ async def booking(core: Core, booking_id: int) -> Booking:
 
 
 async def test_cohost_no_answer_lapses(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -107,7 +108,7 @@ async def test_cohost_no_answer_lapses(
 
 
 async def test_cohost_answer_in_time_does_not_lapse(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -123,7 +124,7 @@ async def test_cohost_answer_in_time_does_not_lapse(
 
 
 async def test_checklist_sent_once_at_lead_time(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -145,7 +146,7 @@ async def test_checklist_sent_once_at_lead_time(
 
 
 async def test_checklist_lead_time_from_policy(
-    school: Core,
+    school: Units,
     db: Database,
     bot: Bot,
     clock: FixedClock,
@@ -153,7 +154,7 @@ async def test_checklist_lead_time_from_policy(
     messenger: RecordingMessenger,
 ) -> None:
     await make_booking(bot)
-    core = Core(db=db, policy=Policy(checklist_lead_minutes=45), clock=clock)
+    core = Units(db=db, policy=replace(default_policy(), checklist_lead_minutes=45), clock=clock)
     await sweep_at(core, clock, at(9, 14), dispatcher)
     assert containing(messenger.to(HOST), "Safety checklist") == []
     await sweep_at(core, clock, at(9, 15), dispatcher)
@@ -161,7 +162,7 @@ async def test_checklist_lead_time_from_policy(
 
 
 async def test_reminder_due_during_downtime_sent_once_after_restart(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     db_url: str,
@@ -175,7 +176,7 @@ async def test_reminder_due_during_downtime_sent_once_after_restart(
     replicas = [open_database(db_url) for _ in range(3)]
     try:
         messenger = RecordingMessenger()
-        cores = [Core(db=d, policy=school.policy, clock=clock) for d in replicas]
+        cores = [Units(db=d, policy=school.policy, clock=clock) for d in replicas]
         # Three replicas start and sweep at once, then keep sweeping.
         await asyncio.gather(*(run_booking_sweeps(c) for c in cores))
         for c in cores:
@@ -189,7 +190,7 @@ async def test_reminder_due_during_downtime_sent_once_after_restart(
 
 
 async def test_downtime_past_the_start_still_sends_checklist_and_flag_once(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -205,7 +206,7 @@ async def test_downtime_past_the_start_still_sends_checklist_and_flag_once(
 
 
 async def test_unticked_items_flagged_at_start(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -232,7 +233,7 @@ async def test_unticked_items_flagged_at_start(
 
 
 async def test_all_ticked_no_flag(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -249,7 +250,7 @@ async def test_all_ticked_no_flag(
 
 
 async def test_ticks_stored_with_who_and_when_idempotent(
-    school: Core, bot: Bot, clock: FixedClock
+    school: Units, bot: Bot, clock: FixedClock
 ) -> None:
     booking_id = await make_booking(bot)
     clock.set(at(9, 40))
@@ -273,7 +274,7 @@ async def test_ticks_stored_with_who_and_when_idempotent(
 
 
 async def test_ticks_refused_for_strangers_and_unknown_items(
-    school: Core, bot: Bot, clock: FixedClock
+    school: Units, bot: Bot, clock: FixedClock
 ) -> None:
     booking_id = await make_booking(bot)
     effects = await bot.handle(
@@ -293,7 +294,7 @@ async def test_ticks_refused_for_strangers_and_unknown_items(
 
 
 async def test_log_requested_nudged_reported(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -356,7 +357,7 @@ async def write_log(
 
 
 async def test_no_nudge_or_report_once_logged(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -375,7 +376,7 @@ async def test_no_nudge_or_report_once_logged(
 
 
 async def test_no_request_if_logged_before_the_end(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -393,7 +394,7 @@ async def test_no_request_if_logged_before_the_end(
 
 
 async def test_no_log_asked_for_calls_that_did_not_go_ahead(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -409,12 +410,12 @@ async def test_no_log_asked_for_calls_that_did_not_go_ahead(
     assert containing(messenger.to("slt"), "No Keeping in Touch log") == []
 
 
-async def log_rows(core: Core) -> list[CallLog]:
+async def log_rows(core: Units) -> list[CallLog]:
     async with core.db.transaction() as s:
         return list((await s.execute(select(CallLog))).scalars())
 
 
-async def test_call_log_form_saves(school: Core, bot: Bot, clock: FixedClock) -> None:
+async def test_call_log_form_saves(school: Units, bot: Bot, clock: FixedClock) -> None:
     booking_id = await make_booking(bot)
     effects = await bot.handle(action(HOST, "calllog.open", str(booking_id)))
     assert "after the call" in str(effects)
@@ -436,7 +437,7 @@ async def test_call_log_form_saves(school: Core, bot: Bot, clock: FixedClock) ->
     assert "already written" in str(effects)
 
 
-async def test_call_log_worrying_is_recorded(school: Core, bot: Bot, clock: FixedClock) -> None:
+async def test_call_log_worrying_is_recorded(school: Units, bot: Bot, clock: FixedClock) -> None:
     booking_id = await make_booking(bot)
     clock.set(at(10, 25))
     effects = await write_log(bot, booking_id, {**LOG, "worrying": "yes"})
@@ -445,7 +446,7 @@ async def test_call_log_worrying_is_recorded(school: Core, bot: Bot, clock: Fixe
     assert row.worrying is True
 
 
-async def test_call_log_refuses_bad_input(school: Core, bot: Bot, clock: FixedClock) -> None:
+async def test_call_log_refuses_bad_input(school: Units, bot: Bot, clock: FixedClock) -> None:
     booking_id = await make_booking(bot)
     clock.set(at(10, 25))
     cases = [
@@ -467,7 +468,7 @@ async def test_call_log_refuses_bad_input(school: Core, bot: Bot, clock: FixedCl
 
 
 async def test_call_log_only_by_the_host_after_a_call_that_went_ahead(
-    school: Core, bot: Bot, clock: FixedClock
+    school: Units, bot: Bot, clock: FixedClock
 ) -> None:
     booking_id = await make_booking(bot)
     clock.set(at(10, 25))
@@ -479,7 +480,7 @@ async def test_call_log_only_by_the_host_after_a_call_that_went_ahead(
 
 
 async def test_call_log_not_saved_before_the_call(
-    school: Core, bot: Bot, clock: FixedClock
+    school: Units, bot: Bot, clock: FixedClock
 ) -> None:
     """A form replayed (or crafted) before the call starts must not store a log."""
     booking_id = await make_booking(bot)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from chatbot.bot import Bot
 from chatbot.effects import CloseForm, Effect, Ephemeral, FormErrors, OpenForm, Reply, UpdateMessage
 from chatbot.outbox import Dispatcher
-from chatbot.services import roster
+from chatbot.roster import importer as roster
+from chatbot.router import Bot
 from chatbot.storage.models import Booking
 from tests.conftest import COHOST, GOOD, HOST, action, command, submit
 from tests.fakes import RecordingMessenger
@@ -83,7 +83,7 @@ SLT = "slt@school.test"
 async def _booked(bot: Bot, dispatcher: Dispatcher, confirm: bool) -> str:
     effects = await bot.handle(submit(HOST, "book_call", GOOD))
     assert isinstance(effects[0], CloseForm), effects
-    async with bot.core.db.reading() as s:
+    async with bot.units.db.reading() as s:
         booking_id = str((await s.execute(select(func.max(Booking.id)))).scalar_one())
     if confirm:
         await bot.handle(action(COHOST, "cohost.accept", booking_id))
@@ -92,7 +92,7 @@ async def _booked(bot: Bot, dispatcher: Dispatcher, confirm: bool) -> str:
 
 
 async def _status(bot: Bot, booking_id: str) -> str:
-    async with bot.core.db.reading() as s:
+    async with bot.units.db.reading() as s:
         b = await s.get(Booking, int(booking_id))
         assert b is not None
         return b.status

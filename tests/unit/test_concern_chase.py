@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chatbot.bot import Bot
-from chatbot.core import Core
 from chatbot.effects import Ephemeral, Popup, Reply
 from chatbot.outbox import Dispatcher
 from chatbot.ports import FixedClock
+from chatbot.router import Bot
+from chatbot.uow import Units
 from tests.conftest import action
 from tests.fakes import RecordingMessenger
 from tests.unit.test_concern_support import MONDAY_10AM, audits, concerns, events, file_concern
@@ -35,7 +35,11 @@ def in_school_hours(clock: FixedClock) -> None:
 
 
 async def test_chase_resends_then_escalates_at_configured_times(
-    school: Core, bot: Bot, clock: FixedClock, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units,
+    bot: Bot,
+    clock: FixedClock,
+    dispatcher: Dispatcher,
+    messenger: RecordingMessenger,
 ) -> None:
     await file_concern(bot)
     await dispatcher.drain()
@@ -71,7 +75,7 @@ async def test_chase_resends_then_escalates_at_configured_times(
 
 
 async def test_urgent_concern_chased_sooner(
-    school: Core, bot: Bot, clock: FixedClock, dispatcher: Dispatcher
+    school: Units, bot: Bot, clock: FixedClock, dispatcher: Dispatcher
 ) -> None:
     await file_concern(bot, risk="yes")
     clock.advance(minutes=1)
@@ -85,7 +89,7 @@ async def test_urgent_concern_chased_sooner(
 
 
 async def test_acknowledged_concern_is_not_chased(
-    school: Core, bot: Bot, clock: FixedClock
+    school: Units, bot: Bot, clock: FixedClock
 ) -> None:
     await file_concern(bot)
     [c] = await concerns(school)
@@ -95,7 +99,7 @@ async def test_acknowledged_concern_is_not_chased(
     assert await events(school, c.id) == ["filed", "acknowledged"]
 
 
-async def test_configured_ack_minutes(school: Core, bot: Bot, clock: FixedClock) -> None:
+async def test_configured_ack_minutes(school: Units, bot: Bot, clock: FixedClock) -> None:
     school.policy = dataclasses.replace(school.policy, concern_ack_minutes=30)
     await file_concern(bot)
     clock.advance(minutes=29)
@@ -105,7 +109,7 @@ async def test_configured_ack_minutes(school: Core, bot: Bot, clock: FixedClock)
 
 
 async def test_restart_past_both_deadlines_resends_and_escalates(
-    school: Core, bot: Bot, clock: FixedClock
+    school: Units, bot: Bot, clock: FixedClock
 ) -> None:
     await file_concern(bot)
     clock.advance(hours=3)  # the bot was down
@@ -124,7 +128,7 @@ async def test_restart_past_both_deadlines_resends_and_escalates(
     ],
 )
 async def test_out_of_hours_alerts_slt_at_once(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -142,7 +146,7 @@ async def test_out_of_hours_alerts_slt_at_once(
 
 
 async def test_in_hours_does_not_alert_slt_at_once(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     await file_concern(bot)
     await dispatcher.drain()
@@ -150,7 +154,7 @@ async def test_in_hours_does_not_alert_slt_at_once(
 
 
 async def test_concern_about_staff_goes_to_dsl_channel_and_head(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     await file_concern(bot, category="staff_conduct", staff="colleague@school.test")
     await dispatcher.drain()
@@ -164,7 +168,11 @@ async def test_concern_about_staff_goes_to_dsl_channel_and_head(
 
 
 async def test_concern_about_a_dsl_never_reaches_them(
-    school: Core, bot: Bot, clock: FixedClock, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units,
+    bot: Bot,
+    clock: FixedClock,
+    dispatcher: Dispatcher,
+    messenger: RecordingMessenger,
 ) -> None:
     await file_concern(bot, category="staff_conduct", staff="dsl@school.test")
     await dispatcher.drain()
@@ -194,7 +202,11 @@ async def test_concern_about_a_dsl_never_reaches_them(
 
 
 async def test_staff_concern_out_of_hours_dms_slt_not_the_subject(
-    school: Core, bot: Bot, clock: FixedClock, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units,
+    bot: Bot,
+    clock: FixedClock,
+    dispatcher: Dispatcher,
+    messenger: RecordingMessenger,
 ) -> None:
     clock.set(datetime(2026, 11, 30, 18, 0, tzinfo=UTC))
     await file_concern(bot, category="staff_conduct", staff="slt@school.test")
@@ -205,7 +217,7 @@ async def test_staff_concern_out_of_hours_dms_slt_not_the_subject(
 
 
 async def test_head_teacher_from_policy(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     school.policy = dataclasses.replace(school.policy, head_teacher_email="Other@school.test")
     await file_concern(bot, category="staff_conduct", staff="colleague@school.test")
@@ -214,7 +226,7 @@ async def test_head_teacher_from_policy(
 
 
 async def test_missing_dsl_channel_falls_back_to_dms(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     messenger.missing_roles = {"dsl"}
     await file_concern(bot)

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import update
 
 from adapters import concerns_cli
-from chatbot.bot import Bot
-from chatbot.core import Core
+from chatbot.concerns.retention import retain_until
 from chatbot.outbox import Dispatcher
 from chatbot.ports import FixedClock
-from chatbot.services.concern_records import retain_until
+from chatbot.router import Bot
 from chatbot.storage.models import Concern, ConcernEvent, OutboxMessage, Pupil
+from chatbot.uow import Units
 from tests.conftest import action
 from tests.unit.test_concern_support import (
     MONDAY_10AM,
@@ -35,7 +35,7 @@ def parse(*argv: str) -> argparse.Namespace:
     return p.parse_args(["concerns", *argv])
 
 
-async def cli(core: Core, *argv: str) -> int:
+async def cli(core: Units, *argv: str) -> int:
     args = parse(*argv)
     assert args.handler is concerns_cli.run
     return await concerns_cli.run(args, core)
@@ -50,7 +50,7 @@ def in_school_hours(clock: FixedClock) -> None:
 
 
 async def test_export_writes_chronology_and_is_audited(
-    school: Core,
+    school: Units,
     bot: Bot,
     dispatcher: Dispatcher,
     tmp_path: Path,
@@ -98,7 +98,7 @@ async def test_export_writes_chronology_and_is_audited(
 
 
 async def test_printed_export_sends_no_control_sequence_to_the_terminal(
-    school: Core, bot: Bot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    school: Units, bot: Bot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A narrative carrying a terminal hyperlink and a clear-screen sequence is printed inert;
     the file written with --out keeps the record exactly as it was reported."""
@@ -127,7 +127,7 @@ async def test_printed_export_sends_no_control_sequence_to_the_terminal(
 
 
 async def test_export_refused_for_non_dsl(
-    school: Core, bot: Bot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    school: Units, bot: Bot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await file_concern(bot)
     [c] = await concerns(school)
@@ -156,13 +156,13 @@ def test_retention_date() -> None:
     assert retain_until(date(9999, 12, 31), 6) == date.max  # kept, and the purge carries on
 
 
-async def _set_dob(core: Core, upn: str, dob: date) -> None:
+async def _set_dob(core: Units, upn: str, dob: date) -> None:
     async with core.db.transaction() as s:
         await s.execute(update(Pupil).where(Pupil.upn == upn).values(date_of_birth=dob))
 
 
 async def test_purge_respects_retention_and_legal_hold(
-    school: Core, bot: Bot, dispatcher: Dispatcher, capsys: pytest.CaptureFixture[str]
+    school: Units, bot: Bot, dispatcher: Dispatcher, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await _set_dob(school, "A123456789012", date(2000, 1, 1))  # 25 on 1 Jan 2025: past
     await _set_dob(school, "C123456789012", date(2019, 5, 5))  # 25 in 2044: keep
@@ -214,7 +214,7 @@ async def test_purge_respects_retention_and_legal_hold(
     assert await count(school, ConcernEvent) > 0
 
 
-async def test_review_years_extend_retention(school: Core, bot: Bot) -> None:
+async def test_review_years_extend_retention(school: Units, bot: Bot) -> None:
     import dataclasses
 
     school.policy = dataclasses.replace(school.policy, retention_review_years=2)
@@ -227,13 +227,13 @@ async def test_review_years_extend_retention(school: Core, bot: Bot) -> None:
     assert await count(school, Concern) == 0
 
 
-async def test_hold_unknown_reference(school: Core, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_hold_unknown_reference(school: Units, capsys: pytest.CaptureFixture[str]) -> None:
     assert await cli(school, "hold", "--reference", "C-2026-9999", "--on", *AS_DSL) == 2
     assert "No concern with reference" in capsys.readouterr().err
 
 
 async def test_hold_and_purge_only_for_a_dsl_and_every_attempt_audited(
-    school: Core, bot: Bot, capsys: pytest.CaptureFixture[str]
+    school: Units, bot: Bot, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--as` must name an active DSL or deputy DSL, as for export; head teacher (SLT and
     admin) is not enough. A refusal changes nothing and is audited with who it was run as."""
@@ -273,10 +273,10 @@ async def test_hold_and_purge_only_for_a_dsl_and_every_attempt_audited(
     assert h.actor_label == "deputy@school.test"
 
 
-async def test_a_removed_dsl_loses_access_at_once(school: Core, bot: Bot) -> None:
+async def test_a_removed_dsl_loses_access_at_once(school: Units, bot: Bot) -> None:
     """The Bot reuses roster matches for a few seconds, but never for concern decisions."""
     from chatbot.effects import Ephemeral, Popup
-    from chatbot.services import roster
+    from chatbot.roster import importer as roster
     from tests.conftest import STAFF_CSV, command, submit
     from tests.unit.test_concern_support import concerns, good
 
@@ -298,7 +298,7 @@ async def test_a_removed_dsl_loses_access_at_once(school: Core, bot: Bot) -> Non
     [("narrative", "Something else entirely."), ("category", "other"), ("reporter_label", "X")],
 )
 async def test_a_filed_report_cannot_be_changed_even_by_sql(
-    school: Core, bot: Bot, column: str, value: str
+    school: Units, bot: Bot, column: str, value: str
 ) -> None:
     """The database itself refuses to change what the reporter wrote, whatever code tries."""
     from sqlalchemy.exc import DBAPIError
@@ -317,7 +317,7 @@ async def test_a_filed_report_cannot_be_changed_even_by_sql(
     assert held.legal_hold
 
 
-async def test_the_chronology_cannot_be_edited_even_by_sql(school: Core, bot: Bot) -> None:
+async def test_the_chronology_cannot_be_edited_even_by_sql(school: Units, bot: Bot) -> None:
     from sqlalchemy.exc import DBAPIError
 
     await file_concern(bot)

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from chatbot.bot import Bot
-from chatbot.core import Core
 from chatbot.effects import Effect
+from chatbot.router import Bot
 from chatbot.storage.models import AuditEvent, Concern, ConcernEvent, OutboxMessage
+from chatbot.uow import Units
 from tests.conftest import submit
 
 # Monday 30 November 2026, 10:00 London: inside school hours.
@@ -38,17 +38,17 @@ async def file_concern(
     return await bot.handle(submit(email, "concern", good(**over), state))
 
 
-async def concerns(core: Core) -> list[Concern]:
+async def concerns(core: Units) -> list[Concern]:
     async with core.db.transaction() as s:
         return list((await s.execute(select(Concern).order_by(Concern.id))).scalars())
 
 
-async def outbox_rows(core: Core) -> list[OutboxMessage]:
+async def outbox_rows(core: Units) -> list[OutboxMessage]:
     async with core.db.transaction() as s:
         return list((await s.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
 
 
-async def audits(core: Core, action: str) -> list[AuditEvent]:
+async def audits(core: Units, action: str) -> list[AuditEvent]:
     async with core.db.transaction() as s:
         return list(
             (
@@ -59,7 +59,7 @@ async def audits(core: Core, action: str) -> list[AuditEvent]:
         )
 
 
-async def events(core: Core, concern_id: int) -> list[str]:
+async def events(core: Units, concern_id: int) -> list[str]:
     async with core.db.transaction() as s:
         return list(
             (
@@ -72,6 +72,6 @@ async def events(core: Core, concern_id: int) -> list[str]:
         )
 
 
-async def count(core: Core, model: Any) -> int:
+async def count(core: Units, model: Any) -> int:
     async with core.db.transaction() as s:
         return int((await s.execute(select(func.count()).select_from(model))).scalar_one())

@@ -8,14 +8,14 @@ import logging
 
 import pytest
 
-from chatbot.app import build_bot
-from chatbot.bot import Bot
-from chatbot.core import Core
+from chatbot.bootstrap import build_bot
+from chatbot.concerns import filing as concern_filing
 from chatbot.effects import CloseForm, Ephemeral, FormErrors, OpenForm, Popup, Reply, UpdateMessage
 from chatbot.outbox import Dispatcher
 from chatbot.ports import FixedClock
-from chatbot.services import concern_filing
+from chatbot.router import Bot
 from chatbot.storage.models import AuditEvent, Concern, ConcernEvent, OutboxMessage
+from chatbot.uow import Units
 from tests.conftest import action, command, submit
 from tests.fakes import RecordingMessenger
 from tests.unit.test_concern_support import (
@@ -38,7 +38,7 @@ def in_school_hours(clock: FixedClock) -> None:
     clock.set(MONDAY_10AM)
 
 
-async def test_command_opens_the_form(school: Core, bot: Bot) -> None:
+async def test_command_opens_the_form(school: Units, bot: Bot) -> None:
     [eff] = await bot.handle(command(TEACHER, "concern"))
     assert isinstance(eff, OpenForm) and eff.form.id == "concern"
     kinds = {i.id: i.kind for i in eff.form.inputs}
@@ -57,7 +57,7 @@ async def test_command_opens_the_form(school: Core, bot: Bot) -> None:
 
 
 async def test_file_stores_first_then_receipt(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     effects = await file_concern(bot)
     assert isinstance(effects[0], CloseForm)
@@ -85,7 +85,7 @@ async def test_file_stores_first_then_receipt(
     assert [x.reference for x in await concerns(school)] == ["C-2026-0001", "C-2026-0002"]
 
 
-async def test_immediate_risk_receipt(school: Core, bot: Bot) -> None:
+async def test_immediate_risk_receipt(school: Units, bot: Bot) -> None:
     effects = await file_concern(bot, risk="yes")
     [receipt] = [e for e in effects if isinstance(e, Reply)]
     text = json.dumps(receipt.message.to_json())
@@ -99,7 +99,7 @@ async def test_immediate_risk_receipt(school: Core, bot: Bot) -> None:
     ).total_seconds() == 60 * school.policy.concern_urgent_ack_minutes
 
 
-async def test_bad_input_gets_field_errors_and_writes_nothing(school: Core, bot: Bot) -> None:
+async def test_bad_input_gets_field_errors_and_writes_nothing(school: Units, bot: Bot) -> None:
     effects = await file_concern(
         bot, pupil="Z999999999999", narrative="x" * 10_000, when_time="25:99", category="nonsense"
     )
@@ -119,7 +119,7 @@ async def test_bad_input_gets_field_errors_and_writes_nothing(school: Core, bot:
     assert await audits(school, "concern.file") == []
 
 
-async def test_when_it_happened_must_be_within_a_pupils_lifetime(school: Core, bot: Bot) -> None:
+async def test_when_it_happened_must_be_within_a_pupils_lifetime(school: Units, bot: Bot) -> None:
     # Today is 30 November 2026: 25 years back is 30 November 2001.
     for day in ("0001-01-01", "1900-06-01", "2001-11-29"):
         [err] = await file_concern(bot, when_date=day)
@@ -131,7 +131,7 @@ async def test_when_it_happened_must_be_within_a_pupils_lifetime(school: Core, b
 
 
 async def test_failure_inside_the_transaction_sends_no_receipt(
-    school: Core, bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    school: Units, bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def boom(*args: object, **kwargs: object) -> list[str]:
         raise RuntimeError(f"database trouble while saving {NARRATIVE}")
@@ -148,7 +148,11 @@ async def test_failure_inside_the_transaction_sends_no_receipt(
 
 
 async def test_outage_then_recovery_and_restart(
-    school: Core, bot: Bot, clock: FixedClock, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units,
+    bot: Bot,
+    clock: FixedClock,
+    dispatcher: Dispatcher,
+    messenger: RecordingMessenger,
 ) -> None:
     messenger.down = True
     effects = await file_concern(bot)
@@ -169,7 +173,7 @@ async def test_outage_then_recovery_and_restart(
 
     # "Restart": new Bot, new Dispatcher and new messenger on the same database.
     fresh = RecordingMessenger()
-    core2 = Core(db=school.db, policy=school.policy, clock=clock)
+    core2 = Units(db=school.db, policy=school.policy, clock=clock)
     bot2 = build_bot(core2)
     clock.advance(seconds=61)
     await Dispatcher(school.db, clock, fresh).drain()
@@ -183,7 +187,7 @@ async def test_outage_then_recovery_and_restart(
     assert await events(school, c.id) == ["filed", "delivered"]
 
 
-async def test_view_details_need_to_know(school: Core, bot: Bot, dispatcher: Dispatcher) -> None:
+async def test_view_details_need_to_know(school: Units, bot: Bot, dispatcher: Dispatcher) -> None:
     await file_concern(bot)
     [c] = await concerns(school)
     for who in (TEACHER, "slt@school.test", "head@school.test", "stranger@else.test"):
@@ -212,7 +216,7 @@ async def test_view_details_need_to_know(school: Core, bot: Bot, dispatcher: Dis
 
 
 async def test_acknowledge_updates_every_copy(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     school.clock.set(MONDAY_10AM.replace(hour=7))  # type: ignore[attr-defined]
     await file_concern(bot, when_time="06:30")  # out of hours: DSL and SLT channels
@@ -243,7 +247,7 @@ async def test_acknowledge_updates_every_copy(
     assert (await events(school, c.id)).count("acknowledged") == 1
 
 
-async def test_notes_and_close(school: Core, bot: Bot) -> None:
+async def test_notes_and_close(school: Units, bot: Bot) -> None:
     await file_concern(bot)
     [c] = await concerns(school)
     [eff] = await bot.handle(action(TEACHER, "concern.note", str(c.id)))
@@ -267,7 +271,7 @@ async def test_notes_and_close(school: Core, bot: Bot) -> None:
 
 
 async def test_non_roster_user_can_file(
-    school: Core, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+    school: Units, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     [eff] = await bot.handle(command("supply@agency.test", "concern"))
     assert isinstance(eff, OpenForm)
@@ -280,7 +284,7 @@ async def test_non_roster_user_can_file(
     assert "supply@agency.test" in json.dumps(alert.to_json())
 
 
-async def test_report_from_a_booked_call(school: Core, bot: Bot) -> None:
+async def test_report_from_a_booked_call(school: Units, bot: Bot) -> None:
     from tests.unit.test_booking_flow import GOOD
 
     await bot.handle(submit(TEACHER, "book_call", GOOD))
@@ -306,7 +310,7 @@ async def test_report_from_a_booked_call(school: Core, bot: Bot) -> None:
 
 
 async def test_report_button_for_someone_elses_call_opens_the_plain_form(
-    school: Core, bot: Bot
+    school: Units, bot: Bot
 ) -> None:
     """Anyone may report a concern, but only the call's host and co-host see it linked to the
     call: nobody else learns which pupil (or when) from the button's booking id."""
@@ -337,7 +341,7 @@ async def test_report_button_for_someone_elses_call_opens_the_plain_form(
 
 
 async def test_no_narrative_pupil_name_or_parent_email_in_logs_or_alerts(
-    school: Core,
+    school: Units,
     bot: Bot,
     clock: FixedClock,
     dispatcher: Dispatcher,
@@ -368,11 +372,11 @@ async def test_no_narrative_pupil_name_or_parent_email_in_logs_or_alerts(
     await bot.handle(action(DSL, "concern.ack", str(cs[0].id)))
     await bot.handle(submit(DSL, "concern_close", {"note": "Done."}, {"concern_id": str(cs[0].id)}))
     await dispatcher.drain()
-    from chatbot.services import concern_records
+    from chatbot.concerns import export, retention
 
-    exported = await concern_records.export(school, cs[0].reference, DSL, "printed")
+    exported = await export.export(school, cs[0].reference, DSL, "printed")
     assert exported.ok and NARRATIVE in exported.text
-    await concern_records.purge(school, DSL, dry_run=True)
+    await retention.purge(school, DSL, dry_run=True)
 
     assert caplog.records, "the flow logs something"
     logged = "\n".join(r.getMessage() for r in caplog.records)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
-from chatbot.bot import Bot
-from chatbot.core import Core
+from chatbot.consent import service as consent
 from chatbot.effects import CloseForm, FormErrors, OpenForm
-from chatbot.services import consent, roster
+from chatbot.roster import importer as roster
+from chatbot.router import Bot
 from chatbot.storage.models import AuditEvent, Consent, Staff
+from chatbot.uow import Units
 from tests.conftest import MONDAY_8AM, command, submit
 
 NOAH = "C123456789012"
@@ -20,18 +22,18 @@ SAM = "A123456789012"
 RECEIVED = datetime(2026, 11, 29, 18, 5, tzinfo=UTC)
 
 
-async def consents(core: Core) -> list[Consent]:
+async def consents(core: Units) -> list[Consent]:
     async with core.db.transaction() as s:
         return list((await s.execute(select(Consent).order_by(Consent.id))).scalars())
 
 
-async def audit_count(core: Core, action: str) -> int:
+async def audit_count(core: Units, action: str) -> int:
     async with core.db.transaction() as s:
         q = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)
         return int((await s.execute(q)).scalar_one())
 
 
-async def grant(core: Core, **changes: object) -> consent.ConsentResult:
+async def grant(core: Units, **changes: object) -> consent.ConsentResult:
     args: dict[str, object] = {
         "upn": NOAH,
         "parent_email": "Parent.Noah@Home.test",
@@ -41,10 +43,16 @@ async def grant(core: Core, **changes: object) -> consent.ConsentResult:
         "actor": None,
     }
     args.update(changes)
-    return await consent.grant(core, **args)  # type: ignore[arg-type]
+    return await in_unit(core, consent.grant, **args)  # type: ignore[arg-type]
 
 
-async def test_grant_withdraw_list(school: Core) -> None:
+async def in_unit(units: Units, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one consent service function in a unit of work, as the CLI does."""
+    async with units.write() as u:
+        return await fn(u, *args, **kwargs)
+
+
+async def test_grant_withdraw_list(school: Units) -> None:
     before = len(await consents(school))  # Sam and Zoë already have consent
     res = await grant(school)
     assert res.errors == {} and res.pupil is not None and res.pupil.upn == NOAH
@@ -55,27 +63,31 @@ async def test_grant_withdraw_list(school: Core) -> None:
     assert c.received_at == RECEIVED and c.recorded_at == MONDAY_8AM
     assert c.evidence == "<CAF123@mail.home.test> Re: video calls"
     assert c.recorded_by_label == "cli" and c.withdrawn_at is None
-    assert {p.upn for p, _ in await consent.listing(school)} == {SAM, "B123456789012", NOAH}
+    assert {p.upn for p, _ in await in_unit(school, consent.listing)} == {
+        SAM,
+        "B123456789012",
+        NOAH,
+    }
 
-    assert await consent.withdraw(school, NOAH.lower(), None, cli=True) is None
+    assert await in_unit(school, consent.withdraw, NOAH.lower(), None, cli=True) is None
     [c] = [x for x in await consents(school) if x.id == c.id]
     assert c.withdrawn_at == MONDAY_8AM and c.withdrawn_by_label == "cli"
-    assert NOAH not in {p.upn for p, _ in await consent.listing(school)}
+    assert NOAH not in {p.upn for p, _ in await in_unit(school, consent.listing)}
     assert await audit_count(school, "consent.grant") == 3
     assert await audit_count(school, "consent.withdraw") == 1
 
-    err = await consent.withdraw(school, NOAH, None, cli=True)
+    err = await in_unit(school, consent.withdraw, NOAH, None, cli=True)
     assert err is not None and "no consent on file" in err
-    err = await consent.withdraw(school, "Z999999999999", None, cli=True)
+    err = await in_unit(school, consent.withdraw, "Z999999999999", None, cli=True)
     assert err is not None and "not on the pupil roster" in err
 
 
-async def test_listing_shows_pupils_by_name(school: Core) -> None:
-    listed = await consent.listing(school)
+async def test_listing_shows_pupils_by_name(school: Units) -> None:
+    listed = await in_unit(school, consent.listing)
     assert sorted(p.short_name for p, _ in listed) == ["Sam T.", "Zoë Ø."]
 
 
-async def test_bad_input_refused_nothing_written(school: Core) -> None:
+async def test_bad_input_refused_nothing_written(school: Units) -> None:
     before = await consents(school)
     cases: list[tuple[dict[str, object], str, str]] = [
         ({"parent_email": "not an email"}, "parent_email", "not an email address"),
@@ -107,7 +119,7 @@ def test_eml_evidence_sha256(tmp_path: Path) -> None:
     assert len(digest) == 64
 
 
-async def test_eml_evidence_stored(school: Core, tmp_path: Path) -> None:
+async def test_eml_evidence_stored(school: Units, tmp_path: Path) -> None:
     eml = tmp_path / "reply.eml"
     eml.write_bytes(b"Subject: Re: video calls\r\n\r\nYes.\r\n")
     res = await grant(school, evidence_kind="eml_sha256", evidence=consent.eml_evidence(eml))
@@ -126,7 +138,7 @@ FORM = {
 }
 
 
-async def test_consent_form_from_chat(school: Core, bot: Bot) -> None:
+async def test_consent_form_from_chat(school: Units, bot: Bot) -> None:
     [opened] = await bot.handle(command("teacher@school.test", "consent"))
     assert isinstance(opened, OpenForm) and opened.form.id == "consent"
     effects = await bot.handle(submit("teacher@school.test", "consent", FORM))
@@ -146,7 +158,7 @@ async def test_consent_form_from_chat(school: Core, bot: Bot) -> None:
     assert (await consents(school))[-1].withdrawn_by_label == "teacher@school.test"
 
 
-async def test_consent_form_refuses_bad_input(school: Core, bot: Bot) -> None:
+async def test_consent_form_refuses_bad_input(school: Units, bot: Bot) -> None:
     before = len(await consents(school))
     cases: list[tuple[dict[str, object], str]] = [
         ({"parent_email": "nope"}, "parent_email"),
@@ -168,11 +180,11 @@ async def test_consent_form_refuses_bad_input(school: Core, bot: Bot) -> None:
     assert isinstance(err, FormErrors) and "pupil" in err.errors
 
 
-async def current_consent(core: Core, upn: str) -> bool:
-    return upn in {p.upn for p, _ in await consent.listing(core)}
+async def current_consent(core: Units, upn: str) -> bool:
+    return upn in {p.upn for p, _ in await in_unit(core, consent.listing)}
 
 
-async def test_who_may_withdraw_from_chat(school: Core, bot: Bot) -> None:
+async def test_who_may_withdraw_from_chat(school: Units, bot: Bot) -> None:
     """Withdrawal stops a pupil's calls, so from chat only the person who recorded the consent,
     SLT, the DSL or deputy, or an admin may; anyone else is told who can, and it is audited."""
     await roster.import_staff(

@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import pytest
 
-from chatbot.bot import UNREADABLE, Bot
-from chatbot.core import Core
 from chatbot.effects import Effect, Ephemeral, OpenForm
+from chatbot.fields import MAX_RECORD_ID, record_id
 from chatbot.interaction import UserRef
-from chatbot.services.forms import MAX_RECORD_ID, record_id
+from chatbot.router import UNREADABLE, Bot
+from chatbot.uow import Units
 from tests.conftest import HOST, action, command, no_traceback, snapshot, submit
 from tests.unit.test_concern_support import concerns, file_concern, good
 
@@ -46,7 +46,7 @@ async def settled(bot: Bot, *emails: str) -> dict[str, list[tuple[object, ...]]]
     platform identity), to compare with afterwards."""
     for email in emails:
         await bot.handle(command(email, "help"))
-    return await snapshot(bot.core.db)
+    return await snapshot(bot.units.db)
 
 
 def test_record_id_takes_only_ids_a_table_can_hold() -> None:
@@ -57,7 +57,7 @@ def test_record_id_takes_only_ids_a_table_can_hold() -> None:
 
 @pytest.mark.parametrize("name", ACTIONS)
 async def test_buttons_with_impossible_ids_are_refused_quietly(
-    school: Core, bot: Bot, name: str, caplog: pytest.LogCaptureFixture
+    school: Units, bot: Bot, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     before = await settled(bot, "dsl@school.test")
     with caplog.at_level(logging.INFO):
@@ -77,7 +77,7 @@ async def test_buttons_with_impossible_ids_are_refused_quietly(
     ("form", "key"), [("call_log", "booking_id"), ("concern_note", "concern_id")]
 )
 async def test_forms_whose_state_names_an_impossible_record_change_nothing(
-    school: Core, bot: Bot, form: str, key: str, caplog: pytest.LogCaptureFixture
+    school: Units, bot: Bot, form: str, key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     before = await settled(bot, "dsl@school.test")
     values = {"note": "Spoke to parent.", "attended": "Sam", "minutes": "20", "summary": "Fine"}
@@ -90,7 +90,7 @@ async def test_forms_whose_state_names_an_impossible_record_change_nothing(
 
 
 async def test_a_concern_naming_an_impossible_booking_is_still_filed(
-    school: Core, bot: Bot, caplog: pytest.LogCaptureFixture
+    school: Units, bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The link to the call is dropped; the concern itself is never lost."""
     with caplog.at_level(logging.INFO):
@@ -102,7 +102,7 @@ async def test_a_concern_naming_an_impossible_booking_is_still_filed(
 
 
 async def test_text_with_a_lone_surrogate_is_refused_politely(
-    school: Core, bot: Bot, caplog: pytest.LogCaptureFixture
+    school: Units, bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
     before = await settled(bot, "teacher@school.test")
     with caplog.at_level(logging.INFO):
@@ -116,7 +116,7 @@ async def test_text_with_a_lone_surrogate_is_refused_politely(
 
 
 async def test_someone_off_the_roster_with_a_long_platform_name_can_still_report(
-    school: Core, bot: Bot, caplog: pytest.LogCaptureFixture
+    school: Units, bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Their name labels the concern and its audit row; the audit row's column is narrower."""
     stranger = UserRef(platform="slack", user_id="U0STRANGE", display_name="n" * 250)

@@ -7,11 +7,11 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from chatbot.bot import Bot
-from chatbot.core import Core
+from chatbot.consent.letter import letter_message, letter_text
 from chatbot.effects import Ephemeral, FormErrors
-from chatbot.parent_letter import letter_message, letter_text
-from chatbot.policy import Contacts, Policy
+from chatbot.policy import default_policy
+from chatbot.router import Bot
+from chatbot.uow import Units
 from tests.conftest import GOOD, HOST, command, submit
 
 POLICY_TEXT = Path(__file__).parents[3] / "shared" / "policy" / "live-video-policy.txt"
@@ -22,17 +22,17 @@ def words(text: str) -> list[str]:
 
 
 def test_letter_follows_the_schools_settings() -> None:
-    default = letter_text(Policy())
+    default = letter_text(default_policy())
     assert "Zoom" in default and "at most 30 minutes" in default and "once a week" in default
     assert "0115 9892744" in default and "reply to this email" in default
 
     custom = replace(
-        Policy(),
+        default_policy(),
         school_name="Brook Primary",
         platforms=("Microsoft Teams", "Zoom"),
         max_call_minutes=20,
         calls_per_pupil_per_week=2,
-        contacts=Contacts(school_phone="01234 567890"),
+        contacts=replace(default_policy().contacts, school_phone="01234 567890"),
     )
     text = letter_text(custom)
     assert "Brook Primary" in text and "Microsoft Teams or Zoom" in text
@@ -44,14 +44,14 @@ def test_letter_is_in_our_own_words() -> None:
     """No run of eight words is copied from the school's policy document."""
     policy = words(POLICY_TEXT.read_text())
     runs = {tuple(policy[i : i + 8]) for i in range(len(policy) - 7)}
-    mine = words(letter_text(Policy()))
+    mine = words(letter_text(default_policy()))
     copied = [
         " ".join(mine[i : i + 8]) for i in range(len(mine) - 7) if tuple(mine[i : i + 8]) in runs
     ]
     assert copied == []
 
 
-async def test_consent_letter_command(school: Core, bot: Bot) -> None:
+async def test_consent_letter_command(school: Units, bot: Bot) -> None:
     [effect] = await bot.handle(command(HOST, "consent", "letter"))
     assert isinstance(effect, Ephemeral)
     shown = "\n".join(getattr(b, "text", "") for b in effect.message.blocks)
@@ -59,7 +59,7 @@ async def test_consent_letter_command(school: Core, bot: Bot) -> None:
     assert "/consent" in str(effect.message.blocks[-1])  # what to do with the reply
 
 
-async def test_missing_consent_refusal_points_to_the_letter(school: Core, bot: Bot) -> None:
+async def test_missing_consent_refusal_points_to_the_letter(school: Units, bot: Bot) -> None:
     [effect] = await bot.handle(submit(HOST, "book_call", {**GOOD, "pupils": ["C123456789012"]}))
     assert isinstance(effect, FormErrors)
     assert "/consent letter" in effect.errors["pupils"]
@@ -71,7 +71,7 @@ def test_letter_renders_within_platform_limits() -> None:
     from tests.adapters.test_slack_render import check_message
     from tests.adapters.test_teams_adapter import CARD_VALIDATOR
 
-    msg = letter_message(Policy())
+    msg = letter_message(default_policy())
     check_message(message_payload(msg), "parent letter")
     card = message_card(msg)
     assert CARD_VALIDATOR is not None

@@ -9,17 +9,15 @@ from pathlib import Path
 import pytest
 
 from chatbot.policy import (
-    DEFAULT_CATEGORIES,
-    DEFAULT_CHECKLIST,
     DEFAULT_POLICY_FILE,
     ChecklistItem,
     ConcernCategory,
-    Contacts,
-    Policy,
     PolicyError,
     Term,
+    default_policy,
     load_policy,
     policy_from_env,
+    to_toml,
 )
 
 
@@ -34,7 +32,7 @@ def write(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:
 
 def test_defaults_follow_the_written_policy() -> None:
     p = load_policy(None)
-    assert p == Policy()
+    assert p == default_policy()
     assert p.school_days == frozenset({0, 1, 2, 3, 4})
     assert (p.day_start, p.day_end) == (time(9, 0), time(15, 0))
     assert p.max_call_minutes == 30
@@ -50,7 +48,7 @@ def test_defaults_follow_the_written_policy() -> None:
 
 
 def test_default_checklist_and_categories() -> None:
-    p = Policy()
+    p = default_policy()
     assert [i.key for i in p.checklist_stage("before")] == [
         "invite_passcode",
         "waiting_room",
@@ -92,9 +90,9 @@ def test_default_checklist_and_categories() -> None:
 
 def test_bad_stage_or_kind_argument_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
-        Policy().checklist_stage("after")
+        default_policy().checklist_stage("after")
     with pytest.raises(ValueError):
-        Policy().cohost_required("class")
+        default_policy().cohost_required("class")
 
 
 def test_default_policy_file_equals_defaults() -> None:
@@ -115,19 +113,19 @@ def test_default_policy_file_equals_defaults() -> None:
     ],
 )
 def test_england_bank_holidays_are_closed(day: date, holiday: str) -> None:
-    reason = Policy().closed_reason(day)
+    reason = default_policy().closed_reason(day)
     assert reason is not None and "bank holiday" in reason and holiday in reason
-    assert not Policy().is_school_day(day)
+    assert not default_policy().is_school_day(day)
 
 
 def test_christmas_reason_wording() -> None:
-    assert Policy().closed_reason(date(2026, 12, 25)) == (
+    assert default_policy().closed_reason(date(2026, 12, 25)) == (
         "25 December 2026 is a bank holiday (Christmas Day)"
     )
 
 
 def test_weekends_are_closed_weekdays_open() -> None:
-    p = Policy()
+    p = default_policy()
     assert p.closed_reason(date(2026, 12, 5)) == "Saturday 5 December 2026 is not a school day"
     assert not p.is_school_day(date(2026, 12, 6))
     assert p.is_school_day(date(2026, 12, 7))
@@ -218,23 +216,23 @@ label = "A worry"
     assert p.cohost_required("group") and not p.cohost_required("one_to_one")
     assert p.platforms == ("Zoom", "Teams")
     assert p.retention_review_years == 6
-    assert p.contacts == Contacts(school_phone="01234 567890")
+    assert p.contacts == dataclasses.replace(default_policy().contacts, school_phone="01234 567890")
     assert p.checklist == (ChecklistItem("only_one", "Just one thing", "start"),)
     assert p.checklist_stage("before") == ()
     assert p.concern_categories == (ConcernCategory("worry", "A worry"),)
 
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
-    assert load_policy(write(tmp_path, "# nothing here\n")) == Policy()
+    assert load_policy(write(tmp_path, "# nothing here\n")) == default_policy()
 
 
 def test_to_toml_round_trip_defaults(tmp_path: Path) -> None:
-    assert load_policy(write(tmp_path, Policy().to_toml())) == Policy()
+    assert load_policy(write(tmp_path, to_toml(default_policy()))) == default_policy()
 
 
 def test_to_toml_round_trip_custom(tmp_path: Path) -> None:
     p = dataclasses.replace(
-        Policy(),
+        default_policy(),
         school_name='St "Quote" \\ School',
         timezone="Europe/Belfast",
         school_days=frozenset({1, 3}),
@@ -247,16 +245,15 @@ def test_to_toml_round_trip_custom(tmp_path: Path) -> None:
         consent_required=False,
         head_teacher_email="head@example.org",
         checklist=(ChecklistItem("x", "Line one\nline two", "environment"),),
-        concern_categories=DEFAULT_CATEGORIES[:2],
-        contacts=Contacts(out_of_hours="Ring the duty phone"),
+        concern_categories=default_policy().concern_categories[:2],
+        contacts=dataclasses.replace(default_policy().contacts, out_of_hours="Ring the duty phone"),
     )
-    assert load_policy(write(tmp_path, p.to_toml())) == p
-    assert DEFAULT_CHECKLIST == Policy().checklist
+    assert load_policy(write(tmp_path, to_toml(p))) == p
 
 
 def test_policy_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHATBOT_POLICY", raising=False)
-    assert policy_from_env() == Policy()
+    assert policy_from_env() == default_policy()
     path = write(tmp_path, "[calls]\nmax_minutes = 20\n")
     monkeypatch.setenv("CHATBOT_POLICY", str(path))
     assert policy_from_env().max_call_minutes == 20

@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
+DEFAULTS = ROOT / "chatbot" / "policy" / "default_policy.toml"
 
 
 @dataclass(frozen=True)
 class Requirement:
     says: str
-    settings: tuple[str, ...] = ()  # dotted keys in default_policy.toml, or "checklist:<key>"
+    # dotted keys in default_policy.toml, "checklist:<key>" or "categories:<key>"
+    settings: tuple[str, ...] = ()
     code: tuple[str, ...] = ()  # "module:attribute"
     tests: tuple[str, ...] = ()  # "path::test_name"
 
@@ -38,7 +40,7 @@ TRACE = (
     Requirement(
         "Calls happen on school days only (weekends, bank holidays, closures and terms).",
         ("hours.days", "hours.bank_holidays", "hours.closures", "hours.terms"),
-        ("chatbot.domain.rules:check_booking", "chatbot.policy:Policy.closed_reason"),
+        ("chatbot.bookings.rules:check_booking", "chatbot.policy:Policy.closed_reason"),
         (
             f"{BOOKING_RULES}::test_weekend_refused",
             f"{BOOKING_RULES}::test_bank_holiday_refused",
@@ -48,7 +50,7 @@ TRACE = (
     Requirement(
         "Calls happen within normal school hours, start to finish.",
         ("hours.start", "hours.end"),
-        ("chatbot.domain.rules:check_booking",),
+        ("chatbot.bookings.rules:check_booking",),
         (
             f"{BOOKING_RULES}::test_start_before_hours_refused",
             f"{BOOKING_RULES}::test_end_after_hours_refused",
@@ -57,13 +59,13 @@ TRACE = (
     Requirement(
         "Calls are kept short, so families can get on with their day.",
         ("calls.max_minutes", "calls.min_minutes"),
-        ("chatbot.domain.rules:check_booking",),
+        ("chatbot.bookings.rules:check_booking",),
         (f"{BOOKING_RULES}::test_too_long_refused", f"{BOOKING_RULES}::test_longest_allowed"),
     ),
     Requirement(
         "No more than one call a week with each pupil.",
         ("calls.per_pupil_per_week",),
-        ("chatbot.services.booking:week_slots",),
+        ("chatbot.bookings.service:week_slots",),
         (
             f"{BOOKING_RULES}::test_second_call_same_week_refused",
             f"{BOOKING_RULES}::test_weekly_limit_counts_every_pupil_of_a_group",
@@ -73,7 +75,7 @@ TRACE = (
     Requirement(
         "A second member of staff joins every call, group or one-to-one, and accepts first.",
         ("calls.cohost_required_group", "calls.cohost_required_one_to_one"),
-        ("chatbot.services.cohost:answer", "chatbot.domain.rules:check_booking"),
+        ("chatbot.bookings.cohost:answer", "chatbot.bookings.rules:check_booking"),
         (
             f"{BOOKING_RULES}::test_no_cohost_group_refused",
             f"{BOOKING_RULES}::test_no_cohost_one_to_one_refused",
@@ -83,7 +85,7 @@ TRACE = (
     Requirement(
         "SLT are told when a call is arranged (and when it is cancelled).",
         (),
-        ("chatbot.notices:slt_notice",),
+        ("chatbot.bookings.notices:slt_notice",),
         (
             "tests/unit/test_booking_flow.py::test_full_booking_to_slt",
             "tests/adapters/test_slack_booking.py::test_full_booking_from_command_to_slt_post",
@@ -92,13 +94,13 @@ TRACE = (
     Requirement(
         "Only the school's agreed platform is used, with school accounts.",
         ("calls.platforms",),
-        ("chatbot.domain.rules:check_booking",),
+        ("chatbot.bookings.rules:check_booking",),
         (f"{BOOKING_RULES}::test_platform_not_agreed_refused",),
     ),
     Requirement(
         "Parents are sent the information first and agree in writing before a child joins.",
         ("calls.consent_required", "checklist:parent_info"),
-        ("chatbot.services.consent:grant", "chatbot.parent_letter:letter_text"),
+        ("chatbot.consent.service:grant", "chatbot.consent.letter:letter_text"),
         (
             f"{BOOKING_RULES}::test_no_consent_refused",
             f"{BOOKING_RULES}::test_refused_after_consent_withdrawn",
@@ -108,7 +110,7 @@ TRACE = (
     Requirement(
         "The host has a plan for the conversation.",
         (),
-        ("chatbot.services.booking:booking_form",),
+        ("chatbot.bookings.forms:booking_form",),
         (f"{BOOKING_RULES}::test_plan_empty_refused",),
     ),
     Requirement(
@@ -123,7 +125,7 @@ TRACE = (
             "checklist:admit_expected",
             "checklist:lock_meeting",
         ),
-        ("chatbot.services.checklist:tick",),
+        ("chatbot.bookings.checklist:tick",),
         (
             f"{SWEEPS}::test_checklist_sent_once_at_lead_time",
             f"{SWEEPS}::test_unticked_items_flagged_at_start",
@@ -139,19 +141,19 @@ TRACE = (
             "checklist:confidential_room",
             "checklist:professional_language",
         ),
-        ("chatbot.policy:DEFAULT_CHECKLIST",),
+        ("chatbot.policy:Policy.checklist_stage",),
         ("tests/unit/test_policy.py::test_default_checklist_and_categories",),
     ),
     Requirement(
         "Each conversation is logged on a Keeping in Touch record.",
         ("calls.log_nudge_after_minutes", "calls.log_report_after_minutes"),
-        ("chatbot.services.calllog:save",),
+        ("chatbot.bookings.calllog:save",),
         (f"{SWEEPS}::test_log_requested_nudged_reported", f"{SWEEPS}::test_call_log_form_saves"),
     ),
     Requirement(
         "Any safeguarding concern reaches the DSL, and is followed up until someone takes it.",
         ("concerns.ack_minutes", "concerns.urgent_ack_minutes"),
-        ("chatbot.services.concern_filing:file", "chatbot.services.concern_chase:chase"),
+        ("chatbot.concerns.filing:file", "chatbot.concerns.chase:chase"),
         (
             f"{CONCERNS}::test_file_stores_first_then_receipt",
             f"{CHASE}::test_chase_resends_then_escalates_at_configured_times",
@@ -160,7 +162,7 @@ TRACE = (
     Requirement(
         "Out of hours, SLT are the contact; immediate danger means the police; CEOP is offered.",
         ("contacts.police_phone", "contacts.ceop_url", "contacts.out_of_hours"),
-        ("chatbot.concern_notices:receipt",),
+        ("chatbot.concerns.notices:receipt",),
         (
             f"{CONCERNS}::test_immediate_risk_receipt",
             f"{CHASE}::test_out_of_hours_alerts_slt_at_once",
@@ -169,7 +171,7 @@ TRACE = (
     Requirement(
         "Concerns about a member of staff follow the whistleblowing route, never via them.",
         ("school.head_teacher_email",),
-        ("chatbot.services.concern_filing:audience",),
+        ("chatbot.concerns.filing:audience",),
         (
             f"{CHASE}::test_concern_about_staff_goes_to_dsl_channel_and_head",
             f"{CHASE}::test_concern_about_a_dsl_never_reaches_them",
@@ -177,14 +179,14 @@ TRACE = (
     ),
     Requirement(
         "Harmful online content and abuse can be reported under its own category.",
-        (),
-        ("chatbot.policy:DEFAULT_CATEGORIES",),
+        ("categories:self_harm", "categories:online_abuse", "categories:pornography"),
+        ("chatbot.policy:Policy.category",),
         ("tests/unit/test_policy.py::test_default_checklist_and_categories",),
     ),
     Requirement(
         "Personal data is need-to-know and kept no longer than needed (data protection).",
         ("concerns.retention_review_years",),
-        ("chatbot.services.concern_records:may_see", "chatbot.logsafe:quiet_libraries"),
+        ("chatbot.concerns.access:may_see", "chatbot.logsafe:quiet_libraries"),
         (
             f"{CONCERNS}::test_view_details_need_to_know",
             f"{CONCERNS}::test_no_narrative_pupil_name_or_parent_email_in_logs_or_alerts",
@@ -196,7 +198,7 @@ TRACE = (
 
 @cache
 def default_settings() -> dict[str, object]:
-    return tomllib.loads((ROOT / "chatbot" / "default_policy.toml").read_text())
+    return tomllib.loads(DEFAULTS.read_text())
 
 
 @cache
@@ -211,15 +213,19 @@ def functions_in(path: str) -> frozenset[str]:
 def test_each_requirement_is_carried_out(req: Requirement) -> None:
     assert req.code and req.tests, "every requirement names its code and its tests"
     data = default_settings()
-    checklist = {item["key"] for item in data["checklist"]}  # type: ignore[index, union-attr]
+    lists = {
+        "checklist": {item["key"] for item in data["checklist"]},  # type: ignore[index, union-attr]
+        "categories": {c["key"] for c in data["concern_categories"]},  # type: ignore[index, union-attr]
+    }
     for key in req.settings:
-        if key.startswith("checklist:"):
-            assert key.split(":", 1)[1] in checklist, key
+        if ":" in key:
+            kind, _, item = key.partition(":")
+            assert item in lists[kind], key
             continue
         table, name = key.split(".")
         assert table in data, key
         # Optional settings are documented as comments in the file; both count.
-        text = (ROOT / "chatbot" / "default_policy.toml").read_text()
+        text = DEFAULTS.read_text()
         assert name in data[table] or f"# {name} =" in text, key  # type: ignore[operator]
     for ref in req.code:
         module, _, attr = ref.partition(":")

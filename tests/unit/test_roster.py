@@ -6,18 +6,18 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from chatbot.core import Core
-from chatbot.services import roster
-from chatbot.services.roster import RosterError
+from chatbot.roster import importer as roster
+from chatbot.roster.importer import RosterError
 from chatbot.storage.models import AuditEvent, Pupil, Staff
+from chatbot.uow import Units
 
 
-async def all_staff(core: Core) -> dict[str, Staff]:
+async def all_staff(core: Units) -> dict[str, Staff]:
     async with core.db.transaction() as s:
         return {p.email: p for p in (await s.execute(select(Staff))).scalars()}
 
 
-async def all_pupils(core: Core) -> dict[str, Pupil]:
+async def all_pupils(core: Units) -> dict[str, Pupil]:
     async with core.db.transaction() as s:
         return {p.upn: p for p in (await s.execute(select(Pupil))).scalars()}
 
@@ -29,7 +29,7 @@ dsl@school.test,Dee,Lead,staff;dsl;deputy_dsl
 """
 
 
-async def test_staff_import(core: Core) -> None:
+async def test_staff_import(core: Units) -> None:
     report = await roster.import_staff(core, STAFF)
     assert (report.created, report.updated, report.rejected, report.usable) == (3, 0, [], 3)
     people = await all_staff(core)
@@ -40,7 +40,7 @@ async def test_staff_import(core: Core) -> None:
     assert people["dsl@school.test"].has_role("dsl") and people["dsl@school.test"].active
 
 
-async def test_staff_reimport_updates(core: Core) -> None:
+async def test_staff_reimport_updates(core: Units) -> None:
     await roster.import_staff(core, STAFF)
     again = """email,forename,surname,roles
 TEACHER@school.test,Tessa,Teacher-Jones,staff;slt
@@ -59,7 +59,7 @@ new@school.test,Nia,New,
     assert people["new@school.test"].role_set == {"staff"}
 
 
-async def test_staff_bad_rows_reported(core: Core) -> None:
+async def test_staff_bad_rows_reported(core: Units) -> None:
     text = """email,forename,surname,roles
 good@school.test,Gail,Good,staff
 not-an-email,Bad,Email,staff
@@ -85,7 +85,7 @@ zoë@school.test,Zoë,Ørsted-Núñez,staff
     assert people["zoë@school.test"].surname == "Ørsted-Núñez"
 
 
-async def test_staff_file_with_no_usable_rows(core: Core) -> None:
+async def test_staff_file_with_no_usable_rows(core: Units) -> None:
     text = "email,forename,surname,roles\nnope,A,B,staff\n@x,C,D,staff\n"
     report = await roster.import_staff(core, text)
     assert report.usable == 0 and [line for line, _ in report.rejected] == [2, 3]
@@ -94,12 +94,12 @@ async def test_staff_file_with_no_usable_rows(core: Core) -> None:
         assert (await s.execute(select(func.count(AuditEvent.id)))).scalar_one() == 0
 
 
-async def test_staff_header_only_file_has_no_usable_rows(core: Core) -> None:
+async def test_staff_header_only_file_has_no_usable_rows(core: Units) -> None:
     report = await roster.import_staff(core, "email,forename,surname,roles\n")
     assert report.usable == 0 and report.rejected == []
 
 
-async def test_staff_missing_column(core: Core) -> None:
+async def test_staff_missing_column(core: Units) -> None:
     with pytest.raises(RosterError, match="surname"):
         await roster.import_staff(core, "email,forename,roles\na@school.test,A,staff\n")
     with pytest.raises(RosterError, match="empty"):
@@ -113,7 +113,7 @@ B123456789012,Zoë,Ørsted-Núñez,Year 3,
 """
 
 
-async def test_pupil_import(core: Core) -> None:
+async def test_pupil_import(core: Units) -> None:
     report = await roster.import_pupils(core, PUPILS)
     assert (report.created, report.updated, report.rejected) == (2, 0, [])
     pupils = await all_pupils(core)
@@ -128,7 +128,7 @@ async def test_pupil_import(core: Core) -> None:
     assert zoe.short_name == "Zoë Ø." and zoe.initials == "ZØ" and zoe.parent_email is None
 
 
-async def test_pupil_import_mis_headers(core: Core) -> None:
+async def test_pupil_import_mis_headers(core: Units) -> None:
     text = (
         "\ufeffUPN,Legal Forename,Legal Surname,Reg Group,Primary Contact Email,Date of Birth\n"
         "a123456789012,Sam,Taylor,3T,mum@home.test,14/03/2019\n"
@@ -143,7 +143,7 @@ async def test_pupil_import_mis_headers(core: Core) -> None:
     assert pupils["B123456789012"].forename == "Zoë"
 
 
-async def test_pupil_birth_dates_out_of_reason_rejected(core: Core) -> None:
+async def test_pupil_birth_dates_out_of_reason_rejected(core: Units) -> None:
     """A pupil's birth date decides how long their concern records are kept, so one in the
     future or more than 25 years ago (0001 for 2001) is rejected with its line number."""
     text = (
@@ -163,14 +163,14 @@ async def test_pupil_birth_dates_out_of_reason_rejected(core: Core) -> None:
     assert set(await all_pupils(core)) == {"D123456789012"}
 
 
-async def test_staff_import_mis_headers(core: Core) -> None:
+async def test_staff_import_mis_headers(core: Units) -> None:
     text = "Legal Forename,Legal Surname,Email Address,Role\nTess,Teacher,t@school.test,slt\n"
     report = await roster.import_staff(core, text)
     assert report.created == 1
     assert (await all_staff(core))["t@school.test"].role_set == {"staff", "slt"}
 
 
-async def test_pupil_reimport_updates(core: Core) -> None:
+async def test_pupil_reimport_updates(core: Units) -> None:
     await roster.import_pupils(core, PUPILS)
     again = """UPN,Legal Forename,Legal Surname,Reg Group
 A123456789012,Samuel,Taylor,Year 4
@@ -185,7 +185,7 @@ C123456789012,Noah,Nobody,Year 4
     assert sam.parent_email == "parent.sam@home.test"  # an absent column does not erase it
 
 
-async def test_pupil_bad_rows_reported(core: Core) -> None:
+async def test_pupil_bad_rows_reported(core: Units) -> None:
     text = """upn,forename,surname,class,parent_email
 A123456789012,Sam,Taylor,Year 3,
 12345,Bad,Upn,Year 3,
@@ -205,31 +205,31 @@ D123456789012,Dee,Dee,Year 4,
     assert set(await all_pupils(core)) == {"A123456789012", "D123456789012"}
 
 
-async def test_pupil_line_numbers_count_multiline_cells(core: Core) -> None:
+async def test_pupil_line_numbers_count_multiline_cells(core: Units) -> None:
     text = 'upn,forename,surname,class\nA123456789012,Sam,"Taylor\nSmith",Y3\nbad,X,Y,Y3\n'
     report = await roster.import_pupils(core, text)
     assert report.created == 1
     assert [line for line, _ in report.rejected] == [4]
 
 
-async def test_pupil_file_with_no_usable_rows(core: Core) -> None:
+async def test_pupil_file_with_no_usable_rows(core: Units) -> None:
     report = await roster.import_pupils(core, "upn,forename,surname\nX1,A,B\n,,\nZZ,C,\n")
     assert report.usable == 0
     assert [line for line, _ in report.rejected] == [2, 4]  # the blank row is skipped
     assert await all_pupils(core) == {}
 
 
-async def test_pupil_missing_column(core: Core) -> None:
+async def test_pupil_missing_column(core: Units) -> None:
     with pytest.raises(RosterError, match="upn") as e:
         await roster.import_pupils(core, "Legal Forename,Legal Surname\nSam,Taylor\n")
     assert "Legal Forename" in str(e.value)  # says what it did find
     assert await all_pupils(core) == {}
 
 
-async def test_leavers_are_deactivated_only_when_asked(school: Core) -> None:
+async def test_leavers_are_deactivated_only_when_asked(school: Units) -> None:
     from sqlalchemy import select
 
-    from chatbot.app import build_bot
+    from chatbot.bootstrap import build_bot
     from chatbot.effects import Ephemeral
     from chatbot.storage.models import Pupil, Staff
     from tests.conftest import PUPILS_CSV, STAFF_CSV, command
@@ -258,7 +258,7 @@ async def test_leavers_are_deactivated_only_when_asked(school: Core) -> None:
     assert noah.active is False  # kept (records stay), but no longer bookable
 
 
-async def test_a_file_with_no_usable_rows_deactivates_nobody(school: Core) -> None:
+async def test_a_file_with_no_usable_rows_deactivates_nobody(school: Units) -> None:
     report = await roster.import_staff(
         school, "email,forename,surname,roles\nbad,,,\n", deactivate_missing=True
     )

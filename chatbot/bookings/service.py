@@ -1,0 +1,380 @@
+"""Booking a call: the policy check, storing the booking with its notices, cancelling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatbot.bookings import notices
+from chatbot.bookings.forms import PLAN_MAX
+from chatbot.bookings.rules import (
+    BookingFacts,
+    ProposedBooking,
+    Violation,
+    check_booking,
+    outside_window,
+)
+from chatbot.fields import (
+    FieldError,
+    many,
+    one,
+    parse_date,
+    parse_int,
+    parse_time,
+    picked_email,
+    text,
+)
+from chatbot.interaction import SubmittedValue
+from chatbot.roster.identity import staff_by_email
+from chatbot.roster.pupils import pupils_by_upn, with_consent
+from chatbot.storage.models import AuditEvent, Booking, BookingPupil, Pupil, Staff
+from chatbot.uow import Unit
+
+T = TypeVar("T")
+ACTIVE = ("awaiting_cohost", "confirmed")
+
+
+@dataclass
+class BookingResult:
+    errors: dict[str, str] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+    booking: Booking | None = None
+    host: Staff | None = None
+    cohost: Staff | None = None
+
+
+def week_of(d: date) -> int:
+    iso = d.isocalendar()
+    return iso.year * 100 + iso.week
+
+
+def _add(errors: dict[str, str], field_id: str, message: str) -> None:
+    # Several rules can concern one field: show them all, one per sentence.
+    errors[field_id] = f"{errors[field_id]} {message}" if field_id in errors else message
+
+
+# The checks every booking runs (twice), built once: building a statement costs more than
+# SQLite takes to run it.
+_OVERLAPPING = select(Booking.host_id, Booking.cohost_id).where(
+    Booking.status.in_(ACTIVE),
+    Booking.starts_at < bindparam("end"),
+    Booking.ends_at > bindparam("start"),
+    or_(
+        Booking.host_id.in_(bindparam("hosts", expanding=True)),
+        Booking.cohost_id.in_(bindparam("cohosts", expanding=True)),
+    ),
+)
+_WEEK_SLOTS = select(BookingPupil.pupil_id, BookingPupil.slot).where(
+    BookingPupil.pupil_id.in_(bindparam("pupils", expanding=True)),
+    BookingPupil.week == bindparam("week"),
+    BookingPupil.active.is_(True),
+)
+
+
+async def overlapping(
+    s: AsyncSession, staff_ids: list[int], start: datetime, end: datetime
+) -> set[int]:
+    """Which of ``staff_ids`` already host or co-host an active call overlapping start..end."""
+    rows = await s.execute(
+        _OVERLAPPING, {"start": start, "end": end, "hosts": staff_ids, "cohosts": staff_ids}
+    )
+    busy: set[int] = set()
+    for host_id, cohost_id in rows:
+        busy.update(x for x in (host_id, cohost_id) if x in staff_ids)
+    return busy
+
+
+async def week_slots(s: AsyncSession, pupil_ids: list[int], week: int) -> dict[int, set[int]]:
+    """For each pupil, the weekly slots their active calls already take in ``week``."""
+    taken: dict[int, set[int]] = {pid: set() for pid in pupil_ids}
+    if pupil_ids:
+        rows = await s.execute(_WEEK_SLOTS, {"pupils": pupil_ids, "week": week})
+        for pupil_id, slot in rows:
+            taken[pupil_id].add(slot)
+    return taken
+
+
+async def create_booking(u: Unit, host: Staff, values: dict[str, SubmittedValue]) -> BookingResult:
+    """Check every rule at once; store the booking only if nothing is wrong.
+
+    Runs in a write unit, so the facts checked cannot change before the booking is stored:
+    SQLite runs one writer at a time, and on PostgreSQL the host's and co-host's rows are
+    locked first. Two bookings racing for a pupil's weekly slot are stopped by a unique
+    index; the router then runs the loser again, and it is refused by the weekly-limit rule."""
+    result = BookingResult(host=host)
+    errors = result.errors
+    p = u.policy
+    s = u.session
+
+    def attempt(fn: Callable[[], T]) -> T | None:
+        try:
+            return fn()
+        except FieldError as e:
+            _add(errors, e.field, e.message)
+            return None
+
+    day = attempt(lambda: parse_date(values, "date", "Date"))
+    if day is not None and (far := outside_window(day, u.now, p)) is not None:
+        result.violations.append(far)
+        _add(errors, far.field, far.message)
+        day = None  # nothing else is checked against a date outside the booking window
+    start_t = attempt(lambda: parse_time(values, "start", "Start time"))
+    minutes = attempt(lambda: parse_int(values, "duration", "Length", 1, 24 * 60))
+    plan = attempt(lambda: text(values, "plan", "The plan", PLAN_MAX, False))
+    cohost_email = attempt(lambda: picked_email(values, "cohost", "co-host")) or ""
+    kind = one(values, "kind") or "one_to_one"
+    if kind not in ("one_to_one", "group"):
+        _add(errors, "kind", "Choose one-to-one or group.")
+    platform = one(values, "platform")[:100]
+    upns = [x.upper() for x in many(values, "pupils")][:100]
+
+    starts_at: datetime | None = None
+    if day and start_t:
+        starts_at = datetime.combine(day, start_t, tzinfo=p.zone)
+    pupils, unknown = await pupils_by_upn(s, upns)
+    cohost: Staff | None = None
+    if cohost_email:
+        cohost = await staff_by_email(s, cohost_email)
+        if cohost is None or not cohost.active:
+            _add(
+                errors,
+                "cohost",
+                f"{cohost_email[:80]} is not on the staff roster, so they can't co-host.",
+            )
+            cohost = None
+    result.cohost = cohost
+    if not u.serial:
+        # Lock the host's and co-host's rows so two bookings for the same people are checked
+        # one after the other.
+        people = [host.id] + ([cohost.id] if cohost else [])
+        await s.execute(select(Staff.id).where(Staff.id.in_(people)).with_for_update())
+    facts = BookingFacts(now=u.now, unknown_pupils=tuple(unknown))
+    taken: dict[int, set[int]] = {}
+    if starts_at is not None and minutes is not None:
+        facts, taken = await _time_facts(u, facts, host, cohost, pupils, starts_at, minutes)
+    if p.consent_required:
+        consented = await with_consent(s, [x.id for x in pupils])
+        facts = replace(
+            facts, without_consent=tuple(x.short_name for x in pupils if x.id not in consented)
+        )
+    proposal = ProposedBooking(
+        host_id=host.id,
+        cohost_id=cohost.id if cohost else (-1 if cohost_email else None),
+        kind=kind,
+        starts_at=starts_at or (u.now + timedelta(days=365)),
+        minutes=minutes or p.min_call_minutes,
+        platform=platform,
+        plan=plan if plan is not None else "x",
+        pupil_count=len(pupils) + len(unknown),
+    )
+    timed = ("school_day", "school_hours", "notice", "horizon")
+    for v in check_booking(proposal, facts, p):
+        if v.rule in timed and (starts_at is None or v.field in errors):
+            continue  # the date or time itself was unreadable: that error says enough
+        if (minutes is None and v.rule == "length") or (v.field == "cohost" and "cohost" in errors):
+            continue
+        result.violations.append(v)
+        _add(errors, v.field, v.message)
+    if errors:
+        return result
+    assert starts_at is not None and minutes is not None and plan is not None
+    result.booking = await _store(
+        u, host, cohost, kind, starts_at, minutes, platform, plan, pupils, taken
+    )
+    return result
+
+
+async def _time_facts(
+    u: Unit,
+    facts: BookingFacts,
+    host: Staff,
+    cohost: Staff | None,
+    pupils: list[Pupil],
+    starts_at: datetime,
+    minutes: int,
+) -> tuple[BookingFacts, dict[int, set[int]]]:
+    """The facts that depend on other bookings (who is busy, who is at the weekly limit),
+    and each pupil's weekly slots already taken."""
+    end = starts_at + timedelta(minutes=minutes)
+    ids = [host.id] + ([cohost.id] if cohost else [])
+    busy = await overlapping(u.session, ids, starts_at, end)
+    slots = await week_slots(u.session, [x.id for x in pupils], week_of(starts_at.date()))
+    per_week = u.policy.calls_per_pupil_per_week
+    return replace(
+        facts,
+        host_busy=host.id in busy,
+        cohost_busy=cohost is not None and cohost.id in busy,
+        at_weekly_limit=tuple(x.short_name for x in pupils if len(slots[x.id]) >= per_week),
+    ), slots
+
+
+async def _store(
+    u: Unit,
+    host: Staff,
+    cohost: Staff | None,
+    kind: str,
+    starts_at: datetime,
+    minutes: int,
+    platform: str,
+    plan: str,
+    pupils: list[Pupil],
+    taken: dict[int, set[int]],
+) -> Booking:
+    p = u.policy
+    canonical_platform = next(x for x in p.platforms if x.casefold() == platform.casefold())
+    booking = Booking(
+        host_id=host.id,
+        cohost_id=cohost.id if cohost else None,
+        kind=kind,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=minutes),
+        platform=canonical_platform,
+        plan=plan,
+        status="awaiting_cohost" if cohost else "confirmed",
+        created_at=u.now,
+    )
+    week = week_of(starts_at.date())
+    # Free slot per pupil; the partial unique index rejects a slot taken concurrently.
+    booking.pupils = [
+        BookingPupil(
+            pupil=pupil,
+            week=week,
+            slot=next(i for i in range(p.calls_per_pupil_per_week + 1) if i not in taken[x]),
+            active=True,
+        )
+        for x, pupil in ((pupil.id, pupil) for pupil in pupils)
+    ]
+    u.session.add(booking)
+    await u.session.flush()  # one round of INSERTs; gives the booking its id for the notices
+    u.audit(
+        host,
+        "booking.create",
+        "booking",
+        booking.id,
+        {
+            "status": booking.status,
+            "cohost_id": booking.cohost_id,
+            "pupil_ids": [x.id for x in pupils],
+        },
+    )
+    if cohost is not None:
+        u.to_staff(
+            cohost.id,
+            notices.cohost_request(booking, host, cohost, p.zone),
+            thread_key=f"cohost:{booking.id}",
+        )
+    else:
+        u.to_role(
+            "slt", notices.slt_notice(booking, host, None, p.zone), thread_key=f"slt:{booking.id}"
+        )
+    return booking
+
+
+async def load(s: AsyncSession, booking_id: int | None, lock: bool = False) -> Booking | None:
+    """The booking with this id (None for an id that can't be one: see fields.record_id)."""
+    if booking_id is None:
+        return None
+    q = select(Booking).where(Booking.id == booking_id)
+    if lock:
+        q = q.with_for_update()
+    return (await s.execute(q)).scalar_one_or_none()
+
+
+async def release_pupils(s: AsyncSession, booking: Booking) -> None:
+    """Free the pupils' weekly slots when a call will not happen."""
+    for bp in booking.pupils:
+        bp.active = False
+
+
+async def cancel(u: Unit, actor: Staff, booking_id: int | None) -> tuple[str, Booking | None]:
+    """Cancel a call. Only its host or a member of SLT may. The co-host, SLT (once the call
+    was announced to them) and, when someone else cancels, the host are told who did."""
+    s, now, zone = u.session, u.now, u.zone
+    b = await load(s, booking_id, lock=True)
+    if b is None:
+        return "There is no such call.", None
+    if b.host_id != actor.id and not actor.has_role("slt"):
+        return "Only the host or a member of SLT can cancel this call.", None
+    if b.status not in ACTIVE:
+        return f"{notices.ref(b)} is already {b.status.replace('_', ' ')}.", None
+    if b.ends_at <= now:
+        return "That call has already taken place.", None
+    was = b.status
+    b.status = "cancelled"
+    b.cancelled_at = now
+    await release_pupils(s, b)
+    host = await s.get(Staff, b.host_id)
+    cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
+    assert host is not None
+    by = notices.cancelled_by(b, actor)
+    u.audit(actor, "booking.cancel", "booking", b.id, {"was": was})
+    if cohost is not None:
+        if was == "awaiting_cohost":
+            await u.update_thread(
+                f"cohost:{b.id}",
+                notices.cohost_request_closed(
+                    b, host, cohost, zone, f"cancelled by {by}; nothing to do."
+                ),
+            )
+        elif cohost.id != actor.id:
+            u.to_staff(cohost.id, notices.cancelled(b, host, cohost, zone, False, by))
+    if host.id != actor.id:
+        u.to_staff(host.id, notices.cancelled(b, host, cohost, zone, False, by))
+    if was == "confirmed":
+        u.to_role(
+            "slt", notices.cancelled(b, host, cohost, zone, True, by), thread_key=f"slt:{b.id}"
+        )
+    return f"Cancelled {notices.ref(b)} on {notices.when(b, zone)}.", b
+
+
+async def who_cancelled(s: AsyncSession, b: Booking) -> str:
+    """Who cancelled ``b``, as :func:`notices.cancelled_by` words it (from the audit trail)."""
+    actor_id = (
+        await s.execute(
+            select(AuditEvent.actor_id)
+            .where(
+                AuditEvent.action == "booking.cancel",
+                AuditEvent.subject_type == "booking",
+                AuditEvent.subject_id == str(b.id),
+            )
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    canceller = await s.get(Staff, actor_id) if actor_id is not None else None
+    return notices.cancelled_by(b, canceller) if canceller is not None else "the host or SLT"
+
+
+async def my_calls(u: Unit, staff: Staff) -> list[Booking]:
+    now = u.now
+    rows = await u.session.execute(
+        select(Booking)
+        .where(
+            or_(Booking.host_id == staff.id, Booking.cohost_id == staff.id),
+            or_(
+                and_(Booking.status.in_(ACTIVE), Booking.ends_at > now),
+                and_(
+                    Booking.status == "confirmed",
+                    Booking.ends_at <= now,
+                    Booking.host_id == staff.id,
+                    Booking.ends_at > now - timedelta(days=14),
+                ),
+            ),
+        )
+        .order_by(Booking.starts_at)
+        .limit(20)
+    )
+    return list(rows.scalars())
+
+
+async def count_active(s: AsyncSession) -> int:
+    return int(
+        (
+            await s.execute(select(func.count(Booking.id)).where(Booking.status.in_(ACTIVE)))
+        ).scalar_one()
+    )

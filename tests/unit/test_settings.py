@@ -1,0 +1,37 @@
+"""Settings read from the environment: new values are checked, and a bad one is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.config import Settings, SettingsError
+from chatbot.storage.db import libpq_options
+
+PG = "postgresql+asyncpg://bot:pw@db.school.internal:5432/safevideo"
+
+
+def test_outbox_interval() -> None:
+    assert Settings.from_env({}).outbox_interval_seconds == 2.0
+    env = {"CHATBOT_OUTBOX_INTERVAL_SECONDS": "0.5"}
+    assert Settings.from_env(env).outbox_interval_seconds == 0.5
+    for bad in ("soon", "0", "-1", "nan", "1e9"):
+        env = {"CHATBOT_OUTBOX_INTERVAL_SECONDS": bad}
+        with pytest.raises(SettingsError, match=f"CHATBOT_OUTBOX_INTERVAL_SECONDS='{bad}'"):
+            Settings.from_env(env)
+
+
+def test_database_url_options_become_server_settings() -> None:
+    assert libpq_options(PG) == (PG, {})
+    assert libpq_options(PG + "?options=-csearch_path%3Dbot") == (PG, {"search_path": "bot"})
+    url, settings = libpq_options(
+        PG + "?ssl=require&options=-c%20search_path%3Dbot%20--statement-timeout%3D5000"
+    )
+    assert url == PG + "?ssl=require"
+    assert settings == {"search_path": "bot", "statement_timeout": "5000"}
+
+
+@pytest.mark.parametrize("options", ["search_path%3Dbot", "-c", "-c%20search_path"])
+def test_bad_database_url_options_are_named(options: str) -> None:
+    env = {"DATABASE_URL": f"{PG}?options={options}"}
+    with pytest.raises(SettingsError, match="DATABASE_URL options: .* is not -c name=value"):
+        Settings.from_env(env)
