@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot import outbox
@@ -31,6 +30,7 @@ from chatbot.interaction import SubmittedValue
 from chatbot.policy import Policy
 from chatbot.roster.identity import staff_by_email
 from chatbot.roster.pupils import pupils_by_upn
+from chatbot.storage.db import next_number
 from chatbot.storage.models import Booking, Concern, ConcernEvent, Pupil, Staff
 from chatbot.ui import Form, Input, Option
 from chatbot.uow import Unit
@@ -225,17 +225,15 @@ async def file(
 ) -> FileResult:
     """Check the form; then write the concern, its chronology, audit row and alerts in the
     unit, so they commit together. Nothing in the result exists until the unit commits (the
-    router answers only after that). Two concerns taking the same reference number at once
-    fail on its unique key, and the router files the loser again with the next number."""
+    router answers only after that). Concerns filed at the same moment take their reference
+    numbers one after the other (see storage.db.next_number), so none is refused for it."""
     now = u.now
     s = u.session
     draft, errors = await read_form(u, reporter, values, state)
     if draft is None:
         return FileResult(errors=errors)
     year = u.local(now).year
-    seq = (
-        await s.execute(select(func.coalesce(func.max(Concern.seq), 0)).where(Concern.year == year))
-    ).scalar_one() + 1
+    seq = await next_number(s, f"concern:{year}")
     ooh = out_of_hours(u.policy, now)
     c = Concern(
         reference=f"C-{year}-{seq:04d}",

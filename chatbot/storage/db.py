@@ -306,3 +306,21 @@ async def insert_ignoring_duplicates(
     postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
     stmt = (postgresql.insert if postgres else sqlite.insert)(model).values(**row)
     return await rows_changed(session, stmt.on_conflict_do_nothing()) == 1
+
+
+async def next_number(session: AsyncSession, name: str) -> int:
+    """The next number of the counter ``name`` (1 for a new one), taken in the caller's
+    transaction. The upsert locks the counter's row until the transaction ends, so concurrent
+    callers are served one after the other and never get the same number."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from chatbot.storage.models import Counter
+
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    insert = (postgresql.insert if postgres else sqlite.insert)(Counter)
+    stmt = (
+        insert.values(name=name, value=1)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
+        .returning(Counter.value)
+    )
+    return int((await session.execute(stmt)).scalar_one())

@@ -376,3 +376,14 @@ def _concern_report_fixed(target: Any, connection: Connection, **kw: Any) -> Non
 def _chronology_never_edited(target: Any, connection: Connection, **kw: Any) -> None:
     for stmt in append_only.no_update(connection.dialect.name, target.name):
         connection.exec_driver_sql(stmt)
+
+
+class Counter(Base):
+    """Numbers handed out one after another (a concern's reference within its year). Taking
+    the next number locks the row until the transaction ends, so two concerns filed at once
+    on PostgreSQL wait for each other instead of both taking the same number."""
+
+    __tablename__ = "counter"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)

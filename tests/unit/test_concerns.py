@@ -3,6 +3,7 @@ privacy. The database is real (SQLite, or PostgreSQL with TEST_DATABASE_URL)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -393,3 +394,17 @@ async def test_no_narrative_pupil_name_or_parent_email_in_logs_or_alerts(
 
         details = [json.dumps(a.detail) for a in (await s.execute(select(AuditEvent))).scalars()]
     assert details and not any(NARRATIVE in d or "Taylor" in d for d in details)
+
+
+async def test_concerns_filed_at_once_all_get_their_own_reference(school: Units, bot: Bot) -> None:
+    """Thirty reports at the same moment (many staff, one incident): every one is stored, each
+    with its own reference in order; none is told to try again (on PostgreSQL they used to
+    race for the same number and give up)."""
+    reporters = ["teacher@school.test", "colleague@school.test", "other@school.test"]
+    answers = await asyncio.gather(
+        *(file_concern(bot, reporters[n % 3], narrative=f"{NARRATIVE} ({n})") for n in range(30))
+    )
+    assert all(isinstance(a[0], CloseForm) for a in answers), [a[0] for a in answers]
+    stored = await concerns(school)
+    assert len(stored) == 30
+    assert sorted(c.reference for c in stored) == [f"C-2026-{n:04d}" for n in range(1, 31)]
