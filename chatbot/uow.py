@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.policy import Policy
@@ -25,6 +25,11 @@ from chatbot.ports import Clock, Role, SystemClock
 from chatbot.storage.db import Database
 from chatbot.storage.models import AuditEvent, OutboxMessage, Staff
 from chatbot.ui import Message
+
+# Plain Core inserts on the tables, built once: going through the ORM entity (or building the
+# statement each time) cost more than SQLite takes to store the rows.
+INSERT_AUDIT = insert(cast(Table, AuditEvent.__table__))
+INSERT_OUTBOX = insert(cast(Table, OutboxMessage.__table__))
 
 
 @dataclass
@@ -159,8 +164,8 @@ class Unit:
         if self.read_only and self.pending:
             raise RuntimeError("a read-only unit of work queued writes")
         if self._audit:
-            await self.session.execute(insert(AuditEvent), self._audit)
+            await self.session.execute(INSERT_AUDIT, self._audit)
             self._audit = []
         if self._outbox:
-            await self.session.execute(insert(OutboxMessage), self._outbox)
+            await self.session.execute(INSERT_OUTBOX, self._outbox)
             self._outbox = []

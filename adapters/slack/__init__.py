@@ -302,7 +302,7 @@ class SlackAdapter:
                     "errors": errors_payload(effect.errors, view),
                 }
             elif ack_body is None and isinstance(effect, OpenForm):
-                ack_body = {"response_action": "update", "view": form_view(effect.form)}
+                ack_body = {"response_action": "update", "view": self._form_view(effect.form)}
             elif ack_body is None and isinstance(effect, Popup):
                 ack_body = {
                     "response_action": "update",
@@ -378,8 +378,8 @@ class SlackAdapter:
             platform="slack",
             kind="options",
             actor=self._user(user.get("id", ""), team_id),
-            name=action_name(str(body.get("action_id") or body.get("block_id") or "")),
-            value="pupils",  # pupil pickers are the only external selects this app draws
+            name=str(body.get("block_id") or ""),  # the input's id
+            value=_picker_kind(str(body.get("action_id") or "")),
             text=str(body.get("value", ""))[:100],
         )
         try:
@@ -468,8 +468,12 @@ class SlackAdapter:
             if resp.status >= 300:
                 log.warning("response_url answered HTTP %s", resp.status)
 
+    def _form_view(self, form: Form) -> dict[str, Any]:
+        # With Slack and Teams both in use, a colleague may not be in this Slack workspace.
+        return form_view(form, roster_pickers=len(self.runtime.dispatcher.platforms) > 1)
+
     async def _open_form(self, o: Origin, form: Form) -> None:
-        await self._open_view(o, form_view(form))
+        await self._open_view(o, self._form_view(form))
 
     async def _open_view(self, o: Origin, view: dict[str, Any]) -> None:
         if not o.trigger_id:
@@ -501,6 +505,12 @@ class SlackAdapter:
 
     async def _publish_home(self, user_id: str, message: Message) -> None:
         await self.client.views_publish(user_id=user_id, view=home_view(message))
+
+
+def _picker_kind(action_id: str) -> str:
+    """External selects carry their picker's kind as action id (see blocks._element)."""
+    kind = action_name(action_id)
+    return kind if kind in ("pupils", "pupil", "staff") else "pupils"
 
 
 def _surface(view: dict[str, Any] | None) -> Literal["chat", "home", "modal"]:

@@ -211,7 +211,7 @@ def _initials(inp: Input) -> list[str]:
     return [x for x in inp.initial if x]
 
 
-def _element(inp: Input) -> dict[str, Any]:
+def _element(inp: Input, roster_pickers: bool = False) -> dict[str, Any]:
     aid = inp.id
     init = _initials(inp)
     el: dict[str, Any]
@@ -235,8 +235,12 @@ def _element(inp: Input) -> dict[str, Any]:
         el = {"type": "number_input", "action_id": aid, "is_decimal_allowed": False}
         if init and re.fullmatch(r"-?\d+", init[0]):
             el["initial_value"] = init[0]
+    elif inp.kind == "staff" and roster_pickers:
+        # Colleagues may be on Teams rather than Slack: search the school's roster instead.
+        # External selects carry their picker kind as action id (see on_options).
+        el = {"type": "external_select", "action_id": "staff", "min_query_length": 0}
     elif inp.kind == "staff":
-        # A Slack user picker; on submit the adapter turns the user id into an email address.
+        # A Slack user picker; the core asks Slack who was picked (users.info).
         el = {"type": "users_select", "action_id": aid}
         if init and re.fullmatch(r"[UW][A-Z0-9]+", init[0]):
             el["initial_user"] = init[0]
@@ -245,7 +249,7 @@ def _element(inp: Input) -> dict[str, Any]:
         multi = inp.kind == "pupils"
         el = {
             "type": "multi_external_select" if multi else "external_select",
-            "action_id": aid,
+            "action_id": inp.kind,
             "min_query_length": 0,
         }
         # The core sends the chosen pupils' names as the input's options.
@@ -278,8 +282,11 @@ def _element(inp: Input) -> dict[str, Any]:
     return el
 
 
-def form_view(form: Form) -> dict[str, Any]:
-    """A modal: ``callback_id`` is the form id, ``private_metadata`` the form's state."""
+def form_view(form: Form, roster_pickers: bool = False) -> dict[str, Any]:
+    """A modal: ``callback_id`` is the form id, ``private_metadata`` the form's state.
+
+    ``roster_pickers``: staff pickers search the school's roster rather than the Slack
+    workspace (when colleagues may be on another platform)."""
     blocks: list[dict[str, Any]] = []
     if form.intro:
         blocks.append({"type": "section", "text": md(form.intro, MAX_SECTION_TEXT)})
@@ -289,7 +296,7 @@ def form_view(form: Form) -> dict[str, Any]:
             "block_id": inp.id,
             "label": plain(inp.label, MAX_LABEL),
             "optional": not inp.required,
-            "element": _element(inp),
+            "element": _element(inp, roster_pickers),
         }
         if inp.hint:
             block["hint"] = plain(inp.hint, MAX_HINT)

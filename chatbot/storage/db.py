@@ -296,16 +296,25 @@ async def rows_changed(session: AsyncSession, statement: Any) -> int:
     return int(getattr(result, "rowcount", 0))
 
 
+_IGNORING: dict[tuple[str, str], Any] = {}
+
+
 async def insert_ignoring_duplicates(
     session: AsyncSession, model: Any, row: dict[str, Any]
 ) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when the row was new. Unlike catching an
-    IntegrityError, a duplicate leaves the surrounding transaction usable."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    IntegrityError, a duplicate leaves the surrounding transaction usable. The statement is
+    built once per table and database (building it cost more than running it)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    key = (dialect, model.__tablename__)
+    stmt = _IGNORING.get(key)
+    if stmt is None:
+        from sqlalchemy.dialects import postgresql, sqlite
 
-    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
-    stmt = (postgresql.insert if postgres else sqlite.insert)(model).values(**row)
-    return await rows_changed(session, stmt.on_conflict_do_nothing()) == 1
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = _IGNORING[key] = insert(model.__table__).on_conflict_do_nothing()
+    result = await session.execute(stmt, row)
+    return int(getattr(result, "rowcount", 0)) == 1
 
 
 async def next_number(session: AsyncSession, name: str) -> int:

@@ -142,9 +142,14 @@ async def test_each_person_reached_where_last_seen_and_channels_on_both(
     clock.advance(days=7)
     assert await teams.install(COHOST) == 201
 
-    # The host books on Slack, naming the co-host.
+    # The host books on Slack, naming the co-host. With Teams in use too, the co-host picker
+    # searches the school's roster (the co-host might not be in the Slack workspace).
     view = await slack.open_form("U0TEACHER", "/book-call")
-    status, body = await slack.submit("U0TEACHER", view, BOOKING)
+    [picker] = [b["element"] for b in view["blocks"] if b.get("block_id") == "cohost"]
+    assert picker["type"] == "external_select" and picker["action_id"] == "staff"
+    status, found = await slack.suggest("U0TEACHER", "staff", "coll", block_id="cohost")
+    assert status == 200 and [o["value"] for o in found["options"]] == [COHOST]
+    status, body = await slack.submit("U0TEACHER", view, dict(BOOKING, cohost=COHOST))
     assert status == 200 and body is None, body
     await both.drain()
     [request] = [c for c in teams.to(COHOST) if "cohost.accept" in c.text]

@@ -249,10 +249,14 @@ class Slack:
         ]
         return await self.post(interactive_body(p), FORM)
 
-    async def suggest(self, user: str, action_id: str, query: str) -> tuple[int, Any]:
+    async def suggest(
+        self, user: str, action_id: str, query: str, block_id: str | None = None
+    ) -> tuple[int, Any]:
+        """A picker's search (``block_suggestion``): ``action_id`` is the picker's kind,
+        ``block_id`` its input (the same for pupil pickers)."""
         p = payload("block_suggestion_pupils.json")
         p["user"] = {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM}
-        p.update(action_id=action_id, block_id=action_id, value=query)
+        p.update(action_id=action_id, block_id=block_id or action_id, value=query)
         return await self.post(interactive_body(p), FORM)
 
     async def event(self, body: dict[str, Any], retry_num: int | None = None) -> tuple[int, Any]:

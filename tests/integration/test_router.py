@@ -30,21 +30,23 @@ DIES_BEFORE_COMMIT = """
 import asyncio, os, signal, sys
 from dataclasses import replace
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from chatbot.bootstrap import build_bot
 from chatbot.policy import default_policy
 from chatbot.ports import FixedClock
 from chatbot.storage.db import Database
-from chatbot.storage.models import Booking
 from chatbot.uow import Units
 from tests.conftest import GOOD, HOST, MONDAY_8AM, submit
 
-def booking_written(session, context, instances):
-    if any(isinstance(o, Booking) for o in session.new):
-        session.info["booking"] = True
+written = []
+
+def booking_written(conn, cursor, statement, parameters, context, executemany):
+    if statement.startswith("INSERT INTO booking "):
+        written.append(statement)
 
 def die(session):
-    if session.info.get("booking"):
+    if written:  # the booking's transaction is about to commit
         os.kill(os.getpid(), signal.SIGKILL)
 
 async def main(url, schema):
@@ -52,7 +54,7 @@ async def main(url, schema):
     if url.startswith("postgresql"):
         kw = {"connect_args": {"server_settings": {"search_path": schema}}}
     units = Units(Database(url, **kw), default_policy(), FixedClock(MONDAY_8AM))
-    event.listen(Session, "before_flush", booking_written)
+    event.listen(Engine, "before_cursor_execute", booking_written)
     event.listen(Session, "before_commit", die)
     delivery = replace(submit(HOST, "book_call", GOOD), delivery_id=sys.argv[3])
     print(await build_bot(units).handle(delivery))
