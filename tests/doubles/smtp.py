@@ -42,6 +42,19 @@ class Handler:
     received: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)  # recipients answered 550
     busy: int = 0  # the next N messages get 451
+    logins: list[bytes] = field(default_factory=list)
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> Any:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login == USER.encode()
+            and data.password == PASSWORD.encode()
+        )
+        if ok:
+            self.logins.append(data.login)
+        return AuthResult(success=ok, handled=False)
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -55,7 +68,7 @@ class Handler:
         if self.busy > 0:
             self.busy -= 1
             return "451 4.3.0 Try again later"
-        login = session.login_data if session.authenticated else None
+        login = self.logins[-1] if session.authenticated and self.logins else None
         self.received.append(
             Received(
                 envelope.mail_from,
@@ -72,15 +85,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
-    ok = (
-        isinstance(data, LoginPassword)
-        and data.login == USER.encode()
-        and data.password == PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False)
 
 
 @dataclass
@@ -114,7 +118,7 @@ def smtp_server(tmp_path: Path, secure: bool = False) -> Iterator[SmtpServer]:
             "require_starttls": True,
             "auth_required": True,
             "auth_require_tls": True,
-            "authenticator": _authenticate,
+            "authenticator": handler.authenticate,
         }
     controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
