@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 from adapters.console.app import Console, stdin_reader
 from adapters.console.demo import DEMO_USER, intro, seed
@@ -27,7 +27,7 @@ async def run_console(settings: Settings, email: str | None, demo: bool) -> int:
             await seed(runtime.units)
             print(intro(runtime.units))
             if settings.mail_transport == "folder":
-                where = Path(settings.mail_folder).resolve()
+                where = os.path.abspath(settings.mail_folder)
                 print(
                     f"Emails the bot would send are written to {where}/ as .eml files: "
                     "open them with your mail program. Try /consent ask for Dylan.\n"

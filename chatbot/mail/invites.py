@@ -193,8 +193,11 @@ async def call_confirmed(u: Unit, b: Booking) -> None:
     if join is not None:
         await _queue_invites(u, b, join)
     elif not u.mail.zoom_supplies_join:
-        families, _ = await _families(u, b)
-        u.to_staff(b.host_id, ask_host(b, u.zone, len(families)), thread_key=f"join:{b.id}")
+        families, missing = await _families(u, b)
+        if families:
+            u.to_staff(b.host_id, ask_host(b, u.zone, len(families)), thread_key=f"join:{b.id}")
+        else:  # nobody to email: say so now rather than ask for details no one will get
+            u.to_staff(b.host_id, _no_address(b, u.zone, missing))
 
 
 async def record_join(

@@ -18,7 +18,7 @@ from chatbot.mail.poll import poll_mailbox
 from chatbot.ports import FixedClock, OutgoingMail
 from chatbot.storage.models import ConsentReply, MailOut, OutboxMessage
 from chatbot.uow import Units
-from tests.conftest import COHOST, GOOD, HOST, action, command, submit
+from tests.conftest import COHOST, GOOD, HOST, action, submit
 from tests.doubles.graph import Inbox, graph_server, settings_env
 from tests.doubles.smtp import USER, smtp_server
 from tests.email_support import DORA, OFFICE, SID, SLT_TEAM, mails, parse, reply_to, with_mail
