@@ -15,6 +15,10 @@ DEMO_MAIL_FOLDER = "outbox-mail"
 DEMO_OFFICE = "office@ashlea.example"
 
 
+def _absolute(folder: str) -> str:
+    return os.path.abspath(folder)
+
+
 async def run_console(settings: Settings, email: str | None, demo: bool) -> int:
     if demo and settings.mail_transport is None:
         # The demo sends no real email: it writes what it would send to a folder to open.
@@ -27,7 +31,7 @@ async def run_console(settings: Settings, email: str | None, demo: bool) -> int:
             await seed(runtime.units)
             print(intro(runtime.units))
             if settings.mail_transport == "folder":
-                where = os.path.abspath(settings.mail_folder)
+                where = _absolute(settings.mail_folder)
                 print(
                     f"Emails the bot would send are written to {where}/ as .eml files: "
                     "open them with your mail program. Try /consent ask for Dylan.\n"
