@@ -295,3 +295,17 @@ async def test_a_bounce_tells_whoever_asked(units: Units, mail_bot: Bot, clock: 
     (told,) = (await delivered(units, clock)).to(TEACHER)
     assert "An email asking for consent for Dora D. did not arrive." in told.text
     assert isinstance(told, Message)
+
+
+def test_email_html_shows_peoples_text_as_text() -> None:
+    from chatbot.mail.compose import Facts, Letter, Link, Para, render_html, render_text
+
+    hostile = '<script>alert(1)</script> "quoted" & <b>bold</b>'
+    letter = Letter(
+        "s", (Para(hostile), Facts((("Plan", hostile),)), Link(hostile, 'https://x.example/"><b>'))
+    )
+    html = render_html(letter)
+    assert "<script>" not in html and "<b>" not in html
+    assert 'href="https://x.example/&#34;&gt;&lt;b&gt;"' in html  # the link cannot break out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert hostile in render_text(letter)  # the text part is plain text: shown as written
