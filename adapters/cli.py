@@ -82,6 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--evidence", help="the email's Message-ID and subject")
     ev.add_argument("--eml", type=Path, help="the saved .eml file (its SHA-256 is stored)")
     g.add_argument("--as", dest="as_email", help=AS_HELP)
+    g.add_argument(
+        "--reason",
+        default="",
+        help="why you accept it, when the address is not the parent email on the roster",
+    )
+    r = csub.add_parser("request", help="email the parent the information and ask them to agree")
+    r.add_argument("upn")
+    r.add_argument(
+        "--as", dest="as_email", required=True, help="your school email: their reply comes to you"
+    )
+    i = csub.add_parser("import", help="keep a parent's reply (a saved .eml file) as evidence")
+    i.add_argument("eml", type=Path)
     w = csub.add_parser("withdraw", help="withdraw consent")
     w.add_argument("upn")
     w.add_argument("--as", dest="as_email", help=AS_HELP)
@@ -104,10 +116,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _units(settings: Settings) -> Units:
+    from adapters.email import mail_setup
+
     policy = load_policy(settings.policy_path)
     db = Database(settings.database_url)
     await upgrade(db)
-    return Units(db=db, policy=policy, clock=SystemClock())
+    return Units(db=db, policy=policy, clock=SystemClock(), mail=mail_setup(settings))
 
 
 async def _cli_actor(units: Units, as_email: str | None) -> tuple[Staff | None, str]:
@@ -153,6 +167,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     units = await _units(settings)
     try:
+        if args.cmd == "consent" and args.consent_cmd in ("request", "import"):
+            return await _consent_by_email(args, units, settings)
         return await _run_with_database(args, units)
     finally:
         await units.db.dispose()
@@ -209,6 +225,7 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
                     evidence=evidence,
                     actor=actor,
                     actor_label=label,
+                    reason=args.reason,
                 )
             if res.errors:
                 for field, msg in res.errors.items():
@@ -227,17 +244,58 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
                 return 2
             print(f"Consent withdrawn for {args.upn.upper()}.")
             return 0
+        from chatbot.consent import by_email
+
         async with units.read() as u:
             rows = await consent.listing(u)
+            asked = [(p, by_email.status_line(u, r, p)) for r, p in await by_email.open_requests(u)]
         for pupil, c in rows:
             when = c.received_at.astimezone(units.policy.zone).strftime("%Y-%m-%d %H:%M")
             name = no_controls(pupil.short_name)  # from a roster file: shown inert
             print(f"{pupil.upn}  {name:<24} {c.parent_email:<32} received {when}")
         print(f"{len(rows)} pupil(s) with consent on file.")
+        for pupil, line in asked:
+            print(f"{pupil.upn}  {no_controls(line)}")
+        if asked:
+            print(f"{len(asked)} consent request(s) waiting for a reply.")
         return 0
     if args.cmd == "concerns":
         return await concerns_cli.run(args, units)
     raise AssertionError(args.cmd)
+
+
+async def _consent_by_email(args: argparse.Namespace, units: Units, settings: Settings) -> int:
+    """`consent request` (the email goes out now if the mail is set up) and `consent import`."""
+    from adapters.email import transport
+    from chatbot.consent import by_email
+    from chatbot.mail.inbound import MAX_MESSAGE_BYTES, too_large
+    from chatbot.mail.outbox import MailDispatcher
+
+    if args.consent_cmd == "request":
+        actor, _ = await _cli_actor(units, args.as_email)
+        if actor is None or not actor.active:
+            print(f"--as {args.as_email[:80]!r} is not on the staff roster.", file=sys.stderr)
+            return 2
+        async with units.write() as u:
+            words, req = await by_email.request(u, actor, args.upn)
+        print(no_controls(words), file=sys.stdout if req else sys.stderr)
+        email = transport(settings)
+        if req is not None and email is not None:
+            await MailDispatcher(units, email).drain()
+        return 0 if req else 2
+    try:
+        size = args.eml.stat().st_size
+        if size > MAX_MESSAGE_BYTES:  # refused before it is read into memory
+            print(too_large(size).reason, file=sys.stderr)
+            return 2
+        raw = args.eml.read_bytes()
+    except OSError as exc:
+        print(f"Cannot read {args.eml}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    async with units.write() as u:
+        outcome = await by_email.take_in(u, raw, "file")
+    print(no_controls(outcome.text), file=sys.stdout if outcome.kept else sys.stderr)
+    return 0 if outcome.kept else 2
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,11 +18,16 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 
+from adapters.email import mail_setup
+from adapters.email import mailbox as mail_mailbox
+from adapters.email import transport as mail_transport
 from chatbot.bootstrap import build_bot
 from chatbot.config import Settings
+from chatbot.mail.outbox import MailDispatcher
+from chatbot.mail.poll import poll_mailbox
 from chatbot.outbox import Dispatcher
 from chatbot.policy import load_policy
-from chatbot.ports import Clock, SystemClock
+from chatbot.ports import Clock, Mailbox, SystemClock
 from chatbot.router import Bot
 from chatbot.scheduler import make_scheduler
 from chatbot.storage.db import Database
@@ -41,6 +46,12 @@ class Runtime:
     bot: Bot
     dispatcher: Dispatcher  # each configured platform's mount adds its Messenger
     extra_jobs: dict[str, tuple[Job, float]] = field(default_factory=dict)
+    mailer: MailDispatcher | None = None  # when the school's mail is set up
+    mailbox: Mailbox | None = None  # when replies are read from the Graph mailbox
+
+    async def pump_mail(self) -> None:
+        if self.mailer is not None:
+            await self.mailer.drain()
 
     def jobs(self) -> dict[str, tuple[Job, float]]:
         s = self.settings
@@ -49,6 +60,14 @@ class Runtime:
         }
         for name, sweep in self.bot.registry.sweeps.items():
             jobs[name] = (lambda sweep=sweep: sweep(self.units), s.sweep_interval_seconds)
+        if self.mailer is not None:
+            jobs["mail"] = (self.mailer.drain, s.mail_interval_seconds)
+        if self.mailbox is not None:
+            mailbox = self.mailbox
+            jobs["mailbox"] = (
+                lambda: poll_mailbox(self.units, mailbox),
+                s.graph_poll_minutes * 60,
+            )
         jobs.update(self.extra_jobs)
         return jobs
 
@@ -58,8 +77,15 @@ class Runtime:
 
 def runtime_for(units: Units, settings: Settings | None = None) -> Runtime:
     """A Runtime around an existing database and policy (tests, benchmarks, the console)."""
+    settings = settings or Settings()
+    email = mail_transport(settings)
     return Runtime(
-        settings or Settings(), units, build_bot(units), Dispatcher(units.db, units.clock)
+        settings,
+        units,
+        build_bot(units),
+        Dispatcher(units.db, units.clock),
+        mailer=MailDispatcher(units, email) if email is not None else None,
+        mailbox=mail_mailbox(settings, email),
     )
 
 
@@ -69,7 +95,12 @@ async def build_runtime(
     db = Database(settings.database_url)
     if migrate:
         await upgrade(db)
-    units = Units(db=db, policy=load_policy(settings.policy_path), clock=clock or SystemClock())
+    units = Units(
+        db=db,
+        policy=load_policy(settings.policy_path),
+        clock=clock or SystemClock(),
+        mail=mail_setup(settings),
+    )
     return runtime_for(units, settings)
 
 
@@ -155,10 +186,13 @@ async def start(runtime: Runtime, port: int, with_scheduler: bool = True) -> web
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info(
-        "listening on http://%s:%s (database: %s, messages via: %s)",
+        "listening on http://%s:%s (database: %s, messages via: %s; email via: %s)",
         host,
         runner.addresses[0][1] if runner.addresses else port,
         runtime.units.db.dialect,
         ", ".join(runtime.dispatcher.platforms) or "nothing yet: no platform is configured",
+        runtime.mailer.transport.name
+        if runtime.mailer
+        else "nothing (set SMTP_URL or GRAPH_MAILBOX)",
     )
     return runner

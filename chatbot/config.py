@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 from chatbot.storage.db import DEFAULT_URL, libpq_options, normalise_url
+
+GRAPH_API_URL = "https://graph.microsoft.com/v1.0"
+GRAPH_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 
 
 class SettingsError(ValueError):
@@ -51,9 +57,38 @@ class Settings:
     production: bool = False
     # The address `chatbot serve` listens on (Teams decides from it whether Emulator mode may run).
     listen_host: str = "0.0.0.0"
+    # Email (see adapters/email): SMTP or Microsoft Graph, or a folder of .eml files
+    # smtp://[user:password@]host[:port] or smtps://... (kept out of repr: it holds a password)
+    smtp_url: str = field(default="", repr=False)
+    smtp_ca_file: str = ""  # a private CA for the SMTP server's certificate, if it has one
+    mail_from: str = ""  # the school office address the bot's email comes from
+    graph_mailbox: str = ""  # the Microsoft 365 mailbox the bot sends from (and reads)
+    graph_client_id: str = ""  # default: MicrosoftAppId
+    graph_client_secret: str = field(default="", repr=False)  # default: MicrosoftAppPassword
+    graph_tenant_id: str = ""  # default: MicrosoftAppTenantId
+    graph_api_url: str = GRAPH_API_URL
+    graph_token_url: str = ""  # default: Microsoft's, for the tenant
+    graph_poll_minutes: float = 0.0  # read replies from the mailbox this often; 0 = never
+    mail_folder: str = ""  # write .eml files here instead of sending (the console demo)
+    slt_email: tuple[str, ...] = field(default_factory=tuple)
+    mail_interval_seconds: float = 10.0
     # Sweeps
     outbox_interval_seconds: float = 2.0
     sweep_interval_seconds: float = 30.0
+
+    @property
+    def mail_transport(self) -> str | None:
+        """Which way email goes: "smtp", "graph", "folder", or None (email is off)."""
+        if self.smtp_url:
+            return "smtp"
+        if self.graph_mailbox:
+            return "graph"
+        return "folder" if self.mail_folder else None
+
+    @property
+    def graph_token_endpoint(self) -> str:
+        tenant = self.graph_tenant_id or self.teams_tenant_id
+        return self.graph_token_url or GRAPH_TOKEN_URL.format(tenant=tenant)
 
     @property
     def slack_enabled(self) -> bool:
@@ -76,7 +111,9 @@ class Settings:
             libpq_options(database_url)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+        mail = _mail_settings(get)
         return cls(
+            **mail,
             database_url=database_url,
             policy_path=get("CHATBOT_POLICY") or None,
             slack_bot_token=get("SLACK_BOT_TOKEN"),
@@ -98,3 +135,52 @@ class Settings:
                 cls.outbox_interval_seconds,
             ),
         )
+
+
+def _address(name: str, raw: str) -> str:
+    from chatbot.mail.compose import BadAddress, checked_address
+
+    try:
+        return checked_address(raw)
+    except BadAddress as exc:
+        raise SettingsError(f"{name}: {raw[:80]!r} is not an email address ({exc})") from None
+
+
+def _mail_settings(get: Callable[[str], str]) -> dict[str, Any]:
+    """The email settings, checked: a mistake stops start-up with the setting's name."""
+    smtp_url, mailbox, folder = get("SMTP_URL"), get("GRAPH_MAILBOX"), get("MAIL_FOLDER")
+    if smtp_url and mailbox:
+        raise SettingsError("set SMTP_URL or GRAPH_MAILBOX, not both: the bot sends one way")
+    if smtp_url:
+        parts = urlsplit(smtp_url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise SettingsError(
+                "SMTP_URL: give smtp://host:port or smtps://host:port "
+                "(with user:password@ before the host if the server needs a login)"
+            )
+        try:
+            _ = parts.port
+        except ValueError:
+            raise SettingsError("SMTP_URL: the port is not a number") from None
+    mail_from = get("MAIL_FROM")
+    sending = bool(smtp_url or mailbox or folder)
+    if sending and not mail_from:
+        raise SettingsError("MAIL_FROM: set the school office address the bot's email comes from")
+    slt = tuple(_address("SLT_EMAIL", a) for a in re.split(r"[,;]", get("SLT_EMAIL")) if a.strip())
+    if slt and not sending:
+        raise SettingsError("SLT_EMAIL needs SMTP_URL or GRAPH_MAILBOX (and MAIL_FROM) set")
+    poll = get("GRAPH_POLL_MINUTES")
+    return {
+        "smtp_url": smtp_url,
+        "smtp_ca_file": get("SMTP_CA_FILE"),
+        "mail_from": _address("MAIL_FROM", mail_from) if mail_from else "",
+        "graph_mailbox": _address("GRAPH_MAILBOX", mailbox) if mailbox else "",
+        "graph_client_id": get("GRAPH_CLIENT_ID") or get("MicrosoftAppId"),
+        "graph_client_secret": get("GRAPH_CLIENT_SECRET") or get("MicrosoftAppPassword"),
+        "graph_tenant_id": get("GRAPH_TENANT_ID") or get("MicrosoftAppTenantId"),
+        "graph_api_url": (get("GRAPH_API_URL") or GRAPH_API_URL).rstrip("/"),
+        "graph_token_url": get("GRAPH_TOKEN_URL"),
+        "graph_poll_minutes": seconds("GRAPH_POLL_MINUTES", poll, 0.0) if poll else 0.0,
+        "mail_folder": folder,
+        "slt_email": slt,
+    }

@@ -22,6 +22,7 @@ NOISY = (
     "msrest",
     "aiohttp.client",
     "aiohttp.access",
+    "aiosmtplib",  # logs each line of the conversation at DEBUG: addresses, passcodes
 )
 
 

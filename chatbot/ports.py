@@ -97,3 +97,48 @@ class FixedClock:
         from datetime import timedelta
 
         self._at = self._at + timedelta(**kwargs)
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """One email, built whole before the first attempt: every attempt sends these bytes."""
+
+    message_id: str
+    recipients: tuple[str, ...]
+    raw: bytes
+
+
+class Email(Protocol):
+    """Sends email through the school's own mail (SMTP or Microsoft Graph).
+
+    ``send`` raises :class:`DeliveryError`: ``permanent=True`` when the mail server refused the
+    message or a recipient for good (SMTP 5xx, Graph 400), else it is tried again later.
+    ``was_sent`` says whether a message with that Message-ID already went out (Graph can look
+    in Sent Items), or None when the transport cannot tell (SMTP)."""
+
+    name: str
+    sender: str  # the envelope sender, the school office address
+
+    async def send(self, mail: OutgoingMail) -> None: ...
+
+    async def was_sent(self, message_id: str) -> bool | None: ...
+
+
+@dataclass(frozen=True)
+class MailboxItem:
+    """A message in the school mailbox, as listed before its content is fetched."""
+
+    ref: str  # the mailbox's own id for it
+    received_at: datetime
+    subject: str
+    recipients: tuple[str, ...]
+
+
+class Mailbox(Protocol):
+    """Reads the school mailbox (Microsoft 365 through Graph) for replies and bounces."""
+
+    async def received_since(self, since: datetime | None) -> list[MailboxItem]: ...
+
+    async def raw(self, ref: str, limit: int) -> bytes | None:
+        """The whole message, or None when it is larger than ``limit`` bytes."""
+        ...

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chatbot.mail import MailSetup
 from chatbot.policy import Policy
 from chatbot.ports import Clock, Role, SystemClock
 from chatbot.storage.db import Database
@@ -39,6 +40,7 @@ class Units:
     db: Database
     policy: Policy
     clock: Clock = field(default_factory=SystemClock)
+    mail: MailSetup = field(default_factory=MailSetup)  # the school's mail, if set up
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -51,7 +53,9 @@ class Units:
         """A unit that may change things: committed when the block ends, rolled back (with
         everything it queued) if the block raises."""
         async with self.db.transaction() as session:
-            unit = Unit(session, self.policy, self.now(), serial=self.db.serial_writers)
+            unit = Unit(
+                session, self.policy, self.now(), serial=self.db.serial_writers, mail=self.mail
+            )
             yield unit
             await unit.flush()
 
@@ -60,7 +64,7 @@ class Units:
         """A read-only unit: on SQLite it never waits for the write lock. Queuing audit rows
         or messages in it is a programming error."""
         async with self.db.reading() as session:
-            unit = Unit(session, self.policy, self.now(), read_only=True)
+            unit = Unit(session, self.policy, self.now(), read_only=True, mail=self.mail)
             yield unit
             if unit.pending:
                 raise RuntimeError("a read-only unit of work queued writes")
@@ -73,6 +77,7 @@ class Unit:
     now: datetime
     read_only: bool = False
     serial: bool = False  # write units run one at a time (SQLite): no row locks needed
+    mail: MailSetup = field(default_factory=MailSetup)
     _audit: list[dict[str, Any]] = field(default_factory=list)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
 
@@ -127,6 +132,19 @@ class Unit:
     def to_role(self, role: Role, message: Message, thread_key: str | None = None) -> None:
         """A post in the DSL or SLT channel."""
         self._queue(message, thread_key, kind="role", staff_id=None, role=role)
+
+    def tell_slt(self, message: Message, thread_key: str | None = None) -> None:
+        """Tell SLT about a call, the way the policy's ``slt_notices`` says: in the SLT
+        channel, by email to SLT_EMAIL, or both. Without SLT_EMAIL the channel is used."""
+        by_email = (
+            self.policy.slt_notices != "channel" and self.mail.sending and bool(self.mail.slt)
+        )
+        if by_email:
+            from chatbot.mail.slt import queue_slt_email
+
+            queue_slt_email(self, message)
+        if not by_email or self.policy.slt_notices != "email":
+            self.to_role("slt", message, thread_key=thread_key)
 
     async def update_thread(self, thread_key: str, message: Message) -> None:
         """Make every message of ``thread_key`` show ``message``: ones not yet sent are

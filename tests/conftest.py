@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import email_validator
 import pytest
 from sqlalchemy import select, text
 
@@ -23,6 +24,9 @@ from chatbot.storage.db import Database
 from chatbot.storage.models import Base
 from chatbot.uow import Units
 from tests.fakes import RecordingMessenger
+
+# Test addresses use the reserved .test domain, which email-validator refuses outside tests.
+email_validator.TEST_ENVIRONMENT = True
 
 # Monday 30 November 2026, 08:00 in London (GMT, so also UTC): a school day, before hours.
 MONDAY_8AM = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)

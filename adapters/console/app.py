@@ -152,6 +152,7 @@ class Console:
     async def pump(self) -> None:
         """Run due sweeps and deliver the outbox, as the server's scheduler would."""
         await self.runtime.bot.sweep()
+        await self.runtime.pump_mail()
         await self.runtime.dispatcher.drain()
 
     async def interact(self, i: Interaction) -> None:

@@ -20,9 +20,14 @@ PUPILS = """UPN,Legal Forename,Legal Surname,Reg Group,Primary Contact Email
 A100000000001,Amira,Khan,Year 2,amira.parent@home.example
 A100000000002,Ben,Okafor,Year 2,ben.parent@home.example
 A100000000003,Chloé,Dubois,Year 3,chloe.parent@home.example
-A100000000004,Dylan,Evans,Year 3,
+A100000000004,Dylan,Evans,Year 3,dylan.parent@home.example
 """
 WITH_CONSENT = ("A100000000001", "A100000000002", "A100000000003")
+PARENTS = {
+    "A100000000001": "amira.parent@home.example",
+    "A100000000002": "ben.parent@home.example",
+    "A100000000003": "chloe.parent@home.example",
+}
 DEMO_USER = "teacher@ashlea.example"
 
 
@@ -37,7 +42,7 @@ async def seed(units: Units) -> None:
             await consent.grant(
                 u,
                 upn=upn,
-                parent_email=f"{upn.lower()}@home.example",
+                parent_email=PARENTS[upn],
                 received_at=u.now - timedelta(days=3),
                 evidence_kind="message_id",
                 evidence="Re: video calls (demo)",

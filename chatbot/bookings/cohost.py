@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from chatbot.bookings import notices
 from chatbot.bookings.service import load, release_pupils, who_cancelled
+from chatbot.mail import invites
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Staff
 from chatbot.ui import Message
@@ -59,7 +60,8 @@ async def answer(u: Unit, actor: Staff, booking_id: int | None, accept: bool) ->
     if accept:
         outcome = "you accepted; the call is confirmed."
         u.to_staff(host.id, notices.confirmed_for_host(b, host, actor, zone))
-        u.to_role("slt", notices.slt_notice(b, host, actor, zone), thread_key=f"slt:{b.id}")
+        u.tell_slt(notices.slt_notice(b, host, actor, zone), thread_key=f"slt:{b.id}")
+        await invites.call_confirmed(u, b)
     else:
         outcome = "you declined. The host has been told."
         await release_pupils(s, b)

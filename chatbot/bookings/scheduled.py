@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from chatbot.bookings import notices
 from chatbot.bookings.checklist import ticked_keys
 from chatbot.bookings.service import release_pupils
+from chatbot.mail import invites
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, CallLog, Staff
 from chatbot.uow import Unit, Units
@@ -80,7 +81,8 @@ async def _lapse(u: Unit, b: Booking) -> None:
     host, cohost = await _people(u.session, b)
     u.audit(None, "booking.lapse", "booking", b.id, {"reason": "cohost_no_answer"})
     u.to_staff(host.id, notices.lapsed(b, host, cohost, zone, False))
-    u.to_role("slt", notices.lapsed(b, host, cohost, zone, True), thread_key=f"slt:{b.id}")
+    u.tell_slt(notices.lapsed(b, host, cohost, zone, True), thread_key=f"slt:{b.id}")
+    await invites.call_off(u, b)
     if cohost is not None:
         await u.update_thread(
             f"cohost:{b.id}",
@@ -133,7 +135,7 @@ async def _log_report(u: Unit, b: Booking) -> None:
     if not await _logged(u.session, b):
         host, cohost = await _people(u.session, b)
         u.audit(None, "calllog.missing_reported", "booking", b.id)
-        u.to_role("slt", notices.log_missing_for_slt(b, host, cohost, u.zone))
+        u.tell_slt(notices.log_missing_for_slt(b, host, cohost, u.zone))
 
 
 async def run_booking_sweeps(units: Units) -> int:

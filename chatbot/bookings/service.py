@@ -30,6 +30,7 @@ from chatbot.fields import (
     text,
 )
 from chatbot.interaction import SubmittedValue
+from chatbot.mail import invites
 from chatbot.roster.identity import staff_by_email
 from chatbot.roster.pupils import pupils_by_upn, with_consent
 from chatbot.storage.models import AuditEvent, Booking, BookingPupil, Pupil, Staff
@@ -284,9 +285,8 @@ async def _store(
             thread_key=f"cohost:{booking.id}",
         )
     else:
-        u.to_role(
-            "slt", notices.slt_notice(booking, host, None, p.zone), thread_key=f"slt:{booking.id}"
-        )
+        u.tell_slt(notices.slt_notice(booking, host, None, p.zone), thread_key=f"slt:{booking.id}")
+        await invites.call_confirmed(u, booking)
     return booking
 
 
@@ -341,9 +341,8 @@ async def cancel(u: Unit, actor: Staff, booking_id: int | None) -> tuple[str, Bo
     if host.id != actor.id:
         u.to_staff(host.id, notices.cancelled(b, host, cohost, zone, False, by))
     if was == "confirmed":
-        u.to_role(
-            "slt", notices.cancelled(b, host, cohost, zone, True, by), thread_key=f"slt:{b.id}"
-        )
+        u.tell_slt(notices.cancelled(b, host, cohost, zone, True, by), thread_key=f"slt:{b.id}")
+    await invites.call_off(u, b)
     return f"Cancelled {notices.ref(b)} on {notices.when(b, zone)}.", b
 
 

@@ -6,12 +6,15 @@ from chatbot.consent import service
 from chatbot.consent.letter import letter_message
 from chatbot.effects import CloseForm, Effect, Ephemeral, FormErrors, OpenForm, say
 from chatbot.fields import one
+from chatbot.mail import handlers as email_handlers
 from chatbot.registry import Registry, Turn
 from chatbot.uow import Unit
 
 HELP = (
-    "**/consent**: record a parent's written agreement; **/consent letter** gives the "
-    "information email to send parents first; **/consent withdraw** removes an agreement."
+    "**/consent**: record a parent's written agreement; **/consent ask** emails a family the "
+    "information and asks them to reply to agree; **/consent requests** lists those waiting; "
+    "**/consent letter** gives the information email to send yourself; **/consent withdraw** "
+    "removes an agreement."
 )
 
 
@@ -21,6 +24,10 @@ async def consent_command(u: Unit, t: Turn) -> list[Effect]:
         return [OpenForm(service.withdraw_form())]
     if word.startswith("letter"):
         return [Ephemeral(letter_message(u.policy))]
+    if word.startswith("ask"):
+        return await email_handlers.open_ask(u, t)
+    if word.startswith("request"):
+        return await email_handlers.list_requests(u, t)
     return [OpenForm(service.consent_form())]
 
 

@@ -16,14 +16,20 @@ def _platforms(p: Policy) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
+SUBJECT = "Video calls with school: please reply to agree"
+
+
 def letter_text(p: Policy) -> str:
-    """The email body, ready to paste."""
+    """The email, ready to paste: its subject line, then the body."""
+    return f"Subject: {SUBJECT}\n\n{letter_body(p)}"
+
+
+def letter_body(p: Policy) -> str:
+    """The email body (the bot also sends it itself: see chatbot.consent.by_email)."""
     per_week = p.calls_per_pupil_per_week
     how_often = "once a week" if per_week == 1 else f"up to {per_week} times a week"
     return "\n".join(
         (
-            "Subject: Video calls with school: please reply to agree",
-            "",
             "Dear parent or carer,",
             "",
             f"Staff at {p.school_name} would like to keep in touch with your child through "
@@ -71,7 +77,8 @@ def letter_message(p: Policy) -> Message:
             Context(
                 (
                     "When the parent replies to agree, record it with /consent "
-                    "(the email's Message-ID or subject is the evidence). Keep the email.",
+                    "(the email's Message-ID or subject is the evidence). Keep the email. "
+                    "Or let the bot send it and keep the reply: /consent ask.",
                 )
             ),
         ),

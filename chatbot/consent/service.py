@@ -44,6 +44,13 @@ def consent_form() -> Form:
                 "text",
                 max_length=EVIDENCE_MAX,
             ),
+            Input(
+                "reason",
+                "Only if it is not the parent email on the roster: why you accept it",
+                "long_text",
+                required=False,
+                max_length=EVIDENCE_MAX,
+            ),
         ),
     )
 
@@ -74,7 +81,12 @@ async def grant(
     evidence: str,
     actor: Staff | None,
     actor_label: str = "cli",
+    reason: str = "",
+    sent_to: str | None = None,
 ) -> ConsentResult:
+    """Record a parent's written agreement. From an address other than the roster's parent
+    email (or ``sent_to``, the address a consent request went to) it needs a ``reason``,
+    which the audit trail keeps."""
     res = ConsentResult()
     email = normalise_email(parent_email)
     if not EMAIL_RE.match(email) or len(email) > 320:
@@ -94,6 +106,14 @@ async def grant(
     ).scalar_one_or_none()
     if pupil is None or not pupil.active:
         res.errors["pupil"] = f"{upn[:20]!r} is not on the pupil roster."
+    on_record = pupil is not None and email in {(pupil.parent_email or "").lower(), sent_to}
+    if pupil is not None and pupil.parent_email and not on_record and not reason.strip():
+        res.errors["reason"] = (
+            "That is not the parent email on the roster. Say why you are sure this agreement "
+            "is from a parent or carer."
+        )
+    elif len(reason) > EVIDENCE_MAX:
+        res.errors["reason"] = f"Keep the reason under {EVIDENCE_MAX} characters."
     if res.errors:
         return res
     assert pupil is not None
@@ -114,7 +134,12 @@ async def grant(
         "consent.grant",
         "pupil",
         pupil.id,
-        {"consent_id": c.id, "evidence_kind": evidence_kind},
+        {
+            "consent_id": c.id,
+            "evidence_kind": evidence_kind,
+            "roster_address": on_record,
+            **({"reason": reason.strip()} if reason.strip() else {}),
+        },
     )
     res.consent, res.pupil = c, pupil
     return res
@@ -160,6 +185,7 @@ async def grant_from_form(
         evidence_kind="message_id",
         evidence=evidence,
         actor=actor,
+        reason=one(values, "reason")[: EVIDENCE_MAX + 1],
     )
 
 

@@ -23,6 +23,7 @@ from chatbot.policy.model import (
     BANK_HOLIDAY_REGIONS,
     DAY_KEYS,
     DAY_NAMES,
+    SLT_NOTICES,
     STAGES,
     ChecklistItem,
     ConcernCategory,
@@ -69,6 +70,10 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
     },
     "contacts": {
         k: (k, "text") for k in ("school_phone", "police_phone", "ceop_url", "out_of_hours")
+    },
+    "email": {
+        "slt_notices": ("slt_notices", "slt_notices"),
+        "family_reminders": ("family_reminders", "names"),
     },
 }  # fmt: skip
 _ARRAYS: dict[str, tuple[str, ...]] = {
@@ -221,6 +226,8 @@ class _Reader:
                 self.fail(where, f"{text!r} is not a known time zone (e.g. 'Europe/London')")
         if kind == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
             self.fail(where, f"{text!r} is not an email address")
+        if kind == "slt_notices" and text not in SLT_NOTICES:
+            self.fail(where, f"{text!r} is not one of {', '.join(SLT_NOTICES)}")
         if kind == "region":
             if text != "none" and text not in BANK_HOLIDAY_REGIONS:
                 self.fail(

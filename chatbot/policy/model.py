@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 STAGES = ("before", "start", "environment")
+SLT_NOTICES = ("channel", "email", "both")
 CALL_KINDS = ("group", "one_to_one")
 DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -104,6 +105,8 @@ class Policy:
     retention_review_years: int
     head_teacher_email: str | None  # optional: not in the default file
     contacts: Contacts
+    slt_notices: str  # "channel" | "email" | "both": how SLT hear of calls
+    family_reminders: tuple[str, ...]  # what families are asked to do, in every invitation
 
     @property
     def zone(self) -> ZoneInfo:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -387,3 +388,104 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+# ----- email (issue #13): mail the bot sends, consent requests and the replies kept as evidence
+
+
+class MailOut(Base):
+    """An email to send: written in the same transaction as the change that causes it, built
+    whole (``raw``, with its ``message_id``) before it is ever sent, so every attempt sends
+    the same bytes. Claimed and delivered like the chat outbox (see chatbot.mail.outbox);
+    ``send_started_at`` marks an attempt that may have reached the mail server.
+
+    ``state``: pending -> sent | refused (a permanent refusal) | failed (gave up after
+    retries) | cancelled (not needed any more) | bounced (sent, then returned)."""
+
+    __tablename__ = "mail_out"
+    __table_args__ = (Index("ix_mail_out_pending", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # consent_request | invite | ...
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    recipients: Mapped[str] = mapped_column(Text)  # comma-separated; one family per email
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    about: Mapped[str] = mapped_column(String(200), default="")  # e.g. pupils' short names
+    subject_type: Mapped[str | None] = mapped_column(String(30))
+    subject_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    caused_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    state: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    send_started_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+
+class ConsentRequest(Base):
+    """The information email sent to a pupil's parent asking them to reply to agree. The
+    ``token`` (in the Reply-To address and the subject) ties their reply to this request.
+
+    ``state``: requested -> replied (a reply waits for the requester's check) -> agreed |
+    not_agreed."""
+
+    __tablename__ = "consent_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(40), unique=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupil.id"), index=True)
+    parent_email: Mapped[str] = mapped_column(String(320))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    requested_by_label: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(20))
+    mail_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class ConsentReply(Base):
+    """A parent's reply, kept whole as the consent evidence: the raw message as received, its
+    size and SHA-256. ``state``: to_confirm (from the roster's parent address) | held (from
+    another address: a person decides) -> agreed | not_agreed."""
+
+    __tablename__ = "consent_reply"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("consent_request.id"), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str] = mapped_column(String(500), default="")
+    from_address: Mapped[str] = mapped_column(String(320))
+    received_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(20))  # "file" | "mailbox"
+    imported_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(20))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None]
+    consent_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class CallJoin(Base):
+    """How families join a confirmed call: recorded by the Zoom integration or typed by the
+    host. ``invites_queued_at`` is claimed once, when the invitations are written."""
+
+    __tablename__ = "call_join"
+
+    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id"), primary_key=True)
+    join_url: Mapped[str] = mapped_column(String(1000))
+    passcode: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(10))  # "zoom" | "host"
+    recorded_at: Mapped[datetime]
+    invites_queued_at: Mapped[datetime | None]
+
+
+class MailboxCursor(Base):
+    """How far the mailbox has been read (the newest message seen), per mailbox folder."""
+
+    __tablename__ = "mailbox_cursor"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    after: Mapped[datetime]

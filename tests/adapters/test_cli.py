@@ -16,9 +16,10 @@ from tests.conftest import PUPILS_CSV, STAFF_CSV
 
 
 def chatbot(
-    tmp_path: Path, *args: str, policy: Path | None = None
+    tmp_path: Path, *args: str, policy: Path | None = None, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
+    env.update(extra or {})
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
     env.pop("CHATBOT_POLICY", None)
     if policy is not None:

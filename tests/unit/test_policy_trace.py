@@ -35,6 +35,8 @@ BOOKING_RULES = "tests/unit/test_booking_rules.py"
 SWEEPS = "tests/integration/test_sweeps.py"
 CONCERNS = "tests/unit/test_concerns.py"
 CHASE = "tests/unit/test_concern_chase.py"
+EMAIL_CONSENT = "tests/unit/test_email_consent.py"
+EMAIL_DELIVERY = "tests/integration/test_email_delivery.py"
 
 TRACE = (
     Requirement(
@@ -106,6 +108,28 @@ TRACE = (
             f"{BOOKING_RULES}::test_refused_after_consent_withdrawn",
             "tests/unit/test_parent_letter.py::test_letter_follows_the_schools_settings",
         ),
+    ),
+    Requirement(
+        "Parents agree by return of email, and the email is kept as proof.",
+        (),
+        ("chatbot.consent.by_email:request", "chatbot.consent.by_email:take_in"),
+        (
+            f"{EMAIL_CONSENT}::test_request_reply_and_confirming_click_record_consent",
+            f"{EMAIL_CONSENT}::test_reply_from_another_address_is_held_until_accepted_with_a_reason",
+        ),
+    ),
+    Requirement(
+        "Invitations are emailed to participants before the meeting, with a passcode; "
+        "families are reminded of an adult nearby, a shared room and suitable dress.",
+        ("email.family_reminders",),
+        ("chatbot.mail.invites:call_confirmed", "chatbot.mail.invites:invite_letter"),
+        (f"{EMAIL_DELIVERY}::test_one_invitation_per_family_then_cancellations",),
+    ),
+    Requirement(
+        "SLT are informed by email of arranged meetings.",
+        ("email.slt_notices",),
+        ("chatbot.mail.slt:queue_slt_email",),
+        (f"{EMAIL_DELIVERY}::test_slt_hear_by_the_policys_choice",),
     ),
     Requirement(
         "The host has a plan for the conversation.",
