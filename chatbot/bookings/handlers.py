@@ -111,8 +111,18 @@ async def submit_log(u: Unit, t: Turn) -> list[Effect]:
     res = await calllog.save(u, t.staff, record_id(i.state.get("booking_id", "")), i.values)
     if res.errors:
         return [FormErrors(res.errors)]
-    if res.worrying and res.booking is not None:
-        return [*say(res.message), OpenForm(concern_form(u, res.booking))]
+    if (
+        res.worrying
+        and res.booking is not None
+        and await calllog.worry_open(u.session, res.booking)
+    ):
+        # The log stays open until this concern is filed: if the form is closed, the host is
+        # reminded and then the DSL is told (see scheduled._worry_remind and _worry_report).
+        text = (
+            f"{res.message} You said something was worrying: tell the DSL in this form. "
+            "Until you send it, the log stays open."
+        )
+        return [*say(text), OpenForm(concern_form(u, res.booking))]
     return [CloseForm(), *say(res.message)]
 
 
