@@ -74,6 +74,11 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
         **{k: (k, "text") for k in ("school_phone", "police_phone", "ceop_url", "out_of_hours")},
         "code_of_conduct_url": ("code_of_conduct_url", "url"),
     },
+    "retention": {
+        "call_logs_years": ("call_log_years", "positive"),
+        "checklist_years": ("checklist_years", "positive"),
+        "consent_years_after_withdrawal": ("consent_years_after_withdrawal", "positive"),
+    },
 }  # fmt: skip
 _ARRAYS: dict[str, tuple[str, ...]] = {
     "checklist": ("key", "label", "stage"),

@@ -108,6 +108,9 @@ class Policy:
     concern_ack_minutes: int
     concern_urgent_ack_minutes: int
     retention_review_years: int
+    call_log_years: int  # Keeping in Touch logs are kept this long after the call
+    checklist_years: int  # checklist ticks are kept this long after the call
+    consent_years_after_withdrawal: int  # a withdrawn consent is kept this long after
     head_teacher_email: str | None  # optional: not in the default file
     contacts: Contacts
 

@@ -17,7 +17,7 @@ from chatbot.router import Bot
 from chatbot.storage.models import AuditEvent, Booking, CallLog, Concern
 from chatbot.ui import Message
 from chatbot.uow import Units
-from tests.conftest import COHOST, HOST, action, command, submit
+from tests.conftest import COHOST, GOOD, HOST, action, command, submit
 from tests.fakes import RecordingMessenger
 from tests.integration.test_sweeps import LOG, at, containing, make_booking, sweep_at, write_log
 from tests.unit.test_concern_support import good
@@ -248,3 +248,99 @@ async def test_a_concern_by_someone_else_does_not_close_the_hosts_log(
     )
     await sweep_at(school, clock, at(10, 40), dispatcher)
     assert len(containing(messenger.to("dsl"), "no concern")) == 1
+
+
+# ---------------------------------------------------------------- reading the logs
+
+
+async def book(bot: Bot, host: str, pupil: str, date: str) -> int:
+    """A confirmed call with ``pupil`` on ``date`` at 10:00, hosted by ``host``."""
+    effects = await bot.handle(submit(host, "book_call", {**GOOD, "pupils": [pupil], "date": date}))
+    assert isinstance(effects[0], CloseForm), effects
+    async with bot.units.db.transaction() as s:
+        booking_id = (
+            await s.execute(select(Booking.id).order_by(Booking.id.desc()).limit(1))
+        ).scalar_one()
+    await bot.handle(action(COHOST, "cohost.accept", str(booking_id)))
+    return booking_id
+
+
+async def two_logged_calls(bot: Bot, clock: FixedClock, summary: str = "x") -> tuple[int, int]:
+    """Sam's call (Tue, hosted by Tess) and Zoë's (Wed, hosted by Olive), both logged."""
+    clock.set(at(8))
+    sam = await book(bot, HOST, "A123456789012", "2026-12-01")
+    zoe = await book(bot, "other@school.test", "B123456789012", "2026-12-02")
+    clock.set(at(12, days=1))
+    for booking_id, host, text in ((sam, HOST, summary), (zoe, "other@school.test", "Sums")):
+        effects = await write_log(bot, booking_id, {**LOG, "summary": text}, who=host)
+        assert isinstance(effects[0], CloseForm), effects
+    return sam, zoe
+
+
+async def ask(bot: Bot, who: str, text: str) -> Message:
+    [answer] = await bot.handle(command(who, "calls", text))
+    assert isinstance(answer, Ephemeral), answer
+    return answer.message
+
+
+async def test_logs_read_in_chat_by_host_slt_and_dsl_and_every_read_audited(
+    school: Units, bot: Bot, clock: FixedClock
+) -> None:
+    sam, zoe = await two_logged_calls(bot, clock, "Sam: **read** <b>well</b>")
+
+    mine = str((await ask(bot, HOST, "log")).to_json())
+    assert f"Call #{sam}" in mine and f"Call #{zoe}" not in mine  # the host sees their own
+    assert "Sam: \\\\*\\\\*read\\\\*\\\\* <b>well</b>" in mine  # people's text is escaped
+    for reader in (SLT, DSL, "deputy@school.test"):
+        both = str((await ask(bot, reader, "log")).to_json())
+        assert f"Call #{sam}" in both and f"Call #{zoe}" in both, reader
+
+    by_pupil = str((await ask(bot, SLT, "log pupil Zoë")).to_json())
+    assert f"Call #{zoe}" in by_pupil and f"Call #{sam}" not in by_pupil
+    by_upn = str((await ask(bot, SLT, "log pupil a123456789012")).to_json())
+    assert f"Call #{sam}" in by_upn and f"Call #{zoe}" not in by_upn
+    by_class = str((await ask(bot, DSL, "log class year 3")).to_json())
+    assert f"Call #{sam}" in by_class and f"Call #{zoe}" in by_class
+    assert "No Keeping in Touch logs" in (await ask(bot, DSL, "log class Year 4")).text
+    by_date = str((await ask(bot, SLT, "log date 2026-12-02")).to_json())
+    assert f"Call #{zoe}" in by_date and f"Call #{sam}" not in by_date
+    by_range = str((await ask(bot, SLT, "log from 2026-12-01 to 2026-12-01")).to_json())
+    assert f"Call #{sam}" in by_range and f"Call #{zoe}" not in by_range
+    # The host filtering still sees only their own calls.
+    assert "No Keeping in Touch logs" in (await ask(bot, HOST, "log pupil Zoë")).text
+
+    reads = await audits(school, "calllog.read")
+    assert len(reads) == 11
+    assert reads[0].actor_label == HOST and reads[0].subject_id == "chat"
+    assert reads[0].detail == {"count": 1, "bookings": [sam]}
+    by_pupil_read = reads[4]
+    assert by_pupil_read.actor_label == SLT and by_pupil_read.detail["bookings"] == [zoe]
+    assert by_pupil_read.detail["pupil_ids"]  # ids, never the name typed
+    assert "Zoë" not in str([r.detail for r in reads])
+    assert reads[8].detail == {
+        "from": "2026-12-02",
+        "to": "2026-12-02",
+        "count": 1,
+        "bookings": [zoe],
+    }
+
+
+async def test_log_commands_with_bad_input_get_a_plain_answer_and_read_nothing(
+    school: Units, bot: Bot, clock: FixedClock
+) -> None:
+    await two_logged_calls(bot, clock)
+    for text, words in (
+        ("", "/calls log"),
+        ("list", "/calls log"),
+        ("log sideways", "/calls log"),
+        ("log date 2026-13-01", "is not a date"),
+        ("log date", "/calls log"),
+        ("log from 2026-12-05 to 2026-12-01", "before the first"),
+        ("log pupil Nobody-at-all", "No pupil on the roster matches"),
+    ):
+        message = await ask(bot, SLT, text)
+        assert words in message.text, (text, message.text)
+        assert message.buttons() == []
+    assert await audits(school, "calllog.read") == []
+    [refused] = await bot.handle(command("stranger@else.test", "calls", "log"))
+    assert "not on the school's staff roster" in str(refused)
