@@ -9,7 +9,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from adapters import concerns_cli
+from adapters import concerns_cli, records_cli
 from chatbot.config import Settings, SettingsError
 from chatbot.logsafe import quiet_libraries
 from chatbot.policy import PolicyError, load_policy, to_toml
@@ -112,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     mt.add_argument("--out", type=Path, default=Path("app.zip"))
 
     concerns_cli.add_parser(sub)
+    records_cli.add_parser(sub)
     return p
 
 
@@ -261,6 +262,8 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
         return 0
     if args.cmd == "concerns":
         return await concerns_cli.run(args, units)
+    if args.cmd in ("logs", "records"):
+        return await records_cli.run(args, units)
     raise AssertionError(args.cmd)
 
 

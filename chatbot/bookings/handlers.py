@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chatbot.bookings import calllog, checklist, cohost, notices, scheduled
+from chatbot.bookings import calllog, checklist, cohost, logbook, notices, scheduled
 from chatbot.bookings.forms import FORM_ID, booking_form
 from chatbot.bookings.service import cancel, create_booking, load
 from chatbot.bookings.views import my_calls_message
@@ -111,18 +111,47 @@ async def submit_log(u: Unit, t: Turn) -> list[Effect]:
     res = await calllog.save(u, t.staff, record_id(i.state.get("booking_id", "")), i.values)
     if res.errors:
         return [FormErrors(res.errors)]
-    if res.worrying and res.booking is not None:
-        return [*say(res.message), OpenForm(concern_form(u, res.booking))]
+    if (
+        res.worrying
+        and res.booking is not None
+        and await calllog.worry_open(u.session, res.booking)
+    ):
+        # The log stays open until this concern is filed: if the form is closed, the host is
+        # reminded and then the DSL is told (see scheduled._worry_remind and _worry_report).
+        text = (
+            f"{res.message} You said something was worrying: tell the DSL in this form. "
+            "Until you send it, the log stays open."
+        )
+        return [*say(text), OpenForm(concern_form(u, res.booking))]
     return [CloseForm(), *say(res.message)]
+
+
+async def calls_command(u: Unit, t: Turn) -> list[Effect]:
+    """``/calls log [pupil NAME | class NAME | date D | from D to D]``: read logs; audited."""
+    word, _, rest = t.args.partition(" ")
+    if word.lower() != "log":
+        return say(logbook.USAGE)
+    f, err = await logbook.parse_filter(u, rest)
+    if f is None:
+        return say(err)
+    entries = await logbook.find(u, t.staff, f, limit=logbook.SHOWN_IN_CHAT + 1)
+    logbook.audit_read(u, t.staff, "chat", f, entries[: logbook.SHOWN_IN_CHAT])
+    everyone = logbook.may_read_all(t.staff)
+    return [Ephemeral(logbook.chat_message(entries, u.zone, everyone))]
 
 
 BOOK_HELP = "**/book-call**: book a video call with a pupil or group; I check the school's rules."
 CALLS_HELP = "**/my-calls**: your upcoming calls, co-host requests and logs still to write."
+LOG_HELP = (
+    "**/calls log**: read Keeping in Touch logs (your own calls; SLT and the DSL see all), "
+    "by pupil, class or date."
+)
 
 
 def register(r: Registry) -> None:
     r.command("book-call", book_call, help=BOOK_HELP)
     r.command("my-calls", show_my_calls, help=CALLS_HELP)
+    r.command("calls", calls_command, help=LOG_HELP, writes=True)  # a read that is audited
     r.add("home", "", open_home, writes=False)
     r.home = home
     r.submit(FORM_ID, submit_booking)

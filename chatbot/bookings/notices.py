@@ -198,7 +198,17 @@ def cancelled(
     )
 
 
-def checklist(b: Booking, policy: Policy, ticked: set[str], intro: str = "") -> Message:
+def _item_link(policy: Policy, item: ChecklistItem) -> str | None:
+    """A web address from the policy file that goes with a checklist item, if any."""
+    if item.key == "code_of_conduct":
+        return policy.contacts.code_of_conduct_url
+    return None
+
+
+def checklist(
+    b: Booking, policy: Policy, ticked: set[str], intro: str = "", now: datetime | None = None
+) -> Message:
+    """The checklist; given ``now``, a stage that can't be ticked yet says from when."""
     zone = policy.zone
     blocks: list[Section | Actions | Context | Fields] = []
     head = intro or f"Safety checklist for your call on {when(b, zone)}."
@@ -207,8 +217,17 @@ def checklist(b: Booking, policy: Policy, ticked: set[str], intro: str = "") -> 
         items: tuple[ChecklistItem, ...] = policy.checklist_stage(stage)
         if not items:
             continue
-        lines = [f"{'☑' if i.key in ticked else '☐'} {esc(i.label)}" for i in items]
-        blocks.append(Section(f"**{STAGE_LABEL[stage]}**\n" + "\n".join(lines)))
+        heading = f"**{STAGE_LABEL[stage]}**"
+        opens = policy.checklist_opens_at(items[0], b.starts_at)
+        if now is not None and now < opens:
+            heading += f" (tick these from {short_when(opens, zone)})"
+        lines = []
+        for i in items:
+            line = f"{'☑' if i.key in ticked else '☐'} {esc(i.label)}"
+            if link := _item_link(policy, i):
+                line += f" · read it at {esc(link)}"
+            lines.append(line)
+        blocks.append(Section(heading + "\n" + "\n".join(lines)))
     todo = [i for i in policy.checklist if i.key not in ticked]
     if todo:
         for start in range(0, len(todo), 5):
@@ -261,5 +280,90 @@ def log_missing_for_slt(b: Booking, host: Staff, cohost: Staff | None, zone: Zon
             Section("**Keeping in Touch log missing**"),
             details(b, host, cohost, zone, initials_only=True),
             Context((ref(b),)),
+        ),
+    )
+
+
+def _check_lines(missing: list[ChecklistItem]) -> str:
+    return "\n".join(f"☐ {esc(i.label)}" for i in missing)
+
+
+def unticked_for_slt(
+    b: Booking,
+    host: Staff,
+    cohost: Staff | None,
+    zone: ZoneInfo,
+    missing: list[ChecklistItem],
+    minutes: int,
+) -> Message:
+    return Message(
+        text=f"{ref(b)}: {len(missing)} safety checks still not ticked {minutes} minutes "
+        f"into the call (host {host.name}).",
+        blocks=(
+            Section(
+                f"**Safety checks not ticked {minutes} minutes into the call**\n"
+                f"{_check_lines(missing)}"
+            ),
+            details(b, host, cohost, zone, initials_only=True),
+            Context((f"{ref(b)} · The host has been told.",)),
+        ),
+    )
+
+
+def unticked_reported_to_host(b: Booking, missing: list[ChecklistItem], minutes: int) -> Message:
+    head = (
+        f"{len(missing)} safety checks were still not ticked {minutes} minutes into your call, "
+        "so SLT have been told."
+    )
+    return Message(
+        text=head,
+        blocks=(
+            Section(f"{esc(head)}\n{_check_lines(missing)}"),
+            Actions((Button("checklist.open", "Open the checklist", str(b.id), "primary"),)),
+            Context((ref(b),)),
+        ),
+    )
+
+
+def log_points_for_slt(
+    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, points: list[str]
+) -> Message:
+    """What a Keeping in Touch log told us that SLT must know (never the log's text)."""
+    return Message(
+        text=f"Keeping in Touch log for {ref(b)} (host {host.name}): " + " ".join(points),
+        blocks=(
+            Section("**From a Keeping in Touch log**\n" + "\n".join(esc(p) for p in points)),
+            details(b, host, cohost, zone, initials_only=True),
+            Context((ref(b),)),
+        ),
+    )
+
+
+def worry_reminder(b: Booking, zone: ZoneInfo) -> Message:
+    head = (
+        f"Your Keeping in Touch log for the call on {when(b, zone)} says something was "
+        "worrying, but no concern has been filed. Please report it to the DSL now."
+    )
+    return Message(
+        text=head,
+        blocks=(
+            Section(esc(head)),
+            Actions((Button("concern.open", "Report the concern", f"booking:{b.id}", "primary"),)),
+            Context((f"{ref(b)} · The DSL will be told if no concern is filed.",)),
+        ),
+    )
+
+
+def worry_unfiled_for_dsl(b: Booking, host: Staff, zone: ZoneInfo, minutes: int) -> Message:
+    head = (
+        f"A Keeping in Touch log for {ref(b)} says something was worrying, and no concern "
+        f"about the call has been filed {minutes} minutes later."
+    )
+    return Message(
+        text=head,
+        blocks=(
+            Section(f"**Worry logged, no concern filed**\n{esc(head)}"),
+            Fields((("Call", f"{ref(b)}, {when(b, zone)}"), ("Host", host.name))),
+            Context(("Please follow this up with the host.",)),
         ),
     )

@@ -17,10 +17,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from chatbot.bookings import notices
+from chatbot.bookings import calllog, notices
 from chatbot.bookings.checklist import ticked_keys
 from chatbot.bookings.service import release_pupils
 from chatbot.mail import invites
+from chatbot.policy import ChecklistItem
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, CallLog, Staff
 from chatbot.uow import Unit, Units
@@ -95,15 +96,19 @@ async def _lapse(u: Unit, b: Booking) -> None:
 async def _checklist(u: Unit, b: Booking) -> None:
     if b.status != "confirmed" or b.ends_at <= u.now:
         return
-    msg = notices.checklist(b, u.policy, await ticked_keys(u.session, b.id))
+    msg = notices.checklist(b, u.policy, await ticked_keys(u.session, b.id), now=u.now)
     u.to_staff(b.host_id, msg, thread_key=f"checklist:{b.id}")
+
+
+async def _unticked(u: Unit, b: Booking) -> list[ChecklistItem]:
+    done = await ticked_keys(u.session, b.id)
+    return [i for i in u.policy.checklist if i.key not in done]
 
 
 async def _start_check(u: Unit, b: Booking) -> None:
     if b.status != "confirmed" or b.ends_at <= u.now:
         return
-    done = await ticked_keys(u.session, b.id)
-    missing = [i for i in u.policy.checklist if i.key not in done]
+    missing = await _unticked(u, b)
     if missing:
         u.audit(
             None,
@@ -113,6 +118,37 @@ async def _start_check(u: Unit, b: Booking) -> None:
             {"missing": [i.key for i in missing]},
         )
         u.to_staff(b.host_id, notices.unticked_at_start(b, u.policy, missing))
+
+
+async def _escalate_checklist(u: Unit, b: Booking) -> None:
+    """Checks still unticked a few minutes into the call: SLT are told, and the host too."""
+    if b.status != "confirmed":
+        return
+    missing = await _unticked(u, b)
+    if not missing:
+        return
+    minutes = u.policy.checklist_slt_after_minutes
+    host, cohost = await _people(u.session, b)
+    u.audit(
+        None, "checklist.unticked_reported", "booking", b.id, {"missing": [i.key for i in missing]}
+    )
+    u.to_role("slt", notices.unticked_for_slt(b, host, cohost, u.zone, missing, minutes))
+    u.to_staff(b.host_id, notices.unticked_reported_to_host(b, missing, minutes))
+
+
+async def _worry_remind(u: Unit, b: Booking) -> None:
+    if await calllog.worry_open(u.session, b):
+        u.audit(None, "calllog.worry_reminded", "booking", b.id)
+        u.to_staff(b.host_id, notices.worry_reminder(b, u.zone))
+
+
+async def _worry_report(u: Unit, b: Booking) -> None:
+    """Tell the DSL that a log's worry has no concern: the call and host only, not the log."""
+    if await calllog.worry_open(u.session, b):
+        host, _ = await _people(u.session, b)
+        u.audit(None, "calllog.worry_unfiled_reported", "booking", b.id)
+        minutes = u.policy.worry_dsl_after_minutes
+        u.to_role("dsl", notices.worry_unfiled_for_dsl(b, host, u.zone, minutes))
 
 
 async def _logged(s: AsyncSession, b: Booking) -> bool:
@@ -171,6 +207,15 @@ async def run_booking_sweeps(units: Units) -> int:
             _start_check,
             "start_check",
         ),
+        (
+            Booking.checklist_escalated_at,
+            [
+                confirmed,
+                Booking.starts_at <= now - timedelta(minutes=p.checklist_slt_after_minutes),
+            ],
+            _escalate_checklist,
+            "checklist_escalation",
+        ),
         (Booking.log_requested_at, [confirmed, ended], _log_request, "log_request"),
         (
             Booking.log_nudged_at,
@@ -183,6 +228,18 @@ async def run_booking_sweeps(units: Units) -> int:
             [confirmed, Booking.ends_at <= now - timedelta(minutes=p.log_report_after_minutes)],
             _log_report,
             "log_report",
+        ),
+        (
+            Booking.worry_reminded_at,
+            calllog.worry_unfiled(now - timedelta(minutes=p.worry_reminder_after_minutes)),
+            _worry_remind,
+            "worry_reminder",
+        ),
+        (
+            Booking.worry_reported_at,
+            calllog.worry_unfiled(now - timedelta(minutes=p.worry_dsl_after_minutes)),
+            _worry_report,
+            "worry_report",
         ),
     ]
     total = 0

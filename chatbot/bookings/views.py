@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from chatbot.bookings import notices
+from chatbot.bookings.calllog import worry_unfiled
 from chatbot.bookings.service import my_calls
-from chatbot.storage.models import CallLog, Staff
+from chatbot.storage.models import Booking, CallLog, Staff
 from chatbot.ui import Actions, Button, Context, Message, Section, esc
 from chatbot.uow import Unit
 
@@ -21,12 +22,12 @@ async def my_calls_message(u: Unit, staff: Staff) -> Message:
         return Message(text, (Section(text),))
     blocks: list[Section | Actions | Context] = [Section("**Your calls**")]
     s = u.session
+    ids = [b.id for b in calls]
     logged = set(
-        (
-            await s.execute(
-                select(CallLog.booking_id).where(CallLog.booking_id.in_([b.id for b in calls]))
-            )
-        ).scalars()
+        (await s.execute(select(CallLog.booking_id).where(CallLog.booking_id.in_(ids)))).scalars()
+    )
+    worried = set(  # logs that said something was worrying, with no concern filed yet
+        (await s.execute(select(Booking.id).where(Booking.id.in_(ids), *worry_unfiled()))).scalars()
     )
     for b in calls:
         host = await s.get(Staff, b.host_id)
@@ -37,6 +38,8 @@ async def my_calls_message(u: Unit, staff: Staff) -> Message:
         past = b.ends_at <= u.now
         if past:
             status = "log written" if b.id in logged else "log still to write"
+            if b.id in worried and b.host_id == staff.id:
+                status = "log written; concern still to file"
         blocks.append(
             Section(
                 f"**{notices.when(b, zone)}** · {notices.KIND_LABEL[b.kind]} with "

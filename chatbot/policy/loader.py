@@ -37,6 +37,7 @@ ENV_VAR = "CHATBOT_POLICY"
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.toml")
 # Settings a school may leave out altogether (the defaults file does not set them).
 OPTIONAL = {"head_teacher_email": None}
+OPTIONAL_CONTACTS = {"code_of_conduct_url": None}
 
 # section -> TOML key -> (attribute on Policy, or on Contacts for [contacts]; kind of value)
 _SPEC: dict[str, dict[str, tuple[str, str]]] = {
@@ -61,6 +62,8 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
         **{k: (k, "positive") for k in (
             "cohost_answer_by_minutes", "checklist_lead_minutes",
             "log_nudge_after_minutes", "log_report_after_minutes",
+            "checklist_slt_after_minutes", "worry_reminder_after_minutes",
+            "worry_dsl_after_minutes",
         )},
     },
     "concerns": {
@@ -69,7 +72,13 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
         "retention_review_years": ("retention_review_years", "count"),
     },
     "contacts": {
-        k: (k, "text") for k in ("school_phone", "police_phone", "ceop_url", "out_of_hours")
+        **{k: (k, "text") for k in ("school_phone", "police_phone", "ceop_url", "out_of_hours")},
+        "code_of_conduct_url": ("code_of_conduct_url", "url"),
+    },
+    "retention": {
+        "call_logs_years": ("call_log_years", "positive"),
+        "checklist_years": ("checklist_years", "positive"),
+        "consent_years_after_withdrawal": ("consent_years_after_withdrawal", "positive"),
     },
     "email": {
         "slt_notices": ("slt_notices", "slt_notices"),
@@ -86,6 +95,7 @@ _DAY_LOOKUP = {
 }
 _KEY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _TIME_RE = re.compile(r"(\d{1,2}):(\d{2})\Z")
+_URL_RE = re.compile(r"https?://[^\s<>\"'`]+\Z")
 
 
 def _quote(text: str) -> str:
@@ -224,6 +234,8 @@ class _Reader:
                 ZoneInfo(text)
             except (ZoneInfoNotFoundError, ValueError):
                 self.fail(where, f"{text!r} is not a known time zone (e.g. 'Europe/London')")
+        if kind == "url" and not _URL_RE.match(text):
+            self.fail(where, f"{text!r} is not a web address (it starts with https://)")
         if kind == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
             self.fail(where, f"{text!r} is not an email address")
         if kind == "slt_notices" and text not in SLT_NOTICES:
@@ -288,7 +300,9 @@ class _Reader:
     def policy(self, defaults: dict[str, Any], kw: dict[str, Any]) -> Policy:
         """The defaults overridden by this file's settings, checked for agreement."""
         merged = {**OPTIONAL, **defaults, **kw}
-        merged["contacts"] = Contacts(**{**defaults["contacts"], **kw["contacts"]})
+        merged["contacts"] = Contacts(
+            **{**OPTIONAL_CONTACTS, **defaults["contacts"], **kw["contacts"]}
+        )
         try:
             p = Policy(**merged)
         except TypeError as exc:  # only the defaults file can lack a setting
@@ -315,6 +329,12 @@ class _Reader:
                 p.cohost_answer_by_minutes >= p.min_notice_minutes,
                 "the co-host's deadline must fall after the latest possible booking, so "
                 "cohost_answer_by_minutes must be less than min_notice_minutes",
+            ),
+            (
+                "calls", "worry_dsl_after_minutes", "worry_reminder_after_minutes",
+                p.worry_dsl_after_minutes < p.worry_reminder_after_minutes,
+                "the DSL must not be told about a worry with no concern before the host is "
+                "reminded",
             ),
             (
                 "concerns", "urgent_ack_minutes", "ack_minutes",

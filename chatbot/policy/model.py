@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import holidays
 
+# When each stage's items may be ticked: "before" and "environment" (the room and the people
+# around you, set up ahead) from when the checklist is sent, "start" only once the call starts.
 STAGES = ("before", "start", "environment")
 SLT_NOTICES = ("channel", "email", "both")
 CALL_KINDS = ("group", "one_to_one")
@@ -59,6 +61,7 @@ class Contacts:
     police_phone: str
     ceop_url: str
     out_of_hours: str
+    code_of_conduct_url: str | None  # optional: shown with the checklist's Code of Conduct item
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,11 +101,17 @@ class Policy:
     checklist_lead_minutes: int
     log_nudge_after_minutes: int
     log_report_after_minutes: int
+    checklist_slt_after_minutes: int  # unticked checks this long after the start: tell SLT
+    worry_reminder_after_minutes: int  # a log said "worrying" and no concern yet: remind host
+    worry_dsl_after_minutes: int  # ... and still none this long after the log: tell the DSL
     checklist: tuple[ChecklistItem, ...]
     concern_categories: tuple[ConcernCategory, ...]
     concern_ack_minutes: int
     concern_urgent_ack_minutes: int
     retention_review_years: int
+    call_log_years: int  # Keeping in Touch logs are kept this long after the call
+    checklist_years: int  # checklist ticks are kept this long after the call
+    consent_years_after_withdrawal: int  # a withdrawn consent is kept this long after
     head_teacher_email: str | None  # optional: not in the default file
     contacts: Contacts
     slt_notices: str  # "channel" | "email" | "both": how SLT hear of calls
@@ -152,6 +161,12 @@ class Policy:
         if stage not in STAGES:
             raise ValueError(f"unknown checklist stage {stage!r} (use one of {', '.join(STAGES)})")
         return tuple(item for item in self.checklist if item.stage == stage)
+
+    def checklist_opens_at(self, item: ChecklistItem, starts_at: datetime) -> datetime:
+        """When ``item`` may first be ticked, for a call starting at ``starts_at`` (see STAGES)."""
+        if item.stage == "start":
+            return starts_at
+        return starts_at - timedelta(minutes=self.checklist_lead_minutes)
 
     def category(self, key: str) -> ConcernCategory | None:
         return next((c for c in self.concern_categories if c.key == key), None)

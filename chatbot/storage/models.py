@@ -170,6 +170,9 @@ class Booking(Base):
     log_requested_at: Mapped[datetime | None]
     log_nudged_at: Mapped[datetime | None]
     log_reported_at: Mapped[datetime | None]
+    checklist_escalated_at: Mapped[datetime | None]  # unticked checks reported to SLT
+    worry_reminded_at: Mapped[datetime | None]  # the log's worry has no concern: host reminded
+    worry_reported_at: Mapped[datetime | None]  # ... and the DSL told
 
     pupils: Mapped[list[BookingPupil]] = relationship(
         back_populates="booking", lazy="selectin", cascade="all, delete-orphan"
@@ -227,6 +230,8 @@ class CallLog(Base):
     actual_minutes: Mapped[int] = mapped_column(Integer)
     summary: Mapped[str] = mapped_column(Text)
     worrying: Mapped[bool] = mapped_column(Boolean)
+    # Whether the second member of staff was on the call; None when the call had none.
+    cohost_present: Mapped[bool | None] = mapped_column(Boolean)
     logged_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     logged_at: Mapped[datetime]
 

@@ -135,6 +135,27 @@ def test_concerns_purge_and_hold_need_a_dsl(tmp_path: Path) -> None:
     assert "Would delete 0 record(s)" in r.stdout
 
 
+def test_call_logs_export_and_records_purge(tmp_path: Path) -> None:
+    (tmp_path / "s.csv").write_text(STAFF_CSV)
+    assert chatbot(tmp_path, "import", "staff", str(tmp_path / "s.csv")).returncode == 0
+    dates = ("--from", "2026-12-01", "--to", "2026-12-31")
+    out = tmp_path / "logs.csv"
+    r = chatbot(tmp_path, "logs", "export", *dates, "--out", str(out), "--as", "slt@school.test")
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().startswith("call,date,start,end,type,host,co_host,co_host_on_call,")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    r = chatbot(tmp_path, "logs", "export", "--from", "2026-12-01", "--to", "soon", "--as", "x")
+    assert r.returncode == 2 and "'soon' is not a date" in r.stderr
+    r = chatbot(tmp_path, "records", "purge", "--dry-run")
+    assert r.returncode == 2 and "--as" in r.stderr
+    r = chatbot(tmp_path, "records", "purge", "--dry-run", "--as", "dsl@school.test")
+    assert r.returncode == 0, r.stderr
+    assert "Would delete 0 call log(s) past retention." in r.stdout
+    with closing(sqlite3.connect(tmp_path / "cli.db")) as con:
+        actions = [a for (a,) in con.execute("SELECT action FROM audit_event ORDER BY id")]
+    assert actions[-3:] == ["calllog.read", "records.purge_refused", "records.purge_run"]
+
+
 def test_consent_names_from_a_roster_are_printed_inert(tmp_path: Path) -> None:
     """A pupil's name carrying a terminal hyperlink (OSC 8) reaches the terminal as text."""
     link = "\x1b]8;;https://evil.example\x07Sam\x1b]8;;\x07"

@@ -47,6 +47,7 @@ def test_manifest_is_valid() -> None:
     assert [c["title"] for c in personal["commands"]] == [
         "book-call",
         "my-calls",
+        "calls",
         "consent",
         "concern",
         "help",

@@ -202,7 +202,10 @@ async def test_downtime_past_the_start_still_sends_checklist_and_flag_once(
     await run_booking_sweeps(school)
     await dispatcher.drain()
     assert len(containing(messenger.to(HOST), "Safety checklist")) == 1
-    assert len(containing(messenger.to(HOST), "not ticked")) == 1
+    assert len(containing(messenger.to(HOST), "Your call is starting")) == 1
+    # 10:05 is also when unticked checks go to SLT (and the host hears so): once each.
+    assert len(containing(messenger.to(HOST), "SLT have been told")) == 1
+    assert len(containing(messenger.to("slt"), "still not ticked")) == 1
 
 
 async def test_unticked_items_flagged_at_start(
@@ -242,9 +245,15 @@ async def test_all_ticked_no_flag(
     booking_id = await make_booking(bot)
     clock.set(at(9, 50))
     for item in school.policy.checklist:
-        await bot.handle(action(COHOST, "checklist.tick", f"{booking_id}:{item.key}"))
+        if item.stage != "start":
+            await bot.handle(action(COHOST, "checklist.tick", f"{booking_id}:{item.key}"))
+    clock.set(at(10))  # the start-of-call checks can be ticked from the start
+    for item in school.policy.checklist_stage("start"):
+        await bot.handle(action(HOST, "checklist.tick", f"{booking_id}:{item.key}"))
     await sweep_at(school, clock, at(10), dispatcher)
+    await sweep_at(school, clock, at(10, 10), dispatcher)
     assert containing(messenger.to(HOST), "not ticked") == []
+    assert containing(messenger.to("slt"), "not ticked") == []
     [checklist] = containing(messenger.to(HOST), "Safety checklist")
     assert "Every check is done" in str(checklist.to_json())
 
@@ -253,10 +262,10 @@ async def test_ticks_stored_with_who_and_when_idempotent(
     school: Units, bot: Bot, clock: FixedClock
 ) -> None:
     booking_id = await make_booking(bot)
-    clock.set(at(9, 40))
+    clock.set(at(9, 46))
     effects = await bot.handle(action(HOST, "checklist.tick", f"{booking_id}:waiting_room"))
     assert "☑ Waiting room switched on" in str(effects)
-    clock.set(at(9, 41))
+    clock.set(at(9, 47))
     await bot.handle(action(HOST, "checklist.tick", f"{booking_id}:waiting_room"))
     await asyncio.gather(
         *(bot.handle(action(COHOST, "checklist.tick", f"{booking_id}:video_on")) for _ in range(5))
@@ -269,7 +278,7 @@ async def test_ticks_stored_with_who_and_when_idempotent(
         audits = (
             await s.execute(select(func.count()).where(AuditEvent.action == "checklist.tick"))
         ).scalar_one()
-    assert rows == [("video_on", co.id, at(9, 41)), ("waiting_room", host.id, at(9, 40))]
+    assert rows == [("video_on", co.id, at(9, 47)), ("waiting_room", host.id, at(9, 46))]
     assert audits == 2
 
 
@@ -340,6 +349,7 @@ LOG = {
     "minutes": "18",
     "summary": "Read two chapters together.",
     "worrying": "no",
+    "cohost_present": "yes",
 }
 
 

@@ -51,14 +51,17 @@ def test_default_checklist_and_categories() -> None:
     p = default_policy()
     assert [i.key for i in p.checklist_stage("before")] == [
         "invite_passcode",
+        "school_account",
         "waiting_room",
         "video_on",
         "parent_info",
+        "code_of_conduct",
     ]
     assert [i.key for i in p.checklist_stage("start")] == [
         "no_screen_share",
         "no_rename",
         "admit_expected",
+        "adult_nearby",
         "lock_meeting",
     ]
     assert [i.key for i in p.checklist_stage("environment")] == [
@@ -68,7 +71,7 @@ def test_default_checklist_and_categories() -> None:
         "confidential_room",
         "professional_language",
     ]
-    assert len(p.checklist) == 13 and all(i.label for i in p.checklist)
+    assert len(p.checklist) == 16 and all(i.label for i in p.checklist)
     keys = [c.key for c in p.concern_categories]
     assert keys == [
         "discrimination",

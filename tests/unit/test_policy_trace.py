@@ -37,6 +37,9 @@ CONCERNS = "tests/unit/test_concerns.py"
 CHASE = "tests/unit/test_concern_chase.py"
 EMAIL_CONSENT = "tests/unit/test_email_consent.py"
 EMAIL_DELIVERY = "tests/integration/test_email_delivery.py"
+TIMING = "tests/integration/test_call_checklist_timing.py"
+CALL_LOG = "tests/integration/test_call_log_policy.py"
+RECORDS = "tests/unit/test_call_records.py"
 
 TRACE = (
     Requirement(
@@ -156,6 +159,34 @@ TRACE = (
         ),
     ),
     Requirement(
+        "Checks are ticked when they are done: before-the-call checks from when the checklist "
+        "is sent, start-of-call checks from the start; checks still unticked a few minutes "
+        "into the call go to the host and then to SLT.",
+        ("calls.checklist_lead_minutes", "calls.checklist_slt_after_minutes"),
+        ("chatbot.policy:Policy.checklist_opens_at", "chatbot.bookings.checklist:tick"),
+        (
+            f"{TIMING}::test_items_tick_only_from_when_they_can_have_been_done",
+            f"{TIMING}::test_when_checks_open_follows_the_policy",
+            f"{TIMING}::test_unticked_checks_go_to_slt_a_few_minutes_into_the_call",
+            f"{TIMING}::test_slt_escalation_time_from_policy_and_not_when_all_ticked",
+        ),
+    ),
+    Requirement(
+        "Staff follow the Employee Code of Conduct and use school accounts, never personal "
+        "ones; an adult is present at the pupil's home and headphones are not used.",
+        (
+            "contacts.code_of_conduct_url",
+            "checklist:code_of_conduct",
+            "checklist:school_account",
+            "checklist:adult_nearby",
+        ),
+        ("chatbot.bookings.notices:checklist",),
+        (
+            f"{TIMING}::test_checklist_has_the_items_the_policy_implies",
+            f"{TIMING}::test_code_of_conduct_link_comes_from_the_policy_file",
+        ),
+    ),
+    Requirement(
         "Suitable dress, background and room; household aware; confidential talk away from "
         "other adults; professional language.",
         (
@@ -173,6 +204,52 @@ TRACE = (
         ("calls.log_nudge_after_minutes", "calls.log_report_after_minutes"),
         ("chatbot.bookings.calllog:save",),
         (f"{SWEEPS}::test_log_requested_nudged_reported", f"{SWEEPS}::test_call_log_form_saves"),
+    ),
+    Requirement(
+        "The log shows the call was run safely: a second member of staff there (SLT told at "
+        "once if not) and kept to the school's length (SLT told if it ran over).",
+        ("calls.max_minutes",),
+        ("chatbot.bookings.calllog:save",),
+        (
+            f"{CALL_LOG}::test_log_asks_whether_the_second_member_of_staff_was_there",
+            f"{CALL_LOG}::test_second_member_of_staff_absent_goes_to_slt_at_once",
+            f"{CALL_LOG}::test_call_longer_than_the_policy_allows_is_flagged_to_slt",
+        ),
+    ),
+    Requirement(
+        "A worry noted in a log is reported to the DSL: the host is reminded until a concern "
+        "about the call is filed, then the DSL is told (without the log's words).",
+        ("calls.worry_reminder_after_minutes", "calls.worry_dsl_after_minutes"),
+        ("chatbot.bookings.calllog:worry_unfiled", "chatbot.bookings.scheduled:_worry_report"),
+        (
+            f"{CALL_LOG}::test_worrying_log_stays_open_until_a_concern_is_filed",
+            f"{CALL_LOG}::test_concern_filed_from_the_log_closes_it",
+        ),
+    ),
+    Requirement(
+        "Logs can be read on a need-to-know basis: hosts their own, SLT and the DSL all; every "
+        "reading is audited.",
+        (),
+        ("chatbot.bookings.logbook:find", "chatbot.bookings.logbook:audit_read"),
+        (
+            f"{CALL_LOG}::test_logs_read_in_chat_by_host_slt_and_dsl_and_every_read_audited",
+            f"{RECORDS}::test_export_writes_csv_for_slt_and_audits_it",
+            f"{RECORDS}::test_export_host_sees_own_stranger_refused_and_bad_dates_named",
+        ),
+    ),
+    Requirement(
+        "Call logs, checklist ticks and consent records are kept no longer than needed, unless "
+        "a safeguarding matter holds them.",
+        (
+            "retention.call_logs_years",
+            "retention.checklist_years",
+            "retention.consent_years_after_withdrawal",
+        ),
+        ("chatbot.bookings.retention:purge",),
+        (
+            f"{RECORDS}::test_purge_removes_call_records_past_retention_except_what_is_held",
+            f"{RECORDS}::test_retention_years_come_from_the_policy",
+        ),
     ),
     Requirement(
         "Any safeguarding concern reaches the DSL, and is followed up until someone takes it.",
