@@ -101,6 +101,8 @@ class Policy:
     concern_categories: tuple[ConcernCategory, ...]
     concern_ack_minutes: int
     concern_urgent_ack_minutes: int
+    concern_repeat_minutes: int  # after escalation, re-sent this often until acknowledged
+    concern_urgent_repeat_minutes: int
     retention_review_years: int
     head_teacher_email: str | None  # optional: not in the default file
     contacts: Contacts

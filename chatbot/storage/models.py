@@ -343,6 +343,9 @@ class Concern(Base):
     acknowledged_by_label: Mapped[str | None] = mapped_column(String(320))
     resent_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
+    # After escalation: when it is next re-sent, until acknowledged. Each repeat is claimed by
+    # moving this on with ``... WHERE next_chase_at = <the value read>``, so it happens once.
+    next_chase_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed
     closed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(Text)
