@@ -190,8 +190,15 @@ async def test_my_calls_and_app_home(slack: Slack) -> None:
     )
     status, _ = await slack.click_home("U0TEACHER", home["view"], "booking.cancel", booking_id)
     assert status == 200
+    publishes = slack.api.called("views.publish")  # first it asks, in the Home tab itself
+    assert len(publishes) == 2 and "Cancel this call?" in str(publishes[-1]["view"]["blocks"])
+    check_view(publishes[-1]["view"])
+    status, _ = await slack.click_home(
+        "U0TEACHER", publishes[-1]["view"], "booking.cancel_confirm", booking_id
+    )
+    assert status == 200
     publishes = slack.api.called("views.publish")
-    assert len(publishes) == 2 and "no upcoming calls" in str(publishes[-1]["view"]["blocks"])
+    assert len(publishes) == 3 and "no upcoming calls" in str(publishes[-1]["view"]["blocks"])
     assert "Cancelled" in str(slack.posts_to("U0TEACHER")[-1]["text"])
 
 

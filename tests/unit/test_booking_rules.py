@@ -241,7 +241,7 @@ async def test_following_week_allowed(school: Units, bot: Bot) -> None:
 
 async def test_allowed_again_after_cancel(school: Units, bot: Bot) -> None:
     first = await booked(bot, form())
-    effects = await bot.handle(action(HOST, "booking.cancel", str(first.id)))
+    effects = await bot.handle(action(HOST, "booking.cancel_confirm", str(first.id)))
     assert any("Cancelled" in e.message.text for e in effects[1:]), effects
     await booked(bot, form(date="2026-12-03"))
 
@@ -249,7 +249,7 @@ async def test_allowed_again_after_cancel(school: Units, bot: Bot) -> None:
 async def test_allowed_again_after_cancel_of_confirmed(school: Units, bot: Bot) -> None:
     first = await booked(bot, form())
     await bot.handle(action(COHOST, "cohost.accept", str(first.id)))
-    await bot.handle(action(HOST, "booking.cancel", str(first.id)))
+    await bot.handle(action(HOST, "booking.cancel_confirm", str(first.id)))
     await booked(bot, form(date="2026-12-03"))
 
 
