@@ -1,10 +1,10 @@
 """A terminal chat that drives the same core as Slack and Teams.
 
 Slash commands are typed as in Slack; forms become prompts with the same validation;
-buttons become numbered choices, numbered afresh on each message and live only on the last one
-shown (so a number never clicks a button on an older message); messages the bot sends to other
-staff and to the DSL and SLT channels are printed as they are delivered. Works with piped stdin
-too.
+buttons become numbered choices, numbered afresh on each message and live only on the latest
+message that has buttons (so a number never clicks a button on an older one); messages the
+bot sends to other staff and to the DSL and SLT channels are printed as they are delivered.
+Works with piped stdin too.
 
 Names, plans and notes come from people and roster files: everything printed, prompts
 included, passes through :func:`chatbot.ui.no_controls`, so no escape sequence in them reaches
@@ -41,7 +41,7 @@ ReadLine = Callable[[str], Awaitable[str | None]]
 Write = Callable[[str], None]
 
 HELP = """In this console:
-  a number    clicks that button on the last message shown
+  a number    clicks that button on the latest message with buttons
   cancel      stops a form you are filling in; nothing is saved
   /as EMAIL   act as another member of staff (e.g. to accept a co-host request)
   /quit       leave"""
@@ -72,9 +72,11 @@ class ConsoleMessenger:
     def show(self, heading: str, message: Message, ref: str) -> None:
         numbered: dict[int, Button] = {}
         body = message_text(message, numbered)
-        # Only the last message's buttons answer to numbers: typing 2 meant for this message
-        # must never click button 2 of one further up.
-        self.buttons = {k: (b, ref) for k, b in numbered.items()}
+        # Only the latest message with buttons answers to numbers: typing 2 meant for it must
+        # never click button 2 of one further up. (A message without buttons, such as "You
+        # acknowledged it" under the alert it updated, leaves that alert's buttons live.)
+        if numbered:
+            self.buttons = {k: (b, ref) for k, b in numbered.items()}
         self.write(f"\n--- {heading} ---\n{body}\n")
 
     async def send_to_staff(
@@ -143,8 +145,8 @@ class Console:
         if line.isdigit():
             if int(line) not in self.messenger.buttons:
                 self.write(
-                    f"There is no [{line}] on the last message: numbers click the buttons of "
-                    "the last message shown. /my-calls shows your calls again.\n"
+                    f"There is no [{line}] on the latest message with buttons, and numbers "
+                    "click only those. /my-calls shows your calls again.\n"
                 )
                 return
             button, ref = self.messenger.buttons[int(line)]

@@ -119,8 +119,9 @@ class Pupil(Base):
 
     @property
     def short_name(self) -> str:
-        """Forename and surname initial: how pupils are shown to other staff."""
-        return f"{self.forename} {self.surname[:1]}." if self.surname else self.forename
+        """Forename and surname initial ("Sam T"): how pupils are shown to other staff. No
+        full stop, so a sentence that ends with a name ends with one full stop."""
+        return f"{self.forename} {self.surname[:1]}" if self.surname else self.forename
 
     @property
     def initials(self) -> str:

@@ -157,7 +157,7 @@ def test_consent_names_from_a_roster_are_printed_inert(tmp_path: Path) -> None:
     listed = chatbot(tmp_path, "consent", "list")
     for r in (granted, listed):
         assert r.returncode == 0, r.stderr
-        assert "]8;;https://evil.exampleSam]8;; ." in r.stdout  # the initial was the RLO
+        assert "]8;;https://evil.exampleSam]8;; " in r.stdout  # the initial was the RLO
         assert not any(ch in r.stdout for ch in "\x1b\x07\u202e"), r.stdout
 
 

@@ -118,7 +118,7 @@ async def test_numbers_click_only_the_last_messages_buttons(
         ],
     )
     assert "[2] Done: Waiting room switched on" in out
-    assert "There is no [99] on the last message" in out
+    assert "There is no [99] on the latest message with buttons" in out
     async with school.db.transaction() as s:
         assert (await s.execute(select(Booking.status))).scalar_one() != "cancelled"
         ticks = (await s.execute(select(ChecklistTick.item_key))).scalars().all()

@@ -244,3 +244,21 @@ async def test_accepting_from_my_calls_redraws_the_list(
     effects = await bot.handle(action(COHOST, "cohost.decline", request.value.split(":")[-1]))
     [closed] = [e for e in effects if isinstance(e, UpdateMessage)]
     assert "Co-host request from" in str(closed.message)
+
+
+async def test_a_sentence_ending_with_a_pupils_name_has_one_full_stop(school, bot: Bot) -> None:
+    noah = "C123456789012"  # no consent on file
+    [err] = await bot.handle(submit(HOST, "book_call", dict(GOOD, pupils=[noah])))
+    assert isinstance(err, FormErrors)
+    assert "No written parental consent on file for Noah N. Email" in err.errors["pupils"]
+    consent = {
+        "pupil": noah,
+        "parent_email": "parent.noah@home.test",
+        "received_date": "2026-11-29",
+        "received_time": "18:05",
+        "evidence": "<CAF123@mail.home.test> Re: video calls",
+    }
+    effects = await bot.handle(submit(HOST, "consent", consent))
+    assert _said(effects) == "Recorded written consent for Noah N."
+    for text in (*err.errors.values(), _said(effects)):
+        assert ".." not in text

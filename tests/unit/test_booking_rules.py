@@ -217,8 +217,7 @@ async def test_second_call_same_week_refused(school: Units, bot: Bot) -> None:
         bot,
         form(date="2026-12-03", cohost=HEAD),
         "pupils",
-        "Sam T.",
-        "already has a call that week",
+        "Sam T already has a call that week",
         who=OTHER,
     )
 
@@ -231,7 +230,7 @@ async def test_weekly_limit_counts_every_pupil_of_a_group(school: Units, bot: Bo
         "pupils",
         who=OTHER,
     )
-    assert "Zoë Ø." in message and "Sam" not in message
+    assert "Zoë Ø" in message and "Sam" not in message
 
 
 async def test_following_week_allowed(school: Units, bot: Bot) -> None:
@@ -490,7 +489,7 @@ async def test_non_ascii_pupil_books_and_renders(
     assert isinstance(effects[0], CloseForm), effects
     reply = effects[1]
     assert isinstance(reply, Reply)
-    assert "Zoë Ø." in str(reply.message.to_json())
+    assert "Zoë Ø" in str(reply.message.to_json())
     async with school.db.transaction() as s:
         b = (await s.execute(select(Booking))).scalar_one()
         assert b.plan == "Zoë reads «Le Petit Prince» 📚"
@@ -498,7 +497,7 @@ async def test_non_ascii_pupil_books_and_renders(
         assert b.pupils[0].pupil.surname == "Ørsted-Núñez"
     await dispatcher.drain()
     [request] = messenger.to(COHOST)
-    assert "Zoë Ø." in str(request.to_json())
+    assert "Zoë Ø" in str(request.to_json())
     await bot.handle(action(COHOST, "cohost.accept", str(b.id)))
     await dispatcher.drain()
     [slt] = messenger.to("slt")
