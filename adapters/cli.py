@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Safe live video for schools: a Slack and Teams bot. Settings come from "
         "the environment (DATABASE_URL, CHATBOT_POLICY, SLACK_*, MicrosoftApp*).",
     )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show log lines (information and warnings) on stderr; `serve` always does, other "
+        "commands show only errors without it",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("serve", help="run the HTTP server for Slack and Teams")
@@ -301,14 +308,23 @@ async def _consent_by_email(args: argparse.Namespace, units: Units, settings: Se
     return 0 if outcome.kept else 2
 
 
-def main(argv: list[str] | None = None) -> int:
+def setup_logging(cmd: str, verbose: bool) -> None:
+    """The server logs from INFO up, to stderr, for its operator. The console and one-off
+    commands are a conversation and a command's answer: there only errors are shown (a chase's
+    warning or a migration's INFO line is not something the person at the keyboard asked for),
+    unless ``--verbose``."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if cmd != "serve" and not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(logging.ERROR)  # also what quieted libraries pass on at WARNING
     quiet_libraries()  # no SQL values or request bodies (concern text) in the logs
+
+
+def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.cmd == "console":
-        logging.getLogger().setLevel(logging.WARNING)  # keep the chat readable
+    setup_logging(args.cmd, args.verbose)
     try:
         settings = Settings.from_env()
         return asyncio.run(_run(args, settings))

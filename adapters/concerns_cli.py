@@ -1,10 +1,12 @@
 """`chatbot concerns ...`: export a concern's record, purge past retention, legal hold.
 
+    chatbot concerns list --as dsl@school.uk
     chatbot concerns export --reference C-2026-0042 --as dsl@school.uk [--out FILE]
     chatbot concerns purge --as dsl@school.uk [--dry-run]
     chatbot concerns hold --reference C-2026-0042 --on|--off --as dsl@school.uk
 
-Each is refused unless ``--as`` names an active DSL or deputy DSL on the roster, and every
+Each is refused unless ``--as`` names an active DSL or deputy DSL on the roster (the head
+teacher may list and export concerns about members of staff), and every
 run, allowed or refused, is audited with who it was run as. ``--as`` is not a login: the CLI
 trusts whoever can run it on the server, and records who they say they are.
 """
@@ -17,7 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chatbot.concerns import export, retention
+from chatbot.concerns import export, records, retention
+from chatbot.concerns import notices as cn
+from chatbot.roster.identity import cli_actor
 from chatbot.ui import no_controls
 from chatbot.uow import Units
 
@@ -28,6 +32,9 @@ GIVE_AS = "Give your school email with --as; only a DSL or deputy DSL may do thi
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("concerns", help="safeguarding concern records (DSL only)")
     sub = p.add_subparsers(dest="concerns_cmd", required=True)
+
+    ls = sub.add_parser("list", help="open concerns, those not yet acknowledged first")
+    ls.add_argument("--as", dest="as_email", default="", help=AS_HELP + " (required)")
 
     e = sub.add_parser("export", help="write a concern's full record and chronology")
     e.add_argument("--reference", required=True, help="for example C-2026-0042")
@@ -49,6 +56,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 async def run(args: argparse.Namespace, units: Units) -> int:
+    if args.concerns_cmd == "list":
+        return await _list(args, units)
     if args.concerns_cmd == "export":
         return await _export(args, units)
     if args.concerns_cmd == "purge":
@@ -56,6 +65,19 @@ async def run(args: argparse.Namespace, units: Units) -> int:
     if args.concerns_cmd == "hold":
         return await _hold(args, units)
     raise AssertionError(args.concerns_cmd)
+
+
+async def _list(args: argparse.Namespace, units: Units) -> int:
+    async with units.write() as u:  # the list is audited
+        who, label = await cli_actor(u.session, args.as_email, retention.NO_AS)
+        rows, why = await records.open_concerns(u, who, label)
+    if rows is None:
+        return _refused(args, why)
+    for c in rows:
+        print(no_controls(cn.listed_line(c, units.now())))
+    waiting = sum(1 for c in rows if c.acknowledged_by is None)
+    print(f"{len(rows)} open concern(s), {waiting} not acknowledged.")
+    return 0
 
 
 async def _export(args: argparse.Namespace, units: Units) -> int:

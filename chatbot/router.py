@@ -173,8 +173,10 @@ class Bot:
             effects = [await self._finish(u, e, staff, i) for e in await route.handler(u, turn)]
             if route.kind == "options" and i.form is not None:
                 effects.append(await self._redraw(u, i, staff, effects))
+            drawn = any(isinstance(e, ShowHome) for e in effects)  # e.g. with a question open
             if i.surface == "home" and self.registry.home is not None and staff is not None:
-                effects.append(ShowHome(await self.registry.home(u, turn)))
+                if not drawn:
+                    effects.append(ShowHome(await self.registry.home(u, turn)))
             return effects
 
     async def _finish(self, u: Unit, e: Effect, staff: Staff | None, i: Interaction) -> Effect:

@@ -74,6 +74,17 @@ def no_controls(text: str) -> str:
     return _UNSAFE.sub("", text) if _UNSAFE.search(text) else text
 
 
+def clip_words(text: str, limit: int) -> str:
+    """``text`` shortened at a word boundary, with "…", to at most ``limit`` characters (for a
+    platform's limit on a button, option or title). Never cut mid-word."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:-") + "…"
+
+
 @dataclass(frozen=True)
 class Button:
     action_id: str

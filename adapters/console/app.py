@@ -1,8 +1,10 @@
 """A terminal chat that drives the same core as Slack and Teams.
 
 Slash commands are typed as in Slack; forms become prompts with the same validation;
-buttons become numbered choices; messages the bot sends to other staff and to the DSL and
-SLT channels are printed as they are delivered. Works with piped stdin too.
+buttons become numbered choices, numbered afresh on each message and live only on the latest
+message that has buttons (so a number never clicks a button on an older one); messages the
+bot sends to other staff and to the DSL and SLT channels are printed as they are delivered.
+Works with piped stdin too.
 
 Names, plans and notes come from people and roster files: everything printed, prompts
 included, passes through :func:`chatbot.ui.no_controls`, so no escape sequence in them reaches
@@ -38,10 +40,13 @@ from chatbot.ui import Button, Form, Input, Message, no_controls
 ReadLine = Callable[[str], Awaitable[str | None]]
 Write = Callable[[str], None]
 
-HELP = """Type a command as in Slack: /book-call, /my-calls, /consent, /consent withdraw,
-/concern, /help. A number clicks the button shown with it. Other console commands:
+HELP = """In this console:
+  a number    clicks that button on the latest message with buttons
+  cancel      stops a form you are filling in; nothing is saved
   /as EMAIL   act as another member of staff (e.g. to accept a co-host request)
   /quit       leave"""
+IN_FORM = "You're filling in a form: answer the question, or type cancel to stop it first."
+QUIT = ("/quit", "/exit", "quit", "exit")
 
 
 async def stdin_reader(prompt: str) -> str | None:
@@ -66,10 +71,12 @@ class ConsoleMessenger:
 
     def show(self, heading: str, message: Message, ref: str) -> None:
         numbered: dict[int, Button] = {}
-        start = max(self.buttons, default=0) + 1
-        body = message_text(message, numbered, start)
-        for k, b in numbered.items():
-            self.buttons[k] = (b, ref)
+        body = message_text(message, numbered)
+        # Only the latest message with buttons answers to numbers: typing 2 meant for it must
+        # never click button 2 of one further up. (A message without buttons, such as "You
+        # acknowledged it" under the alert it updated, leaves that alert's buttons live.)
+        if numbered:
+            self.buttons = {k: (b, ref) for k, b in numbered.items()}
         self.write(f"\n--- {heading} ---\n{body}\n")
 
     async def send_to_staff(
@@ -99,6 +106,7 @@ class Console:
         self.read: ReadLine = lambda prompt: read(no_controls(prompt))
         self.write: Write = lambda text: write(no_controls(text))
         self.messenger = ConsoleMessenger(self.write)
+        self.quitting = False  # /quit typed inside a form
         runtime.dispatcher.add(self.messenger)
 
     @property
@@ -115,9 +123,11 @@ class Console:
             line = line.strip()
             if not line:
                 continue
-            if line in ("/quit", "/exit", "quit", "exit"):
+            if line.lower() in QUIT:
                 return 0
             await self.line(line)
+            if self.quitting:
+                return 0
             await self.pump()
 
     async def line(self, line: str) -> None:
@@ -126,8 +136,19 @@ class Console:
             self.write(f"Now acting as {self.email}.\n")
             return
         if line in ("/help", "help"):
+            # The core's help lists the commands; the console adds only its own keys.
+            await self.interact(
+                Interaction(platform="console", kind="command", actor=self.user, text="/help")
+            )
             self.write(HELP + "\n")
-        if line.isdigit() and int(line) in self.messenger.buttons:
+            return
+        if line.isdigit():
+            if int(line) not in self.messenger.buttons:
+                self.write(
+                    f"There is no [{line}] on the latest message with buttons, and numbers "
+                    "click only those. /my-calls shows your calls again.\n"
+                )
+                return
             button, ref = self.messenger.buttons[int(line)]
             await self.interact(
                 Interaction(
@@ -224,6 +245,12 @@ class Console:
             if raw is None or raw.strip().lower() == "cancel":
                 return None
             raw = raw.strip()
+            if raw.lower() in ("/quit", "/exit"):
+                self.quitting = True
+                return None
+            if raw.startswith("/"):  # a command is not an answer
+                self.write(f"    {IN_FORM}\n")
+                continue
             if not raw and inp.initial:
                 return list(inp.initial) if isinstance(inp.initial, tuple) else inp.initial
             if inp.options and raw.isdigit() and 1 <= int(raw) <= len(inp.options):

@@ -53,8 +53,10 @@ def input_prompt(i: Input) -> str:
     if not i.required:
         parts.append("[optional]")
     if i.initial:
-        init = ", ".join(i.initial) if isinstance(i.initial, tuple) else i.initial
-        parts.append(f"[{init}]")
+        # Shown as people read it: a choice by its label, a pupil by name, never a code or UPN.
+        labels = {o.value: o.label for o in i.options}
+        chosen = i.initial if isinstance(i.initial, tuple) else (i.initial,)
+        parts.append(f"[{', '.join(labels.get(v, v) for v in chosen)}]")
     return " ".join(parts)
 
 

@@ -31,6 +31,7 @@ from chatbot.ui import (
     Message,
     Option,
     Section,
+    clip_words,
     no_controls,
     spans,
 )
@@ -63,16 +64,6 @@ ACTION_SUFFIX = re.compile(r"#\d+$")
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def clip_words(text: str, limit: int) -> str:
-    """Shorten at a word boundary (titles, button labels)."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    if " " in cut:
-        cut = cut[: cut.rfind(" ")]
-    return cut.rstrip(" ,;:-") + "…"
 
 
 def escape(text: str) -> str:
@@ -196,7 +187,10 @@ def message_payload(message: Message) -> dict[str, Any]:
 
 
 def _option(o: Option) -> dict[str, Any]:
-    return {"text": plain(o.label, MAX_OPTION_TEXT), "value": o.value[:MAX_OPTION_VALUE]}
+    return {
+        "text": plain(clip_words(o.label, MAX_OPTION_TEXT), MAX_OPTION_TEXT),
+        "value": o.value[:MAX_OPTION_VALUE],
+    }
 
 
 def options_payload(options: tuple[Option, ...] | list[Option]) -> list[dict[str, Any]]:

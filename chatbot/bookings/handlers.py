@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from chatbot.bookings import calllog, checklist, cohost, logbook, notices, scheduled
 from chatbot.bookings.forms import FORM_ID, booking_form
-from chatbot.bookings.service import cancel, create_booking, load
-from chatbot.bookings.views import my_calls_message
+from chatbot.bookings.service import cancel, create_booking, load, why_not_cancel
+from chatbot.bookings.views import FROM_LIST, cancel_question, my_calls_message
 from chatbot.concerns.filing import concern_form
 from chatbot.effects import (
     CloseForm,
@@ -53,11 +53,38 @@ async def submit_booking(u: Unit, t: Turn) -> list[Effect]:
     return [CloseForm(), Reply(msg)]
 
 
+async def _in_place(u: Unit, t: Turn, msg: Message) -> list[Effect]:
+    """``msg`` where the click came from: the Home view, or the message clicked."""
+    if t.interaction.surface == "home":
+        return [ShowHome(msg)]
+    return [UpdateMessage(msg)] if t.interaction.message_ref else [Ephemeral(msg)]
+
+
+async def ask_to_cancel(u: Unit, t: Turn) -> list[Effect]:
+    """ "Cancel call" asks first, in the list the host clicked it in (a core step, so every
+    surface asks: a slip on Slack or Teams cancels nothing either)."""
+    b = await load(u.session, record_id(t.interaction.value))
+    if (why := why_not_cancel(b, t.staff, u.now)) is not None:
+        return say(why)
+    assert b is not None
+    if b.host_id != t.staff.id:  # SLT: the call is not in their own list
+        return [Ephemeral(cancel_question(b, u.zone))]
+    return await _in_place(u, t, await my_calls_message(u, t.staff, confirming=b.id))
+
+
 async def cancel_call(u: Unit, t: Turn) -> list[Effect]:
     text, b = await cancel(u, t.staff, record_id(t.interaction.value))
     if b is None or b.host_id != t.staff.id:
         return say(text)
-    # The host clicked Cancel in their list of calls: show the list without it.
+    # The host confirmed in their list of calls: show the list without it.
+    return [UpdateMessage(await my_calls_message(u, t.staff)), *say(text)]
+
+
+async def keep_call(u: Unit, t: Turn) -> list[Effect]:
+    b = await load(u.session, record_id(t.interaction.value))
+    text = f"Kept: {notices.ref(b)} is still booked." if b is not None else "Nothing cancelled."
+    if b is None or b.host_id != t.staff.id or not t.interaction.message_ref:
+        return say(text)
     return [UpdateMessage(await my_calls_message(u, t.staff)), *say(text)]
 
 
@@ -80,9 +107,13 @@ async def rebook(u: Unit, t: Turn) -> list[Effect]:
 
 async def answer_cohost(u: Unit, t: Turn) -> list[Effect]:
     i = t.interaction
-    ans = await cohost.answer(u, t.staff, record_id(i.value), i.name == "cohost.accept")
+    from_list = i.value.startswith(FROM_LIST)
+    booking_id = record_id(i.value.removeprefix(FROM_LIST))
+    ans = await cohost.answer(u, t.staff, booking_id, i.name == "cohost.accept")
     out: list[Effect] = []
-    if ans.message is not None and i.message_ref:
+    if from_list and i.message_ref:  # answered in /my-calls: the list, brought up to date
+        out.append(UpdateMessage(await my_calls_message(u, t.staff)))
+    elif ans.message is not None and i.message_ref:
         out.append(UpdateMessage(ans.message))
     out.extend(say(ans.text))
     return out
@@ -155,7 +186,9 @@ def register(r: Registry) -> None:
     r.add("home", "", open_home, writes=False)
     r.home = home
     r.submit(FORM_ID, submit_booking)
-    r.action("booking.cancel", cancel_call)
+    r.action("booking.cancel", ask_to_cancel, writes=False)
+    r.action("booking.cancel_confirm", cancel_call)
+    r.action("booking.cancel_keep", keep_call, writes=False)
     r.action("booking.rebook", rebook, writes=False)
     r.action("cohost.accept", answer_cohost)
     r.action("cohost.decline", answer_cohost)

@@ -143,7 +143,7 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
                     "notice",
                     "start",
                     f"Calls must be booked at least {policy.min_notice_minutes} minutes ahead, "
-                    "so the co-host, SLT and the family can be told.",
+                    "so the co-host and SLT can be told.",
                 )
             )
 

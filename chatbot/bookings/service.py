@@ -306,19 +306,27 @@ async def release_pupils(s: AsyncSession, booking: Booking) -> None:
         bp.active = False
 
 
+def why_not_cancel(b: Booking | None, actor: Staff, now: datetime) -> str | None:
+    """Why ``actor`` cannot cancel ``b`` now, or None when they can."""
+    if b is None:
+        return "There is no such call."
+    if b.host_id != actor.id and not actor.has_role("slt"):
+        return "Only the host or a member of SLT can cancel this call."
+    if b.status not in ACTIVE:
+        return f"{notices.ref(b)} is already {b.status.replace('_', ' ')}."
+    if b.ends_at <= now:
+        return "That call has already taken place."
+    return None
+
+
 async def cancel(u: Unit, actor: Staff, booking_id: int | None) -> tuple[str, Booking | None]:
     """Cancel a call. Only its host or a member of SLT may. The co-host, SLT (once the call
     was announced to them) and, when someone else cancels, the host are told who did."""
     s, now, zone = u.session, u.now, u.zone
     b = await load(s, booking_id, lock=True)
-    if b is None:
-        return "There is no such call.", None
-    if b.host_id != actor.id and not actor.has_role("slt"):
-        return "Only the host or a member of SLT can cancel this call.", None
-    if b.status not in ACTIVE:
-        return f"{notices.ref(b)} is already {b.status.replace('_', ' ')}.", None
-    if b.ends_at <= now:
-        return "That call has already taken place.", None
+    if (why := why_not_cancel(b, actor, now)) is not None:
+        return why, None
+    assert b is not None
     was = b.status
     b.status = "cancelled"
     b.cancelled_at = now

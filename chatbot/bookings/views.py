@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import select
 
 from chatbot.bookings import notices
@@ -12,9 +14,32 @@ from chatbot.ui import Actions, Button, Context, Message, Section, esc
 from chatbot.uow import Unit
 
 STATUS = {"awaiting_cohost": "waiting for co-host", "confirmed": "confirmed"}
+# Buttons in the list carry this before the call's id, so an answer given from the list
+# redraws the list rather than replacing it with that one call's message.
+FROM_LIST = "list:"
+CANCEL_QUESTION = "**Cancel this call?** The co-host (and SLT, if they were told) will be told."
 
 
-async def my_calls_message(u: Unit, staff: Staff) -> Message:
+def cancel_buttons(booking_id: int) -> Actions:
+    """The confirmation step of cancelling: a mis-typed number or a slip of the mouse on
+    "Cancel call" must not call a call off."""
+    return Actions(
+        (
+            Button("booking.cancel_confirm", "Yes, cancel the call", str(booking_id), "danger"),
+            Button("booking.cancel_keep", "No, keep it", str(booking_id)),
+        )
+    )
+
+
+def cancel_question(b: Booking, zone: ZoneInfo) -> Message:
+    """The confirmation on its own, for someone whose list does not hold the call (SLT)."""
+    head = f"Cancel {notices.ref(b)} on {notices.when(b, zone)}?"
+    return Message(head, (Section(CANCEL_QUESTION), Context((head,)), cancel_buttons(b.id)))
+
+
+async def my_calls_message(u: Unit, staff: Staff, confirming: int | None = None) -> Message:
+    """/my-calls and the Home view; ``confirming``: the call whose Cancel was just clicked,
+    shown with the question instead of its buttons."""
     calls = await my_calls(u, staff)
     zone = u.zone
     if not calls:
@@ -47,13 +72,17 @@ async def my_calls_message(u: Unit, staff: Staff) -> Message:
                 f"{esc(co.name) if co else 'none'} · {status}"
             )
         )
+        if b.id == confirming and b.host_id == staff.id and not past:
+            blocks += [Section(CANCEL_QUESTION), cancel_buttons(b.id)]
+            continue
         buttons: list[Button] = []
         if b.host_id == staff.id and not past:
             buttons.append(Button("checklist.open", "Checklist", str(b.id)))
             buttons.append(Button("booking.cancel", "Cancel call", str(b.id), "danger"))
         if b.cohost_id == staff.id and b.status == "awaiting_cohost":
-            buttons.append(Button("cohost.accept", "Accept", str(b.id), "primary"))
-            buttons.append(Button("cohost.decline", "Decline", str(b.id), "danger"))
+            from_list = f"{FROM_LIST}{b.id}"
+            buttons.append(Button("cohost.accept", "Accept", from_list, "primary"))
+            buttons.append(Button("cohost.decline", "Decline", from_list, "danger"))
         if past and b.host_id == staff.id and b.id not in logged:
             buttons.append(Button("calllog.open", "Write the log", str(b.id), "primary"))
         buttons.append(Button("concern.open", "Report a concern", f"booking:{b.id}"))

@@ -1,8 +1,11 @@
 """Who may see and act on a concern: need-to-know, decided on the roster as it is now.
 
-Only staff with the ``dsl`` or ``deputy_dsl`` role see the narrative, and never the member of
-staff a concern is about. Every refusal is audited (and a refused view is also a chronology
-event), so the DSL can see who tried.
+The people a concern is routed to for action see its details, may acknowledge it and add
+notes: the DSL and deputy DSLs and, for a concern about a member of staff, the head teacher
+(the policy's ``head_teacher_email``, or anyone with the admin role). Never the member of staff
+it is about. SLT get escalations so that someone chases the DSL, not the details. Every view
+is audited, and every refusal too (a refused view is also a chronology event), so the DSL can
+see who tried.
 """
 
 from __future__ import annotations
@@ -27,18 +30,18 @@ def is_dsl(staff: Staff | None) -> bool:
     return staff is not None and staff.active and staff.has_role(*DSL_ROLES)
 
 
-def may_see(staff: Staff | None, c: Concern) -> bool:
-    """DSL or deputy DSL, and not the member of staff the concern is about."""
-    return is_dsl(staff) and staff is not None and staff.id != c.subject_staff_id
-
-
-def may_acknowledge(staff: Staff | None, c: Concern, head_email: str | None) -> bool:
-    """A DSL; or, for a concern about a member of staff, the head teacher too."""
-    if may_see(staff, c):
-        return True
-    if staff is None or c.subject_staff_id is None or staff.id == c.subject_staff_id:
-        return False
+def is_head(staff: Staff, head_email: str | None) -> bool:
+    """The head teacher: named in the policy, or anyone with the admin role."""
     return staff.has_role("admin") or (head_email or "").strip().lower() == staff.email
+
+
+def may_see(staff: Staff | None, c: Concern, head_email: str | None) -> bool:
+    """Someone the concern was routed to (see the module's note), and not its subject."""
+    if staff is None or not staff.active or staff.id == c.subject_staff_id:
+        return False
+    if staff.has_role(*DSL_ROLES):
+        return True
+    return c.subject_staff_id is not None and is_head(staff, head_email)
 
 
 async def by_id(s: AsyncSession, value: str) -> Concern | None:
@@ -56,4 +59,4 @@ def refuse(u: Unit, c: Concern, who: Staff | None, label: str, action: str) -> N
     u.audit(who or label, f"concern.{action}_refused", "concern", c.reference)
     if action == "view":
         add_event(u.session, c, u.now, "view_refused", who, label)
-    log.warning("concern %s: %s refused for a user without the DSL role", c.reference, action)
+    log.warning("concern %s: %s refused for someone it was not sent to", c.reference, action)

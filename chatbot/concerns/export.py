@@ -33,12 +33,12 @@ async def export(units: Units, reference: str, as_email: str, destination: str) 
         c = await by_reference(s, reference)
         if c is None:
             return Export(False, f"No concern with reference {reference[:30]!r}.")
-        if not may_see(who, c):
+        if not may_see(who, c, u.policy.head_teacher_email):
             refuse(u, c, who, as_email[:200], "export")
             return Export(
                 False,
-                "Only a DSL or deputy DSL on the roster can export a concern; "
-                "this attempt has been recorded.",
+                "Only a DSL or deputy DSL on the roster (or the head teacher, for a concern "
+                "about a member of staff) can export a concern; this attempt has been recorded.",
             )
         add_event(s, c, now, "exported", who, as_email, detail=destination[:200])
         u.audit(who, "concern.export", "concern", c.reference, {"destination": destination[:200]})

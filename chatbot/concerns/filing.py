@@ -51,6 +51,11 @@ def ack_minutes(policy: Policy, urgent: bool) -> int:
     return policy.concern_urgent_ack_minutes if urgent else policy.concern_ack_minutes
 
 
+def repeat_minutes(policy: Policy, urgent: bool) -> int:
+    """After escalation, how often an unacknowledged concern is sent again."""
+    return policy.concern_urgent_repeat_minutes if urgent else policy.concern_repeat_minutes
+
+
 def out_of_hours(policy: Policy, now: datetime) -> bool:
     local = now.astimezone(policy.zone)
     if not policy.is_school_day(local.date()):
@@ -72,7 +77,8 @@ def concern_form(u: Unit, booking: Booking | None = None) -> Form:
     state: dict[str, str] = {}
     intro = (
         "Tell the Designated Safeguarding Lead what you saw or heard. Only the DSL and "
-        "deputy DSL will see the details. If a child may be at immediate risk of harm, "
+        "deputy DSL (and the head teacher, for a concern about a member of staff) will see "
+        "the details. If a child may be at immediate risk of harm, "
         f"call the police on {p.contacts.police_phone} now and tell the DSL in person."
     )
     pupil_initial: str | None = None
@@ -373,12 +379,17 @@ async def send_alert(u: Unit, c: Concern, stage: cn.AlertStage) -> list[str]:
         u.zone,
         stage,
         ack_minutes(u.policy, c.immediate_risk),
+        repeat_every=repeat_minutes(u.policy, c.immediate_risk),
     )
     key = thread_key(c.id)
     sent: list[str] = []
     dms: list[Staff] = []
-    if stage == "escalation":
+    if stage in ("escalation", "repeat"):
         dms = who.dsl_people + who.slt_people + who.heads
+        if stage == "repeat" and who.subject is None and out_of_hours(u.policy, u.now):
+            # Out of hours the SLT channel is the school's route, as for a new concern.
+            u.to_role("slt", msg, thread_key=key)
+            sent.append("SLT channel")
     else:
         if who.dsl_channel:
             u.to_role("dsl", msg, thread_key=key)

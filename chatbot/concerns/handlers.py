@@ -16,6 +16,7 @@ from chatbot.concerns.filing import FORM_ID, concern_form, file, on_call
 from chatbot.effects import (
     CloseForm,
     Effect,
+    Ephemeral,
     FormErrors,
     OpenForm,
     Popup,
@@ -33,6 +34,7 @@ from chatbot.uow import Unit
 NOTE_FORM_ID = "concern_note"
 CLOSE_FORM_ID = "concern_close"
 HELP = "**/concern**: report a safeguarding concern to the DSL, privately."
+LIST_HELP = "**/concerns**: for the DSL: open concerns, those not yet acknowledged first."
 
 
 def _note_form(concern_id: int, reference: str, close: bool) -> Form:
@@ -92,6 +94,13 @@ async def view(u: Unit, t: Turn) -> list[Effect]:
     return [Popup(f"Concern {out.reference}", out.message)]
 
 
+async def list_open(u: Unit, t: Turn) -> list[Effect]:
+    rows, why = await records.open_concerns(u, t.actor, t.actor_label)
+    if rows is None:
+        return say(why)
+    return [Ephemeral(cn.open_list(rows, u.now, records.LIST_MAX))]
+
+
 async def acknowledge(u: Unit, t: Turn) -> list[Effect]:
     out = await records.acknowledge(u, t.actor, t.actor_label, t.interaction.value)
     effects: list[Effect] = []
@@ -140,6 +149,7 @@ async def submit_close(u: Unit, t: Turn) -> list[Effect]:
 def register(r: Registry) -> None:
     anyone = {"staff_only": False, "fresh_actor": True}
     r.command("concern", open_form, help=HELP, **anyone)
+    r.command("concerns", list_open, help=LIST_HELP, writes=True, **anyone)  # audited
     r.action("concern.open", open_from_call, writes=False, **anyone)
     r.submit(FORM_ID, submit, on_failure=save_failed, **anyone)
     r.action("concern.view", view, **anyone)

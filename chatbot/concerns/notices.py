@@ -16,13 +16,14 @@ from chatbot.policy import Policy
 from chatbot.storage.models import Concern, ConcernEvent
 from chatbot.ui import Actions, Button, Context, Fields, Message, Section, esc
 
-AlertStage = Literal["new", "reminder", "escalation"]
+AlertStage = Literal["new", "reminder", "escalation", "repeat"]
 
 EVENT_LABEL = {
     "filed": "Filed",
     "delivered": "Alert delivered",
     "resent": "Alert re-sent (not acknowledged in time)",
     "escalated": "Escalated to DSLs and SLT by direct message",
+    "repeated": "Sent again to DSLs and SLT (still not acknowledged)",
     "viewed": "Details viewed",
     "view_refused": "Details refused (not a DSL)",
     "acknowledged": "Acknowledged",
@@ -62,13 +63,19 @@ def urgency(urgent: bool) -> str:
 
 
 def alert(
-    f: AlertFacts, zone: ZoneInfo, stage: AlertStage = "new", ack_minutes: int | None = None
+    f: AlertFacts,
+    zone: ZoneInfo,
+    stage: AlertStage = "new",
+    ack_minutes: int | None = None,
+    repeat_every: int | None = None,
 ) -> Message:
-    """The DSL alert, its reminder and its escalation, and (once acknowledged) their update."""
+    """The DSL alert, its reminder, escalation and repeats, and (once acknowledged) their
+    update."""
     head = {
         "new": "New safeguarding concern",
         "reminder": "Reminder: safeguarding concern not yet acknowledged",
         "escalation": "Escalation: safeguarding concern not acknowledged",
+        "repeat": "Safeguarding concern still not acknowledged",
     }[stage]
     if f.urgent:
         head = f"URGENT {head[0].lower()}{head[1:]}"
@@ -103,9 +110,21 @@ def alert(
             ]
         blocks.append(Actions(tuple(buttons)))
     else:
-        if stage != "new" and ack_minutes is not None:
+        if stage == "repeat":
+            since = f"Nobody has acknowledged this since it was reported at {at(f.filed_at, zone)}."
+            blocks.append(Context((since,)))
+        elif stage != "new" and ack_minutes is not None:
             blocks.append(Context((f"Nobody has acknowledged this within {ack_minutes} minutes.",)))
-        blocks.append(Context(("The details are shown only to the DSL and deputy DSL.",)))
+        if stage in ("escalation", "repeat") and repeat_every is not None:
+            blocks.append(
+                Context(
+                    (
+                        f"It will be sent again every {repeat_every} minutes until someone "
+                        "acknowledges it.",
+                    )
+                )
+            )
+        blocks.append(Context((f"The details are shown only to {who_may_see(f.about_staff)}.",)))
         blocks.append(
             Actions(
                 (
@@ -135,6 +154,10 @@ def receipt(reference: str, policy: Policy, urgent: bool, out_of_hours: bool) ->
             "now.** Then tell the DSL in person straight away; don't wait for a reply to this "
             f"message. The school's safeguarding phone number is {c.school_phone}."
         )
+        lines.append(
+            "If it is about a child being abused or groomed online, you can also report it to "
+            f"CEOP, the police's online child protection service: {esc(c.ceop_url)}"
+        )
     if out_of_hours:
         lines.append(
             f"The school is closed at the moment, so SLT have been alerted too. {c.out_of_hours}"
@@ -154,11 +177,71 @@ def save_failed(policy: Policy) -> str:
     )
 
 
+def who_may_see(about_staff: bool) -> str:
+    """Who a concern goes to for action (see :func:`chatbot.concerns.access.may_see`)."""
+    return (
+        "the DSL, the deputy DSL and the head teacher" if about_staff else "the DSL and deputy DSL"
+    )
+
+
 def refused(what: str) -> str:
     return (
-        f"Only the DSL and deputy DSL can {what} a concern. This attempt has been recorded "
-        "in the audit trail."
+        f"Only the DSL and deputy DSL (and the head teacher, for a concern about a member of "
+        f"staff) can {what} a concern. This attempt has been recorded in the audit trail."
     )
+
+
+LIST_REFUSED = (
+    "Only the DSL and deputy DSL (and the head teacher, for concerns about members of staff) "
+    "can list open concerns. This attempt has been recorded in the audit trail."
+)
+
+
+@dataclass(frozen=True)
+class ListedConcern:
+    """One line of the list of open concerns: nothing says who or what it is about."""
+
+    concern_id: int
+    reference: str
+    category: str
+    urgent: bool
+    filed_at: datetime
+    acknowledged_by: str | None  # None: not acknowledged yet
+
+
+def age(filed_at: datetime, now: datetime) -> str:
+    """How long ago, roughly: "4 min", "2 h 5 min", "3 days"."""
+    minutes = max(0, int((now - filed_at).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        h, m = divmod(minutes, 60)
+        return f"{h} h {m} min" if m else f"{h} h"
+    return f"{minutes // (24 * 60)} days"
+
+
+def listed_line(c: ListedConcern, now: datetime) -> str:
+    """Plain text: reference, urgency, state, age and category."""
+    state = f"acknowledged by {c.acknowledged_by}" if c.acknowledged_by else "NOT ACKNOWLEDGED"
+    urgent = "URGENT · " if c.urgent else ""
+    return f"{c.reference} · {urgent}{state} · {age(c.filed_at, now)} old · {c.category}"
+
+
+def open_list(rows: list[ListedConcern], now: datetime, shown: int) -> Message:
+    """/concerns: the open concerns, each with a button to its details (audited)."""
+    if not rows:
+        text = "There are no open safeguarding concerns for you."
+        return Message(text, (Section(text),))
+    waiting = sum(1 for c in rows if c.acknowledged_by is None)
+    head = f"Open safeguarding concerns: {len(rows)}, {waiting} not acknowledged"
+    blocks: list[Section | Actions | Context] = [Section(f"**{head}**")]
+    for c in rows[:shown]:
+        blocks.append(Section(esc(listed_line(c, now))))
+        blocks.append(Actions((Button("concern.view", f"View {c.reference}", str(c.concern_id)),)))
+    if len(rows) > shown:
+        blocks.append(Context((f"…and {len(rows) - shown} more.",)))
+    blocks.append(Context(("Not acknowledged first. Opening the details is recorded.",)))
+    return Message(f"{head}.", tuple(blocks))
 
 
 @dataclass(frozen=True)

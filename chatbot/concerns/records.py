@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chatbot.bookings import notices
 from chatbot.concerns import notices as cn
-from chatbot.concerns.access import by_id, may_acknowledge, may_see, refuse
+from chatbot.concerns.access import DSL_ROLES, by_id, is_head, may_see, refuse
 from chatbot.concerns.filing import add_event, alert_facts, thread_key
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Concern, ConcernEvent, OutboxMessage, Pupil, Staff
@@ -83,7 +83,7 @@ async def view(u: Unit, who: Staff | None, label: str, concern_id: str) -> Outco
     c = await by_id(u.session, concern_id)
     if c is None:
         return Outcome(False, "That concern no longer exists.")
-    if not may_see(who, c):
+    if not may_see(who, c, u.policy.head_teacher_email):
         refuse(u, c, who, label, "view")
         return Outcome(False, cn.refused("see the details of"), reference=c.reference)
     add_event(u.session, c, u.now, "viewed", who, label)
@@ -101,7 +101,7 @@ async def acknowledge(u: Unit, who: Staff | None, label: str, concern_id: str) -
     c = await by_id(s, concern_id)
     if c is None:
         return Outcome(False, "That concern no longer exists.")
-    if who is None or not may_acknowledge(who, c, u.policy.head_teacher_email):
+    if who is None or not may_see(who, c, u.policy.head_teacher_email):
         refuse(u, c, who, label, "ack")
         return Outcome(False, cn.refused("acknowledge"), reference=c.reference)
     claimed = (
@@ -144,7 +144,7 @@ async def may_manage(
     c = await by_id(u.session, concern_id)
     if c is None:
         return None, "That concern no longer exists."
-    if not may_see(who, c):
+    if not may_see(who, c, u.policy.head_teacher_email):
         refuse(u, c, who, label, action)
         return None, cn.refused("manage")
     if c.status == "closed":
@@ -159,7 +159,7 @@ async def add_note(
     c = await by_id(s, concern_id)
     if c is None:
         return Outcome(False, "That concern no longer exists.")
-    if not may_see(who, c):
+    if not may_see(who, c, u.policy.head_teacher_email):
         refuse(u, c, who, label, "close" if close else "note")
         return Outcome(False, cn.refused("manage"))
     if c.status == "closed":
@@ -185,6 +185,42 @@ async def add_note(
         msg,
         c.reference,
     )
+
+
+# ---------------------------------------------------------------- the list of open concerns
+
+LIST_MAX = 20  # shown in chat (Slack allows 50 blocks in a message; each concern takes two)
+
+
+async def open_concerns(
+    u: Unit, who: Staff | None, label: str
+) -> tuple[list[cn.ListedConcern] | None, str]:
+    """The open concerns ``who`` may see: not yet acknowledged first (urgent ones first, then
+    oldest first), then the acknowledged ones, oldest first. No narrative, no names. The
+    list is audited; a refusal (not a DSL or head teacher) is audited and explained."""
+    head_email = u.policy.head_teacher_email
+    if who is None or not who.active or not (who.has_role(*DSL_ROLES) or is_head(who, head_email)):
+        u.audit(who or label, "concern.list_refused", "concern", "open")
+        log.warning("concern list refused for someone concerns are not sent to")
+        return None, cn.LIST_REFUSED
+    rows = (await u.session.execute(select(Concern).where(Concern.status == "open"))).scalars()
+    visible = [c for c in rows if may_see(who, c, head_email)]
+    visible.sort(
+        key=lambda c: (c.acknowledged_at is not None, not c.immediate_risk, c.filed_at, c.id)
+    )
+    listed = [
+        cn.ListedConcern(
+            concern_id=c.id,
+            reference=c.reference,
+            category=(cat.label if (cat := u.policy.category(c.category)) else c.category),
+            urgent=c.immediate_risk,
+            filed_at=c.filed_at,
+            acknowledged_by=c.acknowledged_by_label if c.acknowledged_at else None,
+        )
+        for c in visible
+    ]
+    u.audit(who, "concern.list", "concern", "open", {"count": len(listed)})
+    return listed, ""
 
 
 # ---------------------------------------------------------------- deliveries in the chronology

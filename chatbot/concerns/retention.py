@@ -52,7 +52,7 @@ async def set_hold(units: Units, reference: str, on: bool, as_email: str) -> str
         s, now = u.session, u.now
         who, label = await cli_actor(s, as_email, NO_AS)
         c = await by_reference(s, reference) if is_dsl(who) else None
-        if not is_dsl(who) or (c is not None and not may_see(who, c)):
+        if not is_dsl(who) or (c is not None and not may_see(who, c, u.policy.head_teacher_email)):
             _cli_refusal(u, who, label, "legal_hold", reference.strip().upper()[:30])
             return (
                 "Only a DSL or deputy DSL on the roster can place or lift a legal hold; "

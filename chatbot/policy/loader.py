@@ -69,6 +69,8 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
     "concerns": {
         "ack_minutes": ("concern_ack_minutes", "positive"),
         "urgent_ack_minutes": ("concern_urgent_ack_minutes", "positive"),
+        "repeat_minutes": ("concern_repeat_minutes", "positive"),
+        "urgent_repeat_minutes": ("concern_urgent_repeat_minutes", "positive"),
         "retention_review_years": ("retention_review_years", "count"),
     },
     "contacts": {
@@ -340,6 +342,11 @@ class _Reader:
                 "concerns", "urgent_ack_minutes", "ack_minutes",
                 p.concern_urgent_ack_minutes > p.concern_ack_minutes,
                 "urgent concerns must not allow longer than ordinary ones",
+            ),
+            (
+                "concerns", "urgent_repeat_minutes", "repeat_minutes",
+                p.concern_urgent_repeat_minutes > p.concern_repeat_minutes,
+                "urgent concerns must not be re-sent less often than ordinary ones",
             ),
         ):  # fmt: skip
             if broken:

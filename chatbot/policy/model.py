@@ -108,6 +108,8 @@ class Policy:
     concern_categories: tuple[ConcernCategory, ...]
     concern_ack_minutes: int
     concern_urgent_ack_minutes: int
+    concern_repeat_minutes: int  # after escalation, re-sent this often until acknowledged
+    concern_urgent_repeat_minutes: int
     retention_review_years: int
     call_log_years: int  # Keeping in Touch logs are kept this long after the call
     checklist_years: int  # checklist ticks are kept this long after the call

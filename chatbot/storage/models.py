@@ -120,8 +120,9 @@ class Pupil(Base):
 
     @property
     def short_name(self) -> str:
-        """Forename and surname initial: how pupils are shown to other staff."""
-        return f"{self.forename} {self.surname[:1]}." if self.surname else self.forename
+        """Forename and surname initial ("Sam T"): how pupils are shown to other staff. No
+        full stop, so a sentence that ends with a name ends with one full stop."""
+        return f"{self.forename} {self.surname[:1]}" if self.surname else self.forename
 
     @property
     def initials(self) -> str:
@@ -349,6 +350,9 @@ class Concern(Base):
     acknowledged_by_label: Mapped[str | None] = mapped_column(String(320))
     resent_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
+    # After escalation: when it is next re-sent, until acknowledged. Each repeat is claimed by
+    # moving this on with ``... WHERE next_chase_at = <the value read>``, so it happens once.
+    next_chase_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed
     closed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(Text)

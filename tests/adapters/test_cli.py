@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PUPILS_CSV, STAFF_CSV
+from tests.conftest import PUPILS_CSV, STAFF_CSV, submit
 
 
 def chatbot(
@@ -178,7 +179,7 @@ def test_consent_names_from_a_roster_are_printed_inert(tmp_path: Path) -> None:
     listed = chatbot(tmp_path, "consent", "list")
     for r in (granted, listed):
         assert r.returncode == 0, r.stderr
-        assert "]8;;https://evil.exampleSam]8;; ." in r.stdout  # the initial was the RLO
+        assert "]8;;https://evil.exampleSam]8;; " in r.stdout  # the initial was the RLO
         assert not any(ch in r.stdout for ch in "\x1b\x07\u202e"), r.stdout
 
 
@@ -210,6 +211,70 @@ def test_db_upgrade_creates_sqlite_file(tmp_path: Path) -> None:
     r = chatbot(tmp_path, "db", "upgrade")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cli.db").exists()
+    assert r.stdout == "Database is up to date (sqlite).\n"
+    assert r.stderr == ""  # no migration log lines unless --verbose
+    r = chatbot(tmp_path, "--verbose", "db", "upgrade")
+    assert "INFO" in r.stderr
+
+
+def file_concerns(tmp_path: Path, *values: dict[str, str]) -> list[str]:
+    """Concerns filed through the core on the CLI's database; their references."""
+    from chatbot.bootstrap import build_bot
+    from chatbot.policy import default_policy
+    from chatbot.ports import FixedClock
+    from chatbot.storage.db import Database
+    from chatbot.uow import Units
+    from tests.unit.test_concern_support import MONDAY_10AM, concerns, good
+
+    async def run() -> list[str]:
+        units = Units(
+            Database(f"sqlite+aiosqlite:///{tmp_path}/cli.db"),
+            default_policy(),
+            FixedClock(MONDAY_10AM),
+        )
+        bot = build_bot(units)
+        for over in values:
+            await bot.handle(submit("teacher@school.test", "concern", good(**over)))
+        refs = [c.reference for c in await concerns(units)]
+        await units.db.dispose()
+        return refs
+
+    return asyncio.run(run())
+
+
+def test_concerns_list_for_the_dsl_without_log_lines(tmp_path: Path) -> None:
+    (tmp_path / "s.csv").write_text(STAFF_CSV)
+    (tmp_path / "p.csv").write_text(PUPILS_CSV)
+    assert chatbot(tmp_path, "import", "staff", str(tmp_path / "s.csv")).returncode == 0
+    assert chatbot(tmp_path, "import", "pupils", str(tmp_path / "p.csv")).returncode == 0
+    first, urgent = file_concerns(tmp_path, {}, {"risk": "yes", "category": "violence"})
+    r = chatbot(tmp_path, "concerns", "list", "--as", "dsl@school.test")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"{urgent} · URGENT · NOT ACKNOWLEDGED · ")
+    assert lines[0].endswith(" old · Violence or encouraging people to hurt others")
+    assert lines[1].startswith(f"{first} · NOT ACKNOWLEDGED · ")
+    assert lines[2] == "2 open concern(s), 2 not acknowledged."
+    assert "secret" not in r.stdout and "Sam" not in r.stdout  # no narrative, no names
+    assert r.stderr == ""
+    for args in ((), ("--as", "teacher@school.test")):
+        r = chatbot(tmp_path, "concerns", "list", *args)
+        assert r.returncode == 2 and first not in r.stdout
+        assert r.stderr.startswith("Only the DSL and deputy DSL"), r.stderr
+        assert "WARNING" not in r.stderr  # the refusal, not a log line
+    r = chatbot(tmp_path, "--verbose", "concerns", "list", "--as", "teacher@school.test")
+    assert "WARNING chatbot.concerns" in r.stderr
+    with closing(sqlite3.connect(tmp_path / "cli.db")) as con:
+        actions = con.execute(
+            "SELECT action, actor_label FROM audit_event WHERE action LIKE "
+            "'concern.list%' ORDER BY id"
+        ).fetchall()
+    assert actions == [
+        ("concern.list", "dsl@school.test"),
+        ("concern.list_refused", "cli (no --as given)"),
+        ("concern.list_refused", "teacher@school.test"),
+        ("concern.list_refused", "teacher@school.test"),
+    ]
 
 
 def mode(path: Path) -> int:
@@ -229,7 +294,7 @@ def test_database_file_is_readable_by_this_account_only(tmp_path: Path) -> None:
     wal = tmp_path / "cli.db-wal"
     wal.touch(mode=0o644)
     wal.chmod(0o644)
-    r = chatbot(tmp_path, "consent", "list")
+    r = chatbot(tmp_path, "--verbose", "consent", "list")  # log lines are shown with -v only
     assert r.returncode == 0, r.stderr
     assert mode(db) == 0o600
     assert not wal.exists() or mode(wal) == 0o600
@@ -272,6 +337,27 @@ def test_console_concern_never_reaches_the_logs(tmp_path: Path) -> None:
     assert "C-20" in r.stdout  # the receipt's reference: the concern was filed
     assert "XYZZY" not in r.stderr and "Amira" not in r.stderr
     assert "SELECT" not in r.stderr and "INSERT" not in r.stderr
+
+
+def test_console_keeps_log_lines_out_of_the_chat(tmp_path: Path) -> None:
+    """A refused click is logged as a warning for the server's operator; the console shows
+    the person the refusal, not the log line."""
+    env = dict(os.environ, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/demo.db")
+    script = "\n".join(["/concern", "", "9", "", "no", "", "", "Worrying words", "1"]) + "\n"
+    r = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "console", "--demo"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "posted in the DSL channel" in r.stdout
+    assert "This attempt has been recorded" in r.stdout  # the teacher clicked View details
+    assert r.stderr == ""
+    assert "WARNING" not in r.stdout and "INFO" not in r.stdout
 
 
 def test_consent_letter_uses_the_policy_file(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def test_request_and_import_from_the_command_line(tmp_path: Path) -> None:
     assert parse(request)["To"] == "parent.dora@home.example"
 
     listed = chatbot(tmp_path, "consent", "list")
-    assert "Dora D.: consent requested" in listed.stdout
+    assert "Dora D: consent requested" in listed.stdout
 
     from tests.email_support import reply_to
 
@@ -50,7 +50,7 @@ def test_request_and_import_from_the_command_line(tmp_path: Path) -> None:
     reply.write_bytes(reply_to(request, sender="parent.dora@home.example"))
     kept = chatbot(tmp_path, "consent", "import", str(reply))
     assert kept.returncode == 0, kept.stderr
-    assert "Kept the reply for Dora D." in kept.stdout and "asked to confirm" in kept.stdout
+    assert "Kept the reply for Dora D" in kept.stdout and "asked to confirm" in kept.stdout
     twice = chatbot(tmp_path, "consent", "import", str(reply))
     assert twice.returncode == 2 and "already kept" in twice.stderr
 
@@ -113,7 +113,7 @@ async def test_console_demo_writes_the_emails_to_a_folder_and_says_where(
     assert await run_console(settings, None, demo=True) == 0
     out = capsys.readouterr().out
     assert f"written to {tmp_path / DEMO_MAIL_FOLDER}/ as .eml files" in out
-    assert "Emailed Dylan E.'s parent" in out
+    assert "Emailed Dylan E's parent" in out
     (eml,) = (tmp_path / DEMO_MAIL_FOLDER).glob("*.eml")
     m = parse(eml.read_bytes())
     assert m["To"] == "dylan.parent@home.example" and "reply to agree" in str(m["Subject"])

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from chatbot.policy import default_policy
 from chatbot.ports import FixedClock
 from chatbot.roster import importer as roster
 from chatbot.storage.models import Booking
@@ -190,8 +191,15 @@ async def test_my_calls_and_app_home(slack: Slack) -> None:
     )
     status, _ = await slack.click_home("U0TEACHER", home["view"], "booking.cancel", booking_id)
     assert status == 200
+    publishes = slack.api.called("views.publish")  # first it asks, in the Home tab itself
+    assert len(publishes) == 2 and "Cancel this call?" in str(publishes[-1]["view"]["blocks"])
+    check_view(publishes[-1]["view"])
+    status, _ = await slack.click_home(
+        "U0TEACHER", publishes[-1]["view"], "booking.cancel_confirm", booking_id
+    )
+    assert status == 200
     publishes = slack.api.called("views.publish")
-    assert len(publishes) == 2 and "no upcoming calls" in str(publishes[-1]["view"]["blocks"])
+    assert len(publishes) == 3 and "no upcoming calls" in str(publishes[-1]["view"]["blocks"])
     assert "Cancelled" in str(slack.posts_to("U0TEACHER")[-1]["text"])
 
 
@@ -232,3 +240,29 @@ async def test_thousand_pupils_stay_searchable(school: Units) -> None:
         assert status == 200 and 0 < len(options["options"]) <= 100
         status, options = await slack.suggest("U0TEACHER", "pupils", "pupil0999")
         assert [o["value"] for o in options["options"]] == ["P000000000999"]
+
+
+async def test_checklist_buttons_are_shortened_at_a_word(slack: Slack) -> None:
+    """Slack allows 75 characters on a button: a longer checklist label is shortened at a word
+    boundary with "…", never cut mid-word."""
+    await book(slack)
+    await slack.event(payload("event_app_home_opened.json"))
+    [home] = slack.api.called("views.publish")
+    status, _ = await slack.click_home("U0TEACHER", home["view"], "checklist.open")
+    assert status == 200
+    checklist = slack.posts_to("U0TEACHER")[-1]
+    texts = [
+        e["text"]["text"]
+        for b in checklist["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+    labels = [f"Done: {i.label}" for i in default_policy().checklist]
+    assert len(texts) == len(labels)
+    shortened = [t for t in texts if t not in labels]
+    assert shortened, "the default checklist has labels longer than Slack allows"
+    for text in shortened:
+        assert len(text) <= 75 and text.endswith("…"), text
+        stem = text[:-1]
+        [full] = [label for label in labels if label.startswith(stem)]
+        assert full[len(stem)] in " ,;:-", f"{text!r} cuts a word of {full!r}"

@@ -43,7 +43,7 @@ def test_manifest_has_commands_events_home_and_least_privilege() -> None:
     doc = load()
     assert doc["_metadata"]["major_version"] == 1
     commands = {c["command"] for c in doc["features"]["slash_commands"]}
-    assert commands == {"/book-call", "/my-calls", "/calls", "/consent", "/concern"}
+    assert commands == {"/book-call", "/my-calls", "/calls", "/consent", "/concern", "/concerns"}
     assert doc["features"]["app_home"] == {
         "home_tab_enabled": True,
         "messages_tab_enabled": True,

@@ -384,3 +384,11 @@ def test_errors_go_on_shown_blocks() -> None:
     view = form_view(booking.booking_form(default_policy()))
     out = errors_payload({"start": "Too early.", "nowhere": "Lost?", "pupils": "No consent."}, view)
     assert out == {"start": "Too early.", "pupils": "Lost? No consent."}
+
+
+def test_long_option_labels_are_shortened_at_a_word() -> None:
+    label = "Inappropriate or disturbing behaviour, images or language seen in the background"
+    [option] = options_payload([Option("x", label)])
+    text = option["text"]["text"]
+    assert len(text) <= 75 and text.endswith("…")
+    assert label.startswith(text[:-1]) and label[len(text) - 1] == " ", text

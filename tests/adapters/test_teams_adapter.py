@@ -304,7 +304,7 @@ async def test_full_booking_to_slt_channel(teams: Teams) -> None:
     } | {"find_pupils"}  # the pupil picker's search box: see test_pupil_search_*
     assert all(e.get("label") for e in inputs.values())
     assert "A123456789012" in [c["value"] for c in inputs["in_pupils"]["choices"]]
-    assert "Sam T." in json.dumps(inputs["in_pupils"]) and "Taylor" not in json.dumps(card)
+    assert "Sam T" in json.dumps(inputs["in_pupils"]) and "Taylor" not in json.dumps(card)
     assert "colleague@school.test" in [c["value"] for c in inputs["in_cohost"]["choices"]]
     [submit] = card["actions"]
     assert submit["data"]["form"] == "book_call" and submit["data"]["state"] == {}
@@ -681,7 +681,7 @@ async def test_pupil_search_finds_a_pupil_beyond_the_first_50(teams: Teams) -> N
     [card] = again.cards
     choices = _choices(card)
     assert ZACH in choices and first[0] in choices and len(choices) == 2
-    assert "Zachary Q. (Year 6)" in json.dumps(_element(card, "in_pupils"))
+    assert "Zachary Q (Year 6)" in json.dumps(_element(card, "in_pupils"))
     assert "Quillfeather" not in json.dumps(card)  # the surname stays out of the card...
     assert _element(card, "find_pupils")["value"] == "quillFEATHER"  # ...except as typed
     for key in ("in_date", "in_start", "in_cohost", "in_platform", "in_plan", "in_kind"):
@@ -699,7 +699,7 @@ async def test_pupil_search_finds_a_pupil_beyond_the_first_50(teams: Teams) -> N
     assert "Waiting for Colin Colleague" in t.last_to("teacher@school.test").text
     await t.drain()
     req = _cohost_request(t)
-    assert "Zachary Q." in req.text and "Quillfeather" not in req.text
+    assert "Zachary Q" in req.text and "Quillfeather" not in req.text
     async with t.runtime.units.db.transaction() as s:
         [b] = (await s.execute(select(Booking))).scalars()
         upns = list(

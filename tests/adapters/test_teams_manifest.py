@@ -50,6 +50,7 @@ def test_manifest_is_valid() -> None:
         "calls",
         "consent",
         "concern",
+        "concerns",
         "help",
     ]
     assert package.GUID.match(doc["id"]) and bot["botId"] == doc["id"]

@@ -64,7 +64,7 @@ def smtp_runtime(units: Units, url: str, ca: Path | None = None) -> Runtime:
 
 async def ask_for_dora(runtime: Runtime) -> None:
     effects = await runtime.bot.handle(submit(HOST, "consent_ask", {"pupil": DORA}))
-    assert "Emailed Dora D.'s parent" in effects[-1].message.text  # type: ignore[union-attr]
+    assert "Emailed Dora D's parent" in effects[-1].message.text  # type: ignore[union-attr]
 
 
 async def test_consent_request_by_smtp_with_starttls_and_login(
@@ -138,7 +138,7 @@ async def test_a_4xx_reply_is_retried_and_a_5xx_is_reported_to_the_sender(
     runtime.dispatcher.add(messenger)
     await runtime.dispatcher.drain()
     (told,) = messenger.to(HOST)
-    assert "An email asking for consent for Zoë Ø. did not arrive" in told.text
+    assert "An email asking for consent for Zoë Ø did not arrive" in told.text
 
 
 async def test_a_crash_between_claim_and_send_neither_loses_nor_doubles(
@@ -245,7 +245,7 @@ async def test_one_invitation_per_family_then_cancellations(
         slt = invites[(SLT_TEAM,)].get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert "Pupils: ST, ZØ, ST" in slt and "Sam" not in slt  # initials only, as in chat
 
-        await runtime.bot.handle(action(HOST, "booking.cancel", str(booking_id)))
+        await runtime.bot.handle(action(HOST, "booking.cancel_confirm", str(booking_id)))
         assert (await runtime.mailer.drain()).sent == 3
         cancels = [parse(r.data) for r in server.handler.received[3:]]
     assert sorted(str(m["To"]) for m in cancels) == sorted(
@@ -266,7 +266,7 @@ async def test_invites_not_yet_sent_are_stopped_when_the_call_is_cancelled(
         booking_id = await book_confirm_and_join(
             runtime, {**GOOD, "pupils": ["A123456789012", "B123456789012"], "kind": "group"}
         )
-        await runtime.bot.handle(action(HOST, "booking.cancel", str(booking_id)))
+        await runtime.bot.handle(action(HOST, "booking.cancel_confirm", str(booking_id)))
         assert runtime.mailer is not None
         await runtime.mailer.drain()
     states = {r.kind: r.state for r in await mails(units) if r.kind in ("invite", "cancellation")}

@@ -292,7 +292,7 @@ async def test_ticks_refused_for_strangers_and_unknown_items(
     assert "not one of your calls" in str(effects)
     effects = await bot.handle(action(HOST, "checklist.tick", f"{booking_id}:sing_a_song"))
     assert "not in the school's checklist" in str(effects)
-    await bot.handle(action(HOST, "booking.cancel", str(booking_id)))
+    await bot.handle(action(HOST, "booking.cancel_confirm", str(booking_id)))
     effects = await bot.handle(action(HOST, "checklist.tick", f"{booking_id}:waiting_room"))
     assert "cancelled" in str(effects)
     async with school.db.transaction() as s:
@@ -411,7 +411,7 @@ async def test_no_log_asked_for_calls_that_did_not_go_ahead(
     messenger: RecordingMessenger,
 ) -> None:
     booking_id = await make_booking(bot)
-    await bot.handle(action(HOST, "booking.cancel", str(booking_id)))
+    await bot.handle(action(HOST, "booking.cancel_confirm", str(booking_id)))
     for when in (at(9, 45), at(10), at(10, 20), at(12, 20), at(10, 20, days=1)):
         await sweep_at(school, clock, when, dispatcher)
     host_texts = " ".join(m.text for m in messenger.to(HOST))

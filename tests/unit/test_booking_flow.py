@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import func, select
 
-from chatbot.effects import CloseForm, Effect, Ephemeral, FormErrors, OpenForm, Reply, UpdateMessage
+from chatbot.effects import (
+    CloseForm,
+    Effect,
+    Ephemeral,
+    FormErrors,
+    OpenForm,
+    Reply,
+    ShowHome,
+    UpdateMessage,
+)
 from chatbot.outbox import Dispatcher
 from chatbot.roster import importer as roster
 from chatbot.router import Bot
@@ -107,7 +118,7 @@ async def test_slt_cancelling_names_them_and_tells_the_host(
 ) -> None:
     booking_id = await _booked(bot, dispatcher, confirm=True)
     messenger.sent.clear()
-    effects = await bot.handle(action(SLT, "booking.cancel", booking_id))
+    effects = await bot.handle(action(SLT, "booking.cancel_confirm", booking_id))
     assert "Cancelled Call #" in _said(effects)
     assert not any(isinstance(e, UpdateMessage) for e in effects)  # not the SLT's own list
     await dispatcher.drain()
@@ -125,7 +136,7 @@ async def test_host_cancelling_is_not_told_to_the_host(
 ) -> None:
     booking_id = await _booked(bot, dispatcher, confirm=True)
     messenger.sent.clear()
-    effects = await bot.handle(action(HOST, "booking.cancel", booking_id))
+    effects = await bot.handle(action(HOST, "booking.cancel_confirm", booking_id))
     assert any(isinstance(e, UpdateMessage) for e in effects)  # their list, without the call
     await dispatcher.drain()
     assert messenger.to(HOST) == []
@@ -138,7 +149,7 @@ async def test_waiting_cohost_request_says_who_cancelled(
     school, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
 ) -> None:
     booking_id = await _booked(bot, dispatcher, confirm=False)
-    await bot.handle(action(SLT, "booking.cancel", booking_id))
+    await bot.handle(action(SLT, "booking.cancel_confirm", booking_id))
     await dispatcher.drain()
     [closed] = [s.message for s in messenger.sent if s.kind == "update"]
     assert "cancelled by Sally Leader (SLT); nothing to do." in closed.text
@@ -161,8 +172,93 @@ async def test_only_the_host_or_slt_may_cancel(
     booking_id = await _booked(bot, dispatcher, confirm=True)
     messenger.sent.clear()
     for who in ("it@school.test", "other@school.test", COHOST, "dsl@school.test"):
-        effects = await bot.handle(action(who, "booking.cancel", booking_id))
+        effects = await bot.handle(action(who, "booking.cancel_confirm", booking_id))
         assert _said(effects) == "Only the host or a member of SLT can cancel this call.", who
         assert await _status(bot, booking_id) == "confirmed"
     await dispatcher.drain()
     assert messenger.sent == []
+
+
+def _buttons(effects: list[Effect]) -> list[tuple[str, str]]:
+    return [
+        (b.action_id, b.label)
+        for e in effects
+        if isinstance(e, UpdateMessage | Ephemeral | ShowHome)
+        for b in e.message.buttons()
+    ]
+
+
+async def test_cancel_asks_first_in_the_list_and_keep_changes_nothing(
+    school, bot: Bot, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    booking_id = await _booked(bot, dispatcher, confirm=True)
+    messenger.sent.clear()
+    effects = await bot.handle(action(HOST, "booking.cancel", booking_id))
+    [asked] = effects
+    assert isinstance(asked, UpdateMessage) and "Cancel this call?" in str(asked.message)
+    assert _buttons(effects) == [
+        ("booking.cancel_confirm", "Yes, cancel the call"),
+        ("booking.cancel_keep", "No, keep it"),
+    ]
+    effects = await bot.handle(action(HOST, "booking.cancel_keep", booking_id))
+    assert "still booked" in _said(effects)
+    [back] = [e for e in effects if isinstance(e, UpdateMessage)]
+    assert ("booking.cancel", "Cancel call") in _buttons([back])  # the list as it was
+    await dispatcher.drain()
+    assert messenger.sent == [] and await _status(bot, booking_id) == "confirmed"
+    effects = await bot.handle(action(HOST, "booking.cancel_confirm", booking_id))
+    assert "Cancelled Call #" in _said(effects)
+    assert await _status(bot, booking_id) == "cancelled"
+
+
+async def test_cancel_asks_first_on_the_home_view_and_for_slt(school, bot: Bot) -> None:
+    booking_id = await _booked(bot, Dispatcher(bot.units.db, bot.units.clock), confirm=True)
+    click = replace(action(HOST, "booking.cancel", booking_id), surface="home")
+    [home] = await bot.handle(click)  # one Home view, with the question open
+    assert isinstance(home, ShowHome) and "Cancel this call?" in str(home.message)
+    [asked] = await bot.handle(action(SLT, "booking.cancel", booking_id))
+    assert isinstance(asked, Ephemeral) and "Cancel this call?" in str(asked.message)
+    assert _buttons([asked])[0] == ("booking.cancel_confirm", "Yes, cancel the call")
+    assert await _status(bot, booking_id) == "confirmed"
+    effects = await bot.handle(action("other@school.test", "booking.cancel", booking_id))
+    assert _said(effects) == "Only the host or a member of SLT can cancel this call."
+
+
+async def test_accepting_from_my_calls_redraws_the_list(
+    school, bot: Bot, dispatcher: Dispatcher
+) -> None:
+    booking_id = await _booked(bot, dispatcher, confirm=False)
+    other = dict(GOOD, pupils=["B123456789012"], date="2026-12-02")
+    await bot.handle(submit(HOST, "book_call", other))
+    [listed] = await bot.handle(command(COHOST, "my-calls"))
+    assert isinstance(listed, Ephemeral) and "You have 2 call(s)." in listed.message.text
+    accept = next(b for b in listed.message.buttons() if b.action_id == "cohost.accept")
+    effects = await bot.handle(action(COHOST, "cohost.accept", accept.value))
+    [redrawn] = [e for e in effects if isinstance(e, UpdateMessage)]
+    assert redrawn.message.text == "You have 2 call(s)."  # the list, not one call's message
+    assert str(redrawn.message).count("confirmed") == 1
+    assert "Thank you: you accepted" in _said(effects)
+    assert await _status(bot, booking_id) == "confirmed"
+    # From the co-host request itself, that message is brought up to date as before.
+    [request] = [b for b in listed.message.buttons() if b.action_id == "cohost.decline"][1:]
+    effects = await bot.handle(action(COHOST, "cohost.decline", request.value.split(":")[-1]))
+    [closed] = [e for e in effects if isinstance(e, UpdateMessage)]
+    assert "Co-host request from" in str(closed.message)
+
+
+async def test_a_sentence_ending_with_a_pupils_name_has_one_full_stop(school, bot: Bot) -> None:
+    noah = "C123456789012"  # no consent on file
+    [err] = await bot.handle(submit(HOST, "book_call", dict(GOOD, pupils=[noah])))
+    assert isinstance(err, FormErrors)
+    assert "No written parental consent on file for Noah N. Email" in err.errors["pupils"]
+    consent = {
+        "pupil": noah,
+        "parent_email": "parent.noah@home.test",
+        "received_date": "2026-11-29",
+        "received_time": "18:05",
+        "evidence": "<CAF123@mail.home.test> Re: video calls",
+    }
+    effects = await bot.handle(submit(HOST, "consent", consent))
+    assert _said(effects) == "Recorded written consent for Noah N."
+    for text in (*err.errors.values(), _said(effects)):
+        assert ".." not in text

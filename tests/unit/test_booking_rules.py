@@ -200,7 +200,9 @@ async def test_future_allowed(school: Units, bot: Bot, clock: FixedClock) -> Non
 
 async def test_inside_minimum_notice_refused(school: Units, bot: Bot, clock: FixedClock) -> None:
     clock.set(datetime(2026, 12, 1, 9, 31, tzinfo=UTC))
-    await refused(bot, form(start="10:30"), "start", "at least 60 minutes ahead")
+    message = await refused(bot, form(start="10:30"), "start", "at least 60 minutes ahead")
+    # Only those the bot really tells are named: nothing is sent to families (yet).
+    assert message.endswith("so the co-host and SLT can be told.") and "family" not in message
 
 
 async def test_exactly_minimum_notice_allowed(school: Units, bot: Bot, clock: FixedClock) -> None:
@@ -217,8 +219,7 @@ async def test_second_call_same_week_refused(school: Units, bot: Bot) -> None:
         bot,
         form(date="2026-12-03", cohost=HEAD),
         "pupils",
-        "Sam T.",
-        "already has a call that week",
+        "Sam T already has a call that week",
         who=OTHER,
     )
 
@@ -231,7 +232,7 @@ async def test_weekly_limit_counts_every_pupil_of_a_group(school: Units, bot: Bo
         "pupils",
         who=OTHER,
     )
-    assert "Zoë Ø." in message and "Sam" not in message
+    assert "Zoë Ø" in message and "Sam" not in message
 
 
 async def test_following_week_allowed(school: Units, bot: Bot) -> None:
@@ -241,7 +242,7 @@ async def test_following_week_allowed(school: Units, bot: Bot) -> None:
 
 async def test_allowed_again_after_cancel(school: Units, bot: Bot) -> None:
     first = await booked(bot, form())
-    effects = await bot.handle(action(HOST, "booking.cancel", str(first.id)))
+    effects = await bot.handle(action(HOST, "booking.cancel_confirm", str(first.id)))
     assert any("Cancelled" in e.message.text for e in effects[1:]), effects
     await booked(bot, form(date="2026-12-03"))
 
@@ -249,7 +250,7 @@ async def test_allowed_again_after_cancel(school: Units, bot: Bot) -> None:
 async def test_allowed_again_after_cancel_of_confirmed(school: Units, bot: Bot) -> None:
     first = await booked(bot, form())
     await bot.handle(action(COHOST, "cohost.accept", str(first.id)))
-    await bot.handle(action(HOST, "booking.cancel", str(first.id)))
+    await bot.handle(action(HOST, "booking.cancel_confirm", str(first.id)))
     await booked(bot, form(date="2026-12-03"))
 
 
@@ -490,7 +491,7 @@ async def test_non_ascii_pupil_books_and_renders(
     assert isinstance(effects[0], CloseForm), effects
     reply = effects[1]
     assert isinstance(reply, Reply)
-    assert "Zoë Ø." in str(reply.message.to_json())
+    assert "Zoë Ø" in str(reply.message.to_json())
     async with school.db.transaction() as s:
         b = (await s.execute(select(Booking))).scalar_one()
         assert b.plan == "Zoë reads «Le Petit Prince» 📚"
@@ -498,7 +499,7 @@ async def test_non_ascii_pupil_books_and_renders(
         assert b.pupils[0].pupil.surname == "Ørsted-Núñez"
     await dispatcher.drain()
     [request] = messenger.to(COHOST)
-    assert "Zoë Ø." in str(request.to_json())
+    assert "Zoë Ø" in str(request.to_json())
     await bot.handle(action(COHOST, "cohost.accept", str(b.id)))
     await dispatcher.drain()
     [slt] = messenger.to("slt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from datetime import UTC, datetime
@@ -66,12 +67,15 @@ async def test_chase_resends_then_escalates_at_configured_times(
     assert kinds == ["filed", "resent", "escalated"]
     assert len(await audits(school, "concern.escalated")) == 1
     clock.advance(hours=2)
-    assert await sweep(bot) == 0  # nothing more: escalation happens once
-    # Acknowledging updates the channel posts and every escalation DM.
+    # Escalation happens once; then the concern is sent to them all again (repeat_minutes).
+    assert await sweep(bot) == 1
+    await dispatcher.drain()
+    assert [k for k in await events(school, c.id) if k != "delivered"][-1] == "repeated"
+    # Acknowledging updates the channel posts and every escalation and repeat DM.
     await bot.handle(action("dsl@school.test", "concern.ack", str(c.id)))
     await dispatcher.drain()
     updates = [s for s in messenger.sent if s.kind == "update"]
-    assert len(updates) == 2 + len(DSLS | SLT)
+    assert len(updates) == 2 + 2 * len(DSLS | SLT)
 
 
 async def test_urgent_concern_chased_sooner(
@@ -233,3 +237,121 @@ async def test_missing_dsl_channel_falls_back_to_dms(
     await dispatcher.drain()  # the channel fails: direct messages are queued instead
     await dispatcher.drain()
     assert set(dm_targets(messenger)) == DSLS
+
+
+# ------------------------------------------------------------------ repeats until acknowledged
+
+
+def repeats_to(m: RecordingMessenger) -> list[str]:
+    """Who got a "still not acknowledged" alert, in order."""
+    return [
+        s.to for s in m.sent if s.kind != "update" and "still not acknowledged" in s.message.text
+    ]
+
+
+async def test_urgent_concern_repeats_until_acknowledged(
+    school: Units,
+    bot: Bot,
+    clock: FixedClock,
+    dispatcher: Dispatcher,
+    messenger: RecordingMessenger,
+) -> None:
+    await file_concern(bot, risk="yes")
+    [c] = await concerns(school)
+    clock.advance(minutes=2, seconds=30)
+    assert await sweep(bot) == 1  # reminder
+    clock.advance(minutes=2)
+    assert await sweep(bot) == 1  # escalation at 4.5 min
+    await dispatcher.drain()
+    assert repeats_to(messenger) == []
+    clock.advance(minutes=9)
+    assert await sweep(bot) == 0  # not yet: urgent_repeat_minutes (10) after the escalation
+    clock.advance(minutes=1)
+    assert await sweep(bot) == 1
+    assert await sweep(bot) == 0  # claimed once
+    await dispatcher.drain()
+    assert sorted(repeats_to(messenger)) == sorted(DSLS | SLT)  # every DSL, deputy and SLT
+    [repeat] = messenger.to("dsl@school.test")[-1:]
+    flat = json.dumps(repeat.to_json())
+    assert "URGENT" in flat and "every 10 minutes until someone acknowledges it" in flat
+    for _ in range(3):  # it never goes quiet
+        clock.advance(minutes=10)
+        assert await sweep(bot) == 1
+    kinds = [k for k in await events(school, c.id) if k != "delivered"]
+    assert kinds == ["filed", "resent", "escalated", "repeated", "repeated", "repeated", "repeated"]
+    assert len(await audits(school, "concern.repeated")) == 4
+    await bot.handle(action("deputy@school.test", "concern.ack", str(c.id)))
+    clock.advance(hours=5)
+    assert await sweep(bot) == 0
+
+
+async def test_repeat_interval_comes_from_the_policy(
+    school: Units, bot: Bot, clock: FixedClock
+) -> None:
+    school.policy = dataclasses.replace(school.policy, concern_urgent_repeat_minutes=3)
+    await file_concern(bot, risk="yes")
+    clock.advance(minutes=5)
+    assert await sweep(bot) == 2  # reminder and escalation
+    clock.advance(minutes=2)
+    assert await sweep(bot) == 0
+    clock.advance(minutes=1)
+    assert await sweep(bot) == 1
+
+
+async def test_urgent_repeats_out_of_hours_also_reach_the_slt_channel(
+    school: Units,
+    bot: Bot,
+    clock: FixedClock,
+    dispatcher: Dispatcher,
+    messenger: RecordingMessenger,
+) -> None:
+    clock.set(datetime(2026, 11, 30, 14, 50, tzinfo=UTC))  # filed in school hours
+    await file_concern(bot, risk="yes", when_time="14:40")
+    clock.advance(minutes=5)
+    assert await sweep(bot) == 2
+    await dispatcher.drain()
+    assert messenger.to("slt") == []
+    clock.set(datetime(2026, 11, 30, 22, 0, tzinfo=UTC))  # night: nobody has acknowledged it
+    assert await sweep(bot) == 1
+    await dispatcher.drain()
+    [night] = messenger.to("slt")
+    assert "still not acknowledged" in night.text
+    assert sorted(repeats_to(messenger)) == sorted(DSLS | SLT | {"slt"})
+    clock.advance(minutes=10)
+    assert await sweep(bot) == 1
+
+
+async def test_ordinary_concern_repeats_in_school_hours_only(
+    school: Units, bot: Bot, clock: FixedClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 14, 0, tzinfo=UTC))
+    await file_concern(bot, when_time="13:50")
+    clock.advance(minutes=20)
+    assert await sweep(bot) == 2  # reminder and escalation at 14:20
+    clock.advance(minutes=59)
+    assert await sweep(bot) == 0
+    clock.advance(minutes=1)  # 15:20: due, but school has closed
+    assert await sweep(bot) == 0
+    clock.set(datetime(2026, 12, 1, 6, 0, tzinfo=UTC))  # Tuesday, before school
+    assert await sweep(bot) == 0
+    clock.set(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))  # school opens: raised again
+    assert await sweep(bot) == 1
+    clock.advance(minutes=30)
+    assert await sweep(bot) == 0
+    clock.advance(minutes=30)  # repeat_minutes (60)
+    assert await sweep(bot) == 1
+
+
+async def test_a_repeat_is_sent_once_by_replicas_sweeping_together(
+    school: Units, clock: FixedClock, dispatcher: Dispatcher, messenger: RecordingMessenger
+) -> None:
+    from chatbot.bootstrap import build_bot
+
+    replicas = [build_bot(school), build_bot(school), build_bot(school)]
+    await file_concern(replicas[0], risk="yes")
+    clock.advance(minutes=5)
+    assert sum(await asyncio.gather(*(r.sweep() for r in replicas))) == 2
+    clock.advance(minutes=10)
+    assert sum(await asyncio.gather(*(r.sweep() for r in replicas))) == 1
+    await dispatcher.drain()
+    assert sorted(repeats_to(messenger)) == sorted(DSLS | SLT)

@@ -4,6 +4,7 @@ privacy. The database is real (SQLite, or PostgreSQL with TEST_DATABASE_URL)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 
@@ -31,6 +32,7 @@ from tests.unit.test_concern_support import (
 )
 
 DSL = "dsl@school.test"
+CEOP = "https://www.ceop.police.uk/Safety-Centre/"  # default_policy.toml
 TEACHER = "teacher@school.test"
 
 
@@ -93,7 +95,16 @@ async def test_immediate_risk_receipt(school: Units, bot: Bot) -> None:
     assert "call the police on 999" in text
     assert "tell the DSL in person" in text
     assert school.policy.contacts.school_phone in text
-    [c] = await concerns(school)
+    # CEOP is offered, at the address the policy file gives.
+    assert f"CEOP, the police's online child protection service: {CEOP}" in text
+    other = dataclasses.replace(
+        school.policy,
+        contacts=dataclasses.replace(school.policy.contacts, ceop_url="https://ceop.example/r"),
+    )
+    effects = await file_concern(build_bot(dataclasses.replace(school, policy=other)), risk="yes")
+    [receipt] = [e for e in effects if isinstance(e, Reply)]
+    assert "https://ceop.example/r" in json.dumps(receipt.message.to_json())
+    c, _ = await concerns(school)
     assert c.immediate_risk
     assert (
         c.ack_due_at - c.filed_at

@@ -24,6 +24,8 @@ ACTIONS = (
     "cohost.accept",
     "cohost.decline",
     "booking.cancel",
+    "booking.cancel_confirm",
+    "booking.cancel_keep",
     "booking.rebook",
     "checklist.open",
     "checklist.tick",

@@ -300,6 +300,8 @@ BAD_FILES = [
     ("[calls]\nmin_minutes = 40\n", ["[calls] min_minutes"]),
     ("[calls]\nlog_report_after_minutes = 60\n", ["[calls] log_report_after_minutes"]),
     ("[concerns]\nurgent_ack_minutes = 20\n", ["[concerns] urgent_ack_minutes"]),
+    ("[concerns]\nurgent_repeat_minutes = 90\n", ["[concerns] urgent_repeat_minutes"]),
+    ("[concerns]\nrepeat_minutes = 0\n", ["[concerns] repeat_minutes", "at least 1"]),
     ("[school]\nhead_teacher_email = 'nobody'\n", ["[school] head_teacher_email"]),
     ("[contacts]\nschool_phone = ''\n", ["[contacts] school_phone", "empty"]),
     (

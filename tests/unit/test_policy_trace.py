@@ -40,6 +40,7 @@ EMAIL_DELIVERY = "tests/integration/test_email_delivery.py"
 TIMING = "tests/integration/test_call_checklist_timing.py"
 CALL_LOG = "tests/integration/test_call_log_policy.py"
 RECORDS = "tests/unit/test_call_records.py"
+ACCESS = "tests/unit/test_concern_access.py"
 
 TRACE = (
     Requirement(
@@ -252,30 +253,58 @@ TRACE = (
         ),
     ),
     Requirement(
-        "Any safeguarding concern reaches the DSL, and is followed up until someone takes it.",
-        ("concerns.ack_minutes", "concerns.urgent_ack_minutes"),
+        "Any safeguarding concern reaches the DSL, and is followed up until someone takes it: "
+        "re-sent, escalated, then sent to every DSL and SLT member again and again (urgent "
+        "ones day and night) until acknowledged; it never goes quiet.",
+        (
+            "concerns.ack_minutes",
+            "concerns.urgent_ack_minutes",
+            "concerns.repeat_minutes",
+            "concerns.urgent_repeat_minutes",
+        ),
         ("chatbot.concerns.filing:file", "chatbot.concerns.chase:chase"),
         (
             f"{CONCERNS}::test_file_stores_first_then_receipt",
             f"{CHASE}::test_chase_resends_then_escalates_at_configured_times",
+            f"{CHASE}::test_urgent_concern_repeats_until_acknowledged",
+            f"{CHASE}::test_repeat_interval_comes_from_the_policy",
+            f"{CHASE}::test_ordinary_concern_repeats_in_school_hours_only",
+            f"{CHASE}::test_a_repeat_is_sent_once_by_replicas_sweeping_together",
         ),
     ),
     Requirement(
         "Out of hours, SLT are the contact; immediate danger means the police; CEOP is offered.",
         ("contacts.police_phone", "contacts.ceop_url", "contacts.out_of_hours"),
-        ("chatbot.concerns.notices:receipt",),
+        ("chatbot.concerns.notices:receipt", "chatbot.concerns.filing:send_alert"),
         (
             f"{CONCERNS}::test_immediate_risk_receipt",
+            "tests/unit/test_policy_trace.py::test_receipt_names_every_contact_the_policy_sets",
             f"{CHASE}::test_out_of_hours_alerts_slt_at_once",
+            f"{CHASE}::test_urgent_repeats_out_of_hours_also_reach_the_slt_channel",
         ),
     ),
     Requirement(
-        "Concerns about a member of staff follow the whistleblowing route, never via them.",
+        "Concerns about a member of staff follow the whistleblowing route, never via them: the "
+        "head teacher they go to may read and note them (every read audited) and acknowledge "
+        "them as themselves.",
         ("school.head_teacher_email",),
-        ("chatbot.concerns.filing:audience",),
+        ("chatbot.concerns.filing:audience", "chatbot.concerns.access:may_see"),
         (
             f"{CHASE}::test_concern_about_staff_goes_to_dsl_channel_and_head",
             f"{CHASE}::test_concern_about_a_dsl_never_reaches_them",
+            f"{ACCESS}::test_head_teacher_reads_notes_and_acknowledges_a_concern_about_staff",
+            f"{ACCESS}::test_head_teacher_named_in_the_policy_reads_a_concern_about_staff",
+            f"{ACCESS}::test_routing_gives_no_one_else_the_details",
+        ),
+    ),
+    Requirement(
+        "The DSL can see which concerns are still open and which nobody has taken yet.",
+        (),
+        ("chatbot.concerns.records:open_concerns", "adapters.concerns_cli:run"),
+        (
+            f"{ACCESS}::test_dsl_lists_open_concerns_unacknowledged_first",
+            f"{ACCESS}::test_concerns_list_is_only_for_those_concerns_go_to",
+            "tests/adapters/test_cli.py::test_concerns_list_for_the_dsl_without_log_lines",
         ),
     ),
     Requirement(
@@ -338,3 +367,17 @@ def test_each_requirement_is_carried_out(req: Requirement) -> None:
         assert (ROOT / path).is_file(), path
         if name:
             assert name in functions_in(path), ref
+
+
+def test_receipt_names_every_contact_the_policy_sets() -> None:
+    """The contacts the policy names are in the words the reporter is given, not only in
+    the settings: the police and school numbers and CEOP for an urgent concern, and the
+    out-of-hours route when school is closed."""
+    from chatbot.concerns.notices import receipt
+    from chatbot.policy import default_policy
+
+    p = default_policy()
+    shown = str(receipt("C-2026-0001", p, urgent=True, out_of_hours=True).to_json())
+    for value in (p.contacts.police_phone, p.contacts.school_phone, p.contacts.ceop_url):
+        assert value in shown
+    assert p.contacts.out_of_hours in shown
