@@ -21,6 +21,11 @@ MONTH_NAMES = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
+# What happens to a pupil's booked calls when their parents withdraw consent.
+ON_WITHDRAWAL = ("cancel", "hold")
+# What happens when a host or co-host has no DBS check or out-of-date safeguarding training
+# on the staff roster: SLT are told ("warn"), or the booking is refused ("refuse").
+STAFF_CHECKS = ("warn", "refuse")
 BANK_HOLIDAY_REGIONS = {
     "england": "ENG",
     "wales": "WLS",
@@ -102,6 +107,9 @@ class Policy:
     concern_ack_minutes: int
     concern_urgent_ack_minutes: int
     retention_review_years: int
+    consent_on_withdrawal: str  # one of ON_WITHDRAWAL
+    staff_checks_missing: str  # one of STAFF_CHECKS
+    training_valid_months: int  # safeguarding training older than this is out of date
     head_teacher_email: str | None  # optional: not in the default file
     contacts: Contacts
 
