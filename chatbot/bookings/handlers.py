@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chatbot.bookings import calllog, checklist, cohost, notices, scheduled
+from chatbot.bookings import calllog, checklist, cohost, holds, notices, scheduled
 from chatbot.bookings.forms import FORM_ID, booking_form
 from chatbot.bookings.service import cancel, create_booking, load
 from chatbot.bookings.views import my_calls_message
@@ -135,3 +135,4 @@ def register(r: Registry) -> None:
     r.action("calllog.open", open_log, writes=False)
     r.submit(calllog.FORM_ID, submit_log)
     r.sweep("bookings", scheduled.run_booking_sweeps)
+    r.sweep("call_holds", holds.call_off_held_calls)

@@ -37,11 +37,13 @@ async def my_calls_message(u: Unit, staff: Staff) -> Message:
         past = b.ends_at <= u.now
         if past:
             status = "log written" if b.id in logged else "log still to write"
+        elif b.held_at is not None:
+            status += f" · on hold: {b.held_reason}"
         blocks.append(
             Section(
                 f"**{notices.when(b, zone)}** · {notices.KIND_LABEL[b.kind]} with "
                 f"{esc(notices.pupil_names(b))} · {role}, co-host "
-                f"{esc(co.name) if co else 'none'} · {status}"
+                f"{esc(co.name) if co else 'none'} · {esc(status)}"
             )
         )
         buttons: list[Button] = []
@@ -49,7 +51,8 @@ async def my_calls_message(u: Unit, staff: Staff) -> Message:
             buttons.append(Button("checklist.open", "Checklist", str(b.id)))
             buttons.append(Button("booking.cancel", "Cancel call", str(b.id), "danger"))
         if b.cohost_id == staff.id and b.status == "awaiting_cohost":
-            buttons.append(Button("cohost.accept", "Accept", str(b.id), "primary"))
+            if b.held_at is None:
+                buttons.append(Button("cohost.accept", "Accept", str(b.id), "primary"))
             buttons.append(Button("cohost.decline", "Decline", str(b.id), "danger"))
         if past and b.host_id == staff.id and b.id not in logged:
             buttons.append(Button("calllog.open", "Write the log", str(b.id), "primary"))
