@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import logging
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from adapters import concerns_cli, records_cli
 from chatbot.config import Settings, SettingsError
+from chatbot.fields import parse_moment
 from chatbot.logsafe import quiet_libraries
 from chatbot.policy import PolicyError, load_policy, to_toml
 from chatbot.ports import SystemClock
@@ -22,6 +23,22 @@ from chatbot.ui import no_controls
 from chatbot.uow import Units
 
 AS_HELP = "your school email, recorded as who acted (the CLI trusts the server account)"
+# Every command exits with one of these (see EXIT_CODES_HELP).
+OK, UNEXPECTED, REFUSED, INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES_HELP = """exit codes:
+  0    done
+  1    an unexpected failure (a bug, or the database could not be reached); see the log
+  2    refused, and nothing was changed: bad input (a file, a date, an argument), a bad
+       setting or policy file, or something the --as person may not do
+  130  interrupted (Ctrl+C)"""
+
+
+def _moment(text: str) -> date | datetime:
+    """--received: a day, or a day and time (ISO 8601); argparse refuses anything else."""
+    try:
+        return parse_moment(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="chatbot",
         description="Safe live video for schools: a Slack and Teams bot. Settings come from "
         "the environment (DATABASE_URL, CHATBOT_POLICY, SLACK_*, MicrosoftApp*).",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "-v",
@@ -83,10 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--received",
         required=True,
-        help="when their email arrived: YYYY-MM-DD or 'YYYY-MM-DD HH:MM' (school time)",
+        type=_moment,
+        help="when their email arrived: YYYY-MM-DD (the day alone), 'YYYY-MM-DD HH:MM' or "
+        "ISO 8601 such as 2026-11-20T18:03:00 or 2026-11-20T18:03+00:00 (school time unless "
+        "an offset is given)",
     )
     ev = g.add_mutually_exclusive_group(required=True)
-    ev.add_argument("--evidence", help="the email's Message-ID and subject")
+    ev.add_argument(
+        "--evidence",
+        help="the email's Message-ID (in angle brackets, from its headers) and subject, "
+        "e.g. '<CA+abc@mail.gmail.com> Re: video calls'",
+    )
     ev.add_argument("--eml", type=Path, help="the saved .eml file (its SHA-256 is stored)")
     g.add_argument("--as", dest="as_email", help=AS_HELP)
     g.add_argument(
@@ -107,8 +133,22 @@ def _parser() -> argparse.ArgumentParser:
     csub.add_parser("list", help="pupils with consent on file")
     csub.add_parser("letter", help="print the information email to send parents first")
 
-    pol = sub.add_parser("policy", help="the school policy in force")
-    pol.add_argument("action", choices=["show"])
+    pol = sub.add_parser("policy", help="the school policy in force, and its term dates")
+    psub = pol.add_subparsers(dest="policy_cmd", required=True)
+    psub.add_parser("show", help="print the policy in force as TOML")
+    terms = psub.add_parser("terms", help="the school calendar: terms, holidays, INSET days")
+    tsub = terms.add_subparsers(dest="terms_cmd", required=True)
+    ti = tsub.add_parser(
+        "import",
+        help="import term dates from an iCalendar (.ics) file or a CSV (name, start, end, "
+        "kind); replaces what was imported before from a file of the same name",
+    )
+    ti.add_argument("file", type=Path)
+    ti.add_argument(
+        "--replace", action="store_true", help="replace the whole imported calendar instead"
+    )
+    ti.add_argument("--as", dest="as_email", help=AS_HELP)
+    tsub.add_parser("list", help="the imported terms, holidays and INSET days")
 
     man = sub.add_parser("manifest", help="Slack manifest / Teams app package")
     msub = man.add_subparsers(dest="platform", required=True)
@@ -137,24 +177,22 @@ async def _cli_actor(units: Units, as_email: str | None) -> tuple[Staff | None, 
         return await cli_actor(u.session, as_email)
 
 
-def _parse_received(text: str, units: Units) -> datetime:
-    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=units.policy.zone)
-        except ValueError:
-            continue
-    raise SystemExit(f"--received {text!r}: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM'")
+def _in_school_time(moment: date | datetime, units: Units) -> date | datetime:
+    """A time given without an offset is school time; a day alone stays a day."""
+    if isinstance(moment, datetime) and moment.tzinfo is None:
+        return moment.replace(tzinfo=units.policy.zone)
+    return moment
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.cmd == "policy":
+    if args.cmd == "policy" and args.policy_cmd == "show":
         print(to_toml(load_policy(settings.policy_path)), end="")
-        return 0
+        return OK
     if args.cmd == "consent" and args.consent_cmd == "letter":
         from chatbot.consent.letter import letter_text
 
         print(letter_text(load_policy(settings.policy_path)))
-        return 0
+        return OK
     if args.cmd == "manifest":
         if args.platform == "slack":
             from adapters.slack.manifest import main as slack_manifest
@@ -188,19 +226,19 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
 
     if args.cmd == "db":
         print(f"Database is up to date ({units.db.dialect}).")
-        return 0
+        return OK
     if args.cmd == "import":
         try:
             text = args.file.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             print(f"Cannot read {args.file}: {exc}", file=sys.stderr)
-            return 2
+            return REFUSED
         fn = roster.import_staff if args.what == "staff" else roster.import_pupils
         try:
             report = await fn(units, text, actor="cli", deactivate_missing=args.deactivate_missing)
         except roster.RosterError as exc:
             print(f"{args.file}: {exc}", file=sys.stderr)
-            return 2
+            return REFUSED
         for line, reason in report.rejected:
             print(f"{args.file}:{line}: skipped: {reason}", file=sys.stderr)
         gone = f", {report.deactivated} deactivated" if args.deactivate_missing else ""
@@ -210,8 +248,8 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
         )
         if report.usable == 0:
             print("No usable rows: nothing was imported.", file=sys.stderr)
-            return 1
-        return 0
+            return REFUSED
+        return OK
     if args.cmd == "consent":
         if args.consent_cmd == "grant":
             if args.eml:
@@ -219,7 +257,10 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
                     evidence, kind = consent.eml_evidence(args.eml), "eml_sha256"
                 except OSError as exc:
                     print(f"Cannot read {args.eml}: {exc}", file=sys.stderr)
-                    return 2
+                    return REFUSED
+                except consent.EvidenceError as exc:
+                    print(f"eml: {exc}", file=sys.stderr)
+                    return REFUSED
             else:
                 evidence, kind = args.evidence, "message_id"
             actor, label = await _cli_actor(units, args.as_email)
@@ -228,7 +269,7 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
                     u,
                     upn=args.upn,
                     parent_email=args.parent_email,
-                    received_at=_parse_received(args.received, units),
+                    received_at=_in_school_time(args.received, units),
                     evidence_kind=kind,
                     evidence=evidence,
                     actor=actor,
@@ -238,27 +279,32 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
             if res.errors:
                 for field, msg in res.errors.items():
                     print(f"{field}: {msg}", file=sys.stderr)
-                return 2
+                return REFUSED
             assert res.pupil is not None
             name = no_controls(res.pupil.short_name)
             print(f"Recorded written consent for {name} ({res.pupil.upn}).")
-            return 0
+            if res.released:
+                print(f"{len(res.released)} call(s) on hold for it can go ahead again.")
+            return OK
         if args.consent_cmd == "withdraw":
             actor, label = await _cli_actor(units, args.as_email)
             async with units.write() as u:
-                err = await consent.withdraw(u, args.upn, actor, label, cli=True)
-            if err:
-                print(err, file=sys.stderr)
-                return 2
-            print(f"Consent withdrawn for {args.upn.upper()}.")
-            return 0
+                w = await consent.withdraw(u, args.upn, actor, label, cli=True)
+            if w.error:
+                print(no_controls(w.error), file=sys.stderr)
+                return REFUSED
+            print(no_controls(w.summary(units.policy.zone)))
+            return OK
         from chatbot.consent import by_email
 
         async with units.read() as u:
             rows = await consent.listing(u)
             asked = [(p, by_email.status_line(u, r, p)) for r, p in await by_email.open_requests(u)]
         for pupil, c in rows:
-            when = c.received_at.astimezone(units.policy.zone).strftime("%Y-%m-%d %H:%M")
+            if c.received_at is None:
+                when = f"{c.received_on:%Y-%m-%d}      "
+            else:
+                when = c.received_at.astimezone(units.policy.zone).strftime("%Y-%m-%d %H:%M")
             name = no_controls(pupil.short_name)  # from a roster file: shown inert
             print(f"{pupil.upn}  {name:<24} {c.parent_email:<32} received {when}")
         print(f"{len(rows)} pupil(s) with consent on file.")
@@ -266,7 +312,9 @@ async def _run_with_database(args: argparse.Namespace, units: Units) -> int:
             print(f"{pupil.upn}  {no_controls(line)}")
         if asked:
             print(f"{len(asked)} consent request(s) waiting for a reply.")
-        return 0
+        return OK
+    if args.cmd == "policy":
+        return await _terms(args, units)
     if args.cmd == "concerns":
         return await concerns_cli.run(args, units)
     if args.cmd in ("logs", "records"):
@@ -285,27 +333,67 @@ async def _consent_by_email(args: argparse.Namespace, units: Units, settings: Se
         actor, _ = await _cli_actor(units, args.as_email)
         if actor is None or not actor.active:
             print(f"--as {args.as_email[:80]!r} is not on the staff roster.", file=sys.stderr)
-            return 2
+            return REFUSED
         async with units.write() as u:
             words, req = await by_email.request(u, actor, args.upn)
         print(no_controls(words), file=sys.stdout if req else sys.stderr)
         email = transport(settings)
         if req is not None and email is not None:
             await MailDispatcher(units, email).drain()
-        return 0 if req else 2
+        return OK if req else REFUSED
     try:
         size = args.eml.stat().st_size
         if size > MAX_MESSAGE_BYTES:  # refused before it is read into memory
             print(too_large(size).reason, file=sys.stderr)
-            return 2
+            return REFUSED
         raw = args.eml.read_bytes()
     except OSError as exc:
         print(f"Cannot read {args.eml}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return REFUSED
     async with units.write() as u:
         outcome = await by_email.take_in(u, raw, "file")
     print(no_controls(outcome.text), file=sys.stdout if outcome.kept else sys.stderr)
-    return 0 if outcome.kept else 2
+    return OK if outcome.kept else REFUSED
+
+
+async def _terms(args: argparse.Namespace, units: Units) -> int:
+    """`chatbot policy terms import FILE` and `chatbot policy terms list`."""
+    from chatbot.terms import calendar
+    from chatbot.terms.reading import CalendarFileError, read_file
+
+    if args.terms_cmd == "list":
+        async with units.read() as u:
+            entries = await calendar.listing(u)
+        for e in entries:
+            print(f"{e.starts_on} to {e.ends_on}  {e.kind:<8} {no_controls(e.name)}")
+        print(f"{len(entries)} entr(ies) in the imported school calendar.")
+        if not await calendar.has_term_dates(units):
+            print(calendar.NO_TERMS_WARNING, file=sys.stderr)
+        return OK
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"Cannot read {args.file}: {exc}", file=sys.stderr)
+        return REFUSED
+    try:
+        read = read_file(args.file.name, data, units.policy.zone)
+    except CalendarFileError as exc:
+        print(f"{args.file}: {exc}; nothing was imported.", file=sys.stderr)
+        return REFUSED
+    for which, why in read.skipped:
+        print(f"{args.file}: skipped {no_controls(which)}: {why}", file=sys.stderr)
+    actor, label = await _cli_actor(units, args.as_email)
+    async with units.write() as u:
+        removed = await calendar.replace_from(
+            u, args.file.name, read.entries, actor.email if actor else label, args.replace
+        )
+    counts = {k: sum(1 for e in read.entries if e.kind == k) for k in calendar.KINDS}
+    print(
+        f"Term dates: {counts['term']} term(s), {counts['holiday']} holiday(s), "
+        f"{counts['inset']} INSET day(s) imported; {removed} earlier entr(ies) replaced; "
+        f"{len(read.skipped)} skipped."
+    )
+    return OK
 
 
 def setup_logging(cmd: str, verbose: bool) -> None:
@@ -330,9 +418,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run(args, settings))
     except (PolicyError, SettingsError) as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
-        return 2
+        return REFUSED
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from chatbot.router import Bot
 from chatbot.scheduler import make_scheduler
 from chatbot.storage.db import Database
 from chatbot.storage.migrate import upgrade
+from chatbot.terms.calendar import warn_if_no_term_dates
 from chatbot.uow import Units
 
 log = logging.getLogger("chatbot.server")
@@ -169,6 +170,7 @@ async def serve(
         settings = replace(settings, production=True)
     settings = replace(settings, listen_host=host, teams_emulator=teams_emulator)
     runtime = await build_runtime(settings)
+    await warn_if_no_term_dates(runtime.units)  # else calls can be booked in the holidays
     runner = await start(runtime, port)
     try:
         await asyncio.Event().wait()

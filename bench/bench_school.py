@@ -25,9 +25,13 @@ def upn(n: int) -> str:
 
 
 async def seed(core: Units) -> None:
-    staff = ["email,forename,surname,roles"]
-    staff += [f"{email(n)},Staff{n},Member{n},staff" for n in range(STAFF)]
-    staff += ["slt@school.test,Sally,Leader,staff;slt", "dsl@school.test,Dee,Lead,staff;dsl"]
+    checked = ",2024-09-02,2025-09-01"  # DBS and training on record, as in a real school
+    staff = ["email,forename,surname,roles,dbs_checked,safeguarding_training"]
+    staff += [f"{email(n)},Staff{n},Member{n},staff{checked}" for n in range(STAFF)]
+    staff += [
+        f"slt@school.test,Sally,Leader,staff;slt{checked}",
+        f"dsl@school.test,Dee,Lead,staff;dsl{checked}",
+    ]
     await roster.import_staff(core, "\n".join(staff) + "\n")
     pupils = ["upn,forename,surname,class,parent_email"]
     pupils += [
@@ -43,7 +47,7 @@ async def seed(core: Units) -> None:
                 parent_email=f"p{n}@home.test",
                 received_at=received,
                 evidence_kind="message_id",
-                evidence=f"<{n}@home.test>",
+                evidence=f"<{n}@home.test> Re: video calls",
                 actor=None,
             )
 

@@ -13,6 +13,10 @@ TIME_RE = re.compile(r"^(\d{1,2})[:.](\d{2})$")
 # about one happened longer ago than that: an earlier date is a slip (0001 for 2001, say).
 PUPIL_LIFETIME_YEARS = 25
 RECORD_ID = re.compile(r"[0-9]{1,10}")
+# A day, or a day and time in ISO 8601 ("T" or a space between, seconds and an offset optional).
+MOMENT_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?\Z"
+)
 MAX_RECORD_ID = 2**31 - 1  # the widest id an INTEGER primary key holds on PostgreSQL
 
 
@@ -96,6 +100,23 @@ def parse_time(values: dict[str, SubmittedValue], key: str, label: str = "Time")
         if h < 24 and mi < 60:
             return time(h, mi)
     raise FieldError(key, f"{v[:40]!r} is not a time of day. Use 24-hour HH:MM, for example 10:30.")
+
+
+def parse_moment(text: str) -> date | datetime:
+    """A day (``2026-11-20``), or a day and time in ISO 8601 (``2026-11-20T18:03``,
+    ``2026-11-20 18:03``, with seconds and an offset such as ``Z`` or ``+01:00`` if wanted).
+    A datetime without an offset is naive: the caller puts it in the school's time zone. A day
+    alone stays a date (it says nothing about the time). ValueError says what is wrong."""
+    v = text.strip()
+    if MOMENT_RE.match(v):
+        try:
+            return datetime.fromisoformat(v) if len(v) > 10 else date.fromisoformat(v)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"{v[:40]!r} is not a date, or a date and time: use YYYY-MM-DD, 'YYYY-MM-DD HH:MM' or "
+        "ISO 8601 such as 2026-11-20T18:03:00"
+    )
 
 
 def parse_int(values: dict[str, SubmittedValue], key: str, label: str, lo: int, hi: int) -> int:

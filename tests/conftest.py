@@ -31,14 +31,15 @@ email_validator.TEST_ENVIRONMENT = True
 # Monday 30 November 2026, 08:00 in London (GMT, so also UTC): a school day, before hours.
 MONDAY_8AM = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
-STAFF_CSV = """email,forename,surname,roles
-teacher@school.test,Tess,Teacher,staff
-colleague@school.test,Colin,Colleague,staff
-other@school.test,Olive,Other,staff
-slt@school.test,Sally,Leader,staff;slt
-dsl@school.test,Dee,Lead,staff;dsl
-deputy@school.test,Dan,Deputy,staff;deputy_dsl
-head@school.test,Hal,Head,staff;slt;admin
+# Everyone is DBS checked and trained (the staff checks rule has its own tests).
+STAFF_CSV = """email,forename,surname,roles,dbs_checked,safeguarding_training
+teacher@school.test,Tess,Teacher,staff,2024-09-02,2025-09-01
+colleague@school.test,Colin,Colleague,staff,2024-09-02,2025-09-01
+other@school.test,Olive,Other,staff,2024-09-02,2025-09-01
+slt@school.test,Sally,Leader,staff;slt,2024-09-02,2025-09-01
+dsl@school.test,Dee,Lead,staff;dsl,2024-09-02,2025-09-01
+deputy@school.test,Dan,Deputy,staff;deputy_dsl,2024-09-02,2025-09-01
+head@school.test,Hal,Head,staff;slt;admin,2024-09-02,2025-09-01
 """
 PUPILS_CSV = """upn,forename,surname,class,parent_email
 A123456789012,Sam,Taylor,Year 3,parent.sam@home.test

@@ -37,7 +37,7 @@ async def with_mail(school: Units, slt: tuple[str, ...] = (SLT_TEAM,)) -> Units:
             parent_email="parent.sam@home.test",
             received_at=MONDAY_8AM,
             evidence_kind="message_id",
-            evidence="<sid@home.test>",
+            evidence="<sid@home.test> Re: video calls",
             actor=None,
         )
         assert not res.errors

@@ -8,13 +8,13 @@ from chatbot.consent import service as consent
 from chatbot.roster import importer as roster
 from chatbot.uow import Units
 
-STAFF = """email,forename,surname,roles
-teacher@ashlea.example,Tess,Teacher,staff
-ta@ashlea.example,Tom,Assistant,staff
-slt@ashlea.example,Sally,Leader,staff;slt
-dsl@ashlea.example,Dee,Safeguarding,staff;dsl
-deputy@ashlea.example,Dan,Deputy,staff;deputy_dsl
-head@ashlea.example,Hal,Head,staff;slt;admin
+STAFF = """email,forename,surname,roles,dbs_checked,safeguarding_training
+teacher@ashlea.example,Tess,Teacher,staff,2024-09-02,2025-09-01
+ta@ashlea.example,Tom,Assistant,staff,2024-09-02,2025-09-01
+slt@ashlea.example,Sally,Leader,staff;slt,2024-09-02,2025-09-01
+dsl@ashlea.example,Dee,Safeguarding,staff;dsl,2024-09-02,2025-09-01
+deputy@ashlea.example,Dan,Deputy,staff;deputy_dsl,2024-09-02,2025-09-01
+head@ashlea.example,Hal,Head,staff;slt;admin,2024-09-02,2025-09-01
 """
 PUPILS = """UPN,Legal Forename,Legal Surname,Reg Group,Primary Contact Email
 A100000000001,Amira,Khan,Year 2,amira.parent@home.example
@@ -45,7 +45,7 @@ async def seed(units: Units) -> None:
                 parent_email=PARENTS[upn],
                 received_at=u.now - timedelta(days=3),
                 evidence_kind="message_id",
-                evidence="Re: video calls (demo)",
+                evidence=f"<demo-{upn.lower()}@home.example> Re: video calls",
                 actor=None,
                 actor_label="demo",
             )

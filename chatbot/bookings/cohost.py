@@ -34,11 +34,15 @@ async def answer(u: Unit, actor: Staff, booking_id: int | None, accept: bool) ->
         return Answer(False, "That call no longer exists.")
     if b.cohost_id != actor.id:
         return Answer(False, "Only the invited co-host can answer this request.")
+    # A call on hold (a parent withdrew consent) can be declined but not accepted.
+    open_to_answer = [Booking.id == booking_id, Booking.status == "awaiting_cohost"]
+    if accept:
+        open_to_answer.append(Booking.held_at.is_(None))
     won = (
         await rows_changed(
             s,
             update(Booking)
-            .where(Booking.id == booking_id, Booking.status == "awaiting_cohost")
+            .where(*open_to_answer)
             .values(status=new_status, cohost_answered_at=now),
         )
         == 1
@@ -46,6 +50,13 @@ async def answer(u: Unit, actor: Staff, booking_id: int | None, accept: bool) ->
     await s.refresh(b)
     host = await s.get(Staff, b.host_id)
     assert host is not None
+    if not won and b.status == "awaiting_cohost" and b.held_at is not None:
+        return Answer(
+            False,
+            f"This call is on hold: {b.held_reason}. It can't be accepted unless that "
+            "changes; you can still decline it.",
+            notices.cohost_request(b, host, actor, zone),
+        )
     if not won:
         outcome = {
             "confirmed": "you accepted; the call is confirmed.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from chatbot.bookings import calllog, checklist, cohost, logbook, notices, scheduled
+from chatbot.bookings import calllog, checklist, cohost, holds, logbook, notices, scheduled
 from chatbot.bookings.forms import FORM_ID, booking_form
 from chatbot.bookings.service import cancel, create_booking, load, why_not_cancel
 from chatbot.bookings.views import FROM_LIST, cancel_question, my_calls_message
@@ -197,3 +197,4 @@ def register(r: Registry) -> None:
     r.action("calllog.open", open_log, writes=False)
     r.submit(calllog.FORM_ID, submit_log)
     r.sweep("bookings", scheduled.run_booking_sweeps)
+    r.sweep("call_holds", holds.call_off_held_calls)

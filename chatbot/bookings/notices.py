@@ -6,11 +6,13 @@ Names, plans and checklist labels go into sections (markup) through :func:`esc`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from chatbot.bookings.rules import CheckGaps
 from chatbot.policy import ChecklistItem, Policy
-from chatbot.storage.models import Booking, Staff
+from chatbot.storage.models import Booking, Pupil, Staff
 from chatbot.ui import Actions, Button, Context, Fields, Message, Section, esc
 
 KIND_LABEL = {"one_to_one": "One-to-one", "group": "Group"}
@@ -64,23 +66,73 @@ def ref(b: Booking) -> str:
     return f"Call #{b.id}"
 
 
+@dataclass(frozen=True)
+class Reason:
+    """Why a call was called off or put on hold, worded for each audience: colleagues see the
+    pupil's short name, SLT their initials; the audit trail keeps only the code."""
+
+    code: str
+    staff: str
+    slt: str
+
+    def for_(self, initials_only: bool) -> str:
+        return self.slt if initials_only else self.staff
+
+
+# What a code means, with no names (for the audit trail's readers and a call's hold line).
+REASONS = {
+    "consent_withdrawn": "written parental consent for a pupil on this call was withdrawn",
+    "video_unsuitable": "video calls were marked not suitable for a pupil on this call",
+    "hold_deadline": "it was still on hold when the co-host's deadline to accept passed",
+}
+
+
+def consent_withdrawn(pupil: Pupil) -> Reason:
+    return Reason(
+        "consent_withdrawn",
+        f"written parental consent for {pupil.short_name} was withdrawn",
+        f"written parental consent for {pupil.initials} was withdrawn",
+    )
+
+
+def video_unsuitable(pupil: Pupil) -> Reason:
+    return Reason(
+        "video_unsuitable",
+        f"video calls were marked not suitable for {pupil.short_name}",
+        f"video calls were marked not suitable for {pupil.initials}",
+    )
+
+
+def hold_deadline() -> Reason:
+    text = REASONS["hold_deadline"]
+    return Reason("hold_deadline", text, text)
+
+
 def cohost_request(b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo) -> Message:
+    """The request to co-host; while the call is on hold it can only be declined."""
+    accept = Button("cohost.accept", "Accept", str(b.id), "primary")
+    decline = Button("cohost.decline", "Decline", str(b.id), "danger")
+    held = b.held_at is not None
     return Message(
-        text=f"{host.name} asks you to co-host a video call on {when(b, zone)}.",
+        text=f"{host.name} asks you to co-host a video call on {when(b, zone)}."
+        + (f" On hold: {b.held_reason}." if held else ""),
         blocks=(
             Section(
                 f"**{esc(host.name)}** asks you to be the second member of staff on a video call."
             ),
+            *([hold_line(b)] if held else []),
             details(b, host, cohost, zone),
             Section(f"**Plan:** {esc(b.plan)}"),
-            Actions(
-                (
-                    Button("cohost.accept", "Accept", str(b.id), "primary"),
-                    Button("cohost.decline", "Decline", str(b.id), "danger"),
-                )
-            ),
+            Actions((decline,) if held else (accept, decline)),
             Context((f"{ref(b)} · The call cannot go ahead until you answer.",)),
         ),
+    )
+
+
+def hold_line(b: Booking) -> Section:
+    return Section(
+        f"**On hold:** {esc(b.held_reason or 'see SLT')}. This call must not go ahead unless "
+        "that changes; until then it can't be accepted or started."
     )
 
 
@@ -169,6 +221,26 @@ def lapsed(
     )
 
 
+def check_gaps_for_slt(
+    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, gaps: tuple[CheckGaps, ...]
+) -> Message:
+    """The policy lets the call be booked, but SLT should know whose checks are not on record."""
+    lines = "\n".join(f"{esc(g.who)}: {esc('; '.join(g.gaps))}" for g in gaps)
+    return Message(
+        text=f"{ref(b)} on {when(b, zone)} was booked with staff whose checks are not on record.",
+        blocks=(
+            Section(f"**Staff checks not on record** for a call just booked:\n{lines}"),
+            details(b, host, cohost, zone, initials_only=True),
+            Context(
+                (
+                    f"{ref(b)} · Update the staff roster (dbs_checked, safeguarding_training) "
+                    "or speak to the people named.",
+                )
+            ),
+        ),
+    )
+
+
 def slt_notice(b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo) -> Message:
     return Message(
         text=f"Video call booked: {when(b, zone)}, host {host.name}.",
@@ -186,12 +258,59 @@ def cancelled_by(b: Booking, canceller: Staff) -> str:
 
 
 def cancelled(
-    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, initials_only: bool, by: str
+    b: Booking,
+    host: Staff,
+    cohost: Staff | None,
+    zone: ZoneInfo,
+    initials_only: bool,
+    by: str,
+    why: Reason | None = None,
 ) -> Message:
+    because = f" because {why.for_(initials_only)}" if why else ""
     return Message(
-        text=f"Cancelled by {by}: video call on {when(b, zone)} (host {host.name}).",
+        text=f"Cancelled by {by}{because}: video call on {when(b, zone)} (host {host.name}).",
         blocks=(
-            Section(f"**Cancelled** by {esc(by)}: this call will not take place."),
+            Section(f"**Cancelled** by {esc(by)}{esc(because)}: this call will not take place."),
+            details(b, host, cohost, zone, initials_only=initials_only),
+            Context((ref(b),)),
+        ),
+    )
+
+
+def on_hold(
+    b: Booking,
+    host: Staff,
+    cohost: Staff | None,
+    zone: ZoneInfo,
+    initials_only: bool,
+    why: Reason,
+    deadline: datetime,
+) -> Message:
+    what = why.for_(initials_only)
+    rest = (
+        "The call stays in the diary but must not go ahead unless consent is recorded again "
+        f"by {short_when(deadline, zone)}; if it is not, the call is called off then."
+    )
+    return Message(
+        text=f"{ref(b)} on {when(b, zone)} is on hold: {what}. {rest}",
+        blocks=(
+            Section(f"**On hold:** {esc(what)}. {esc(rest)}"),
+            details(b, host, cohost, zone, initials_only=initials_only),
+            Context((ref(b),)),
+        ),
+    )
+
+
+def hold_lifted(
+    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, initials_only: bool
+) -> Message:
+    head = "Consent is on file again: the call is no longer on hold."
+    if b.status == "awaiting_cohost":
+        head += " It still needs the co-host to accept."
+    return Message(
+        text=f"{ref(b)} on {when(b, zone)}: {head}",
+        blocks=(
+            Section(f"**Hold lifted.** {esc(head)}"),
             details(b, host, cohost, zone, initials_only=initials_only),
             Context((ref(b),)),
         ),
@@ -213,6 +332,8 @@ def checklist(
     blocks: list[Section | Actions | Context | Fields] = []
     head = intro or f"Safety checklist for your call on {when(b, zone)}."
     blocks.append(Section(esc(head)))
+    if b.held_at is not None:
+        blocks.append(hold_line(b))
     for stage in ("before", "start", "environment"):
         items: tuple[ChecklistItem, ...] = policy.checklist_stage(stage)
         if not items:

@@ -34,13 +34,34 @@ class ProposedBooking:
 
 
 @dataclass(frozen=True)
+class Unsuitable:
+    """A pupil for whom live video has been marked not suitable."""
+
+    name: str  # short name
+    reason: str
+    keep_in_touch_by: str
+
+
+@dataclass(frozen=True)
+class CheckGaps:
+    """What the roster lacks about a host's or co-host's DBS check and safeguarding training."""
+
+    field: str  # the form field it is shown beside
+    who: str  # "You" or the colleague's name
+    gaps: tuple[str, ...]  # e.g. "no DBS check on the staff roster"
+
+
+@dataclass(frozen=True)
 class BookingFacts:
     now: datetime
     unknown_pupils: tuple[str, ...] = ()
     without_consent: tuple[str, ...] = ()  # pupils' short names
+    unsuitable: tuple[Unsuitable, ...] = ()
     at_weekly_limit: tuple[str, ...] = ()
     host_busy: bool = False
     cohost_busy: bool = False
+    check_gaps: tuple[CheckGaps, ...] = ()
+    closed: str | None = None  # the school calendar's reason the day is closed, if it is
     extra: tuple[Violation, ...] = field(default_factory=tuple)
 
 
@@ -52,6 +73,8 @@ CLAUSES = {
     "horizon": "SLT are told when calls are scheduled, for dates they can plan around.",
     "weekly_limit": "No more than one call a week with each pupil.",
     "consent": "Parents agree in writing before their child joins a call.",
+    "suitable": "Live video may not suit every pupil; families keep in touch another way.",
+    "staff_checks": "Staff on calls are DBS checked and have up-to-date safeguarding training.",
     "cohost": "A second member of staff joins the call.",
     "platform": "Only the school's agreed platform is used.",
     "plan": "The host has a plan for the conversation.",
@@ -90,10 +113,42 @@ def outside_window(day: date, now: datetime, policy: Policy) -> Violation | None
     return None
 
 
-def _day_and_hours(start: datetime, minutes: int, policy: Policy) -> list[Violation]:
-    """A school day, inside school hours from start to end (``start`` in school time)."""
+def months_before(day: date, months: int) -> date:
+    """The same day of the month ``months`` earlier (the month's last day if it is shorter)."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("every month has 28 days")
+
+
+def check_gaps(
+    dbs_checked: date | None, training: date | None, on: date, policy: Policy
+) -> tuple[str, ...]:
+    """What is missing from a member of staff's checks for a call on ``on``."""
+    gaps = []
+    if dbs_checked is None:
+        gaps.append("no DBS check on the staff roster")
+    if training is None:
+        gaps.append("no safeguarding training date on the staff roster")
+    elif training < months_before(on, policy.training_valid_months):
+        gaps.append(
+            f"safeguarding training last recorded on {fmt_day(training)}, more than "
+            f"{policy.training_valid_months} months before the call"
+        )
+    return tuple(gaps)
+
+
+def _day_and_hours(
+    start: datetime, minutes: int, policy: Policy, calendar_closed: str | None = None
+) -> list[Violation]:
+    """A school day, inside school hours from start to end (``start`` in school time).
+    ``calendar_closed`` is why the imported school calendar closes that day, if it does."""
     end = start + timedelta(minutes=minutes)
-    closed = policy.closed_reason(start.date())
+    closed = policy.closed_reason(start.date()) or calendar_closed
     if closed:
         return [_v("school_day", "date", f"{closed}. Choose a school day.")]
     if start.time() < policy.day_start or start.time() >= policy.day_end:
@@ -118,7 +173,7 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
     if window:
         out.append(window)  # the date itself is refused: nothing about its day or time matters
     else:
-        out.extend(_day_and_hours(local_start, p.minutes, policy))
+        out.extend(_day_and_hours(local_start, p.minutes, policy, facts.closed))
 
     if p.minutes > policy.max_call_minutes:
         out.append(
@@ -172,6 +227,17 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
                 "written reply with /consent.",
             )
         )
+    for x in facts.unsuitable:
+        out.append(
+            _v(
+                "suitable",
+                "pupils",
+                f"Video calls are not suitable for {x.name}: {x.reason.rstrip('.')}. "
+                f"The family keeps in touch by {x.keep_in_touch_by.rstrip('.')} instead."
+                if x.keep_in_touch_by
+                else f"Video calls are not suitable for {x.name}: {x.reason.rstrip('.')}.",
+            )
+        )
     if facts.at_weekly_limit:
         per = policy.calls_per_pupil_per_week
         limit = "a call" if per == 1 else f"{per} calls"
@@ -201,6 +267,16 @@ def check_booking(p: ProposedBooking, facts: BookingFacts, policy: Policy) -> li
         out.append(_v("cohost", "cohost", "Your co-host already has a call at that time."))
     if facts.host_busy:
         out.append(_v("cohost", "start", "You already have a call at that time."))
+    if policy.staff_checks_missing == "refuse":
+        for gap in facts.check_gaps:
+            out.append(
+                _v(
+                    "staff_checks",
+                    gap.field,
+                    f"{gap.who} can't be on a call yet: {_names(gap.gaps)}. "
+                    "Ask the office to update the staff roster.",
+                )
+            )
 
     agreed = {x.casefold() for x in policy.platforms}
     if p.platform.casefold() not in agreed:

@@ -14,9 +14,12 @@ from chatbot.bookings import notices
 from chatbot.bookings.forms import PLAN_MAX
 from chatbot.bookings.rules import (
     BookingFacts,
+    CheckGaps,
     ProposedBooking,
+    Unsuitable,
     Violation,
     check_booking,
+    check_gaps,
     outside_window,
 )
 from chatbot.fields import (
@@ -31,9 +34,11 @@ from chatbot.fields import (
 )
 from chatbot.interaction import SubmittedValue
 from chatbot.mail import invites
+from chatbot.policy import Policy
 from chatbot.roster.identity import staff_by_email
 from chatbot.roster.pupils import pupils_by_upn, with_consent
 from chatbot.storage.models import AuditEvent, Booking, BookingPupil, Pupil, Staff
+from chatbot.terms.calendar import closed_reason
 from chatbot.uow import Unit
 
 T = TypeVar("T")
@@ -171,6 +176,13 @@ async def create_booking(u: Unit, host: Staff, values: dict[str, SubmittedValue]
         facts = replace(
             facts, without_consent=tuple(x.short_name for x in pupils if x.id not in consented)
         )
+    facts = replace(facts, unsuitable=unsuitable_pupils(pupils))
+    if day is not None:
+        facts = replace(
+            facts,
+            closed=await closed_reason(u, day),
+            check_gaps=staff_check_gaps(host, cohost, day, p),
+        )
     proposal = ProposedBooking(
         host_id=host.id,
         cohost_id=cohost.id if cohost else (-1 if cohost_email else None),
@@ -195,7 +207,40 @@ async def create_booking(u: Unit, host: Staff, values: dict[str, SubmittedValue]
     result.booking = await _store(
         u, host, cohost, kind, starts_at, minutes, platform, plan, pupils, taken
     )
+    if facts.check_gaps:  # the policy only warns: the booking stands, and SLT are told
+        _tell_slt_of_check_gaps(u, result.booking, host, cohost, facts.check_gaps)
     return result
+
+
+def unsuitable_pupils(pupils: list[Pupil]) -> tuple[Unsuitable, ...]:
+    """The pupils for whom live video has been marked not suitable."""
+    return tuple(
+        Unsuitable(x.short_name, x.video_unsuitable_reason, x.keep_in_touch_by or "")
+        for x in pupils
+        if x.video_unsuitable_reason is not None
+    )
+
+
+def staff_check_gaps(
+    host: Staff, cohost: Staff | None, day: date, p: Policy
+) -> tuple[CheckGaps, ...]:
+    """What the roster lacks about the host's and co-host's DBS checks and training."""
+    out = []
+    for person, field_id, who in ((host, "pupils", "You"), (cohost, "cohost", None)):
+        if person is None:
+            continue
+        gaps = check_gaps(person.dbs_checked, person.safeguarding_training, day, p)
+        if gaps:
+            out.append(CheckGaps(field_id, who or person.name, gaps))
+    return tuple(out)
+
+
+def _tell_slt_of_check_gaps(
+    u: Unit, b: Booking, host: Staff, cohost: Staff | None, gaps: tuple[CheckGaps, ...]
+) -> None:
+    named = tuple(replace(g, who=host.name if g.who == "You" else g.who) for g in gaps)
+    u.audit(host, "booking.staff_checks_missing", "booking", b.id, {"people": len(named)})
+    u.to_role("slt", notices.check_gaps_for_slt(b, host, cohost, u.zone, named))
 
 
 async def _time_facts(
@@ -322,43 +367,63 @@ def why_not_cancel(b: Booking | None, actor: Staff, now: datetime) -> str | None
 async def cancel(u: Unit, actor: Staff, booking_id: int | None) -> tuple[str, Booking | None]:
     """Cancel a call. Only its host or a member of SLT may. The co-host, SLT (once the call
     was announced to them) and, when someone else cancels, the host are told who did."""
-    s, now, zone = u.session, u.now, u.zone
-    b = await load(s, booking_id, lock=True)
-    if (why := why_not_cancel(b, actor, now)) is not None:
-        return why, None
+    b = await load(u.session, booking_id, lock=True)
+    if (reason := why_not_cancel(b, actor, u.now)) is not None:
+        return reason, None
     assert b is not None
+    await call_off(u, b, actor, notices.cancelled_by(b, actor))
+    return f"Cancelled {notices.ref(b)} on {notices.when(b, u.zone)}.", b
+
+
+async def call_off(
+    u: Unit,
+    b: Booking,
+    actor: Staff | str | None,
+    by: str,
+    why: notices.Reason | None = None,
+) -> None:
+    """Cancel the active call ``b`` (already checked and locked by the caller), free its
+    pupils' weekly slots and tell people: the co-host, the host unless they did it, SLT
+    once the call was announced to them or whenever there is a reason (``why``) they should
+    know, such as a parent withdrawing consent, and the families who were invited."""
+    zone = u.zone
     was = b.status
     b.status = "cancelled"
-    b.cancelled_at = now
-    await release_pupils(s, b)
-    host = await s.get(Staff, b.host_id)
-    cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
+    b.cancelled_at = u.now
+    await release_pupils(u.session, b)
+    host = await u.session.get(Staff, b.host_id)
+    cohost = await u.session.get(Staff, b.cohost_id) if b.cohost_id else None
     assert host is not None
-    by = notices.cancelled_by(b, actor)
-    u.audit(actor, "booking.cancel", "booking", b.id, {"was": was})
+    actor_id = actor.id if isinstance(actor, Staff) else None
+    detail: dict[str, object] = {"was": was}
+    if why is not None:
+        detail["reason"] = why.code
+    u.audit(actor, "booking.cancel", "booking", b.id, detail)
     if cohost is not None:
         if was == "awaiting_cohost":
+            because = f" because {why.staff}" if why else ""
             await u.update_thread(
                 f"cohost:{b.id}",
                 notices.cohost_request_closed(
-                    b, host, cohost, zone, f"cancelled by {by}; nothing to do."
+                    b, host, cohost, zone, f"cancelled by {by}{because}; nothing to do."
                 ),
             )
-        elif cohost.id != actor.id:
-            u.to_staff(cohost.id, notices.cancelled(b, host, cohost, zone, False, by))
-    if host.id != actor.id:
-        u.to_staff(host.id, notices.cancelled(b, host, cohost, zone, False, by))
-    if was == "confirmed":
-        u.tell_slt(notices.cancelled(b, host, cohost, zone, True, by), thread_key=f"slt:{b.id}")
+        elif cohost.id != actor_id:
+            u.to_staff(cohost.id, notices.cancelled(b, host, cohost, zone, False, by, why))
+    if host.id != actor_id:
+        u.to_staff(host.id, notices.cancelled(b, host, cohost, zone, False, by, why))
+    if was == "confirmed" or why is not None:
+        u.tell_slt(
+            notices.cancelled(b, host, cohost, zone, True, by, why), thread_key=f"slt:{b.id}"
+        )
     await invites.call_off(u, b)
-    return f"Cancelled {notices.ref(b)} on {notices.when(b, zone)}.", b
 
 
 async def who_cancelled(s: AsyncSession, b: Booking) -> str:
-    """Who cancelled ``b``, as :func:`notices.cancelled_by` words it (from the audit trail)."""
-    actor_id = (
+    """Who cancelled ``b`` and why, as :func:`call_off` told people (from the audit trail)."""
+    row = (
         await s.execute(
-            select(AuditEvent.actor_id)
+            select(AuditEvent.actor_id, AuditEvent.detail)
             .where(
                 AuditEvent.action == "booking.cancel",
                 AuditEvent.subject_type == "booking",
@@ -367,8 +432,12 @@ async def who_cancelled(s: AsyncSession, b: Booking) -> str:
             .order_by(AuditEvent.id.desc())
             .limit(1)
         )
-    ).scalar_one_or_none()
+    ).first()
+    actor_id, detail = row if row is not None else (None, {})
+    reason = notices.REASONS.get(str((detail or {}).get("reason")))
     canceller = await s.get(Staff, actor_id) if actor_id is not None else None
+    if reason is not None:
+        return f"{canceller.name if canceller else 'the school'} because {reason}"
     return notices.cancelled_by(b, canceller) if canceller is not None else "the host or SLT"
 
 

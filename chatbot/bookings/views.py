@@ -65,11 +65,13 @@ async def my_calls_message(u: Unit, staff: Staff, confirming: int | None = None)
             status = "log written" if b.id in logged else "log still to write"
             if b.id in worried and b.host_id == staff.id:
                 status = "log written; concern still to file"
+        elif b.held_at is not None:
+            status += f" · on hold: {esc(b.held_reason or '')}"
         blocks.append(
             Section(
                 f"**{notices.when(b, zone)}** · {notices.KIND_LABEL[b.kind]} with "
                 f"{esc(notices.pupil_names(b))} · {role}, co-host "
-                f"{esc(co.name) if co else 'none'} · {status}"
+                f"{esc(co.name) if co else 'none'} · {esc(status)}"
             )
         )
         if b.id == confirming and b.host_id == staff.id and not past:
@@ -81,7 +83,8 @@ async def my_calls_message(u: Unit, staff: Staff, confirming: int | None = None)
             buttons.append(Button("booking.cancel", "Cancel call", str(b.id), "danger"))
         if b.cohost_id == staff.id and b.status == "awaiting_cohost":
             from_list = f"{FROM_LIST}{b.id}"
-            buttons.append(Button("cohost.accept", "Accept", from_list, "primary"))
+            if b.held_at is None:
+                buttons.append(Button("cohost.accept", "Accept", from_list, "primary"))
             buttons.append(Button("cohost.decline", "Decline", from_list, "danger"))
         if past and b.host_id == staff.id and b.id not in logged:
             buttons.append(Button("calllog.open", "Write the log", str(b.id), "primary"))

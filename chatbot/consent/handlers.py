@@ -1,8 +1,9 @@
-"""What consent answers: /consent (record), /consent withdraw, /consent letter."""
+"""What consent answers: /consent (record), /consent withdraw, /consent letter, and marking a
+pupil for whom video calls are not suitable (/consent not-suitable, /consent suitable)."""
 
 from __future__ import annotations
 
-from chatbot.consent import service
+from chatbot.consent import service, suitability
 from chatbot.consent.letter import letter_message
 from chatbot.effects import CloseForm, Effect, Ephemeral, FormErrors, OpenForm, say
 from chatbot.fields import one
@@ -14,12 +15,14 @@ HELP = (
     "**/consent**: record a parent's written agreement; **/consent ask** emails a family the "
     "information and asks them to reply to agree; **/consent requests** lists those waiting; "
     "**/consent letter** gives the information email to send yourself; **/consent withdraw** "
-    "removes an agreement."
+    "removes an agreement; **/consent not-suitable** records that video calls don't suit a "
+    "pupil (**/consent suitable** undoes it)."
 )
+NOT_SUITABLE_WORDS = ("not-suitable", "not suitable", "unsuitable", "notsuitable")
 
 
 async def consent_command(u: Unit, t: Turn) -> list[Effect]:
-    word = t.args.lower()
+    word = " ".join(t.args.lower().split())
     if word.startswith("withdraw"):
         return [OpenForm(service.withdraw_form())]
     if word.startswith("letter"):
@@ -28,6 +31,10 @@ async def consent_command(u: Unit, t: Turn) -> list[Effect]:
         return await email_handlers.open_ask(u, t)
     if word.startswith("request"):
         return await email_handlers.list_requests(u, t)
+    if word.startswith(NOT_SUITABLE_WORDS):
+        return [OpenForm(suitability.unsuitable_form())]
+    if word.startswith("suitable"):
+        return [OpenForm(suitability.suitable_form())]
     return [OpenForm(service.consent_form())]
 
 
@@ -36,17 +43,40 @@ async def record(u: Unit, t: Turn) -> list[Effect]:
     if res.errors:
         return [FormErrors(res.errors)]
     assert res.pupil is not None
-    return [CloseForm(), *say(f"Recorded written consent for {res.pupil.short_name}.")]
+    text = f"Recorded written consent for {res.pupil.short_name}."
+    if res.released:
+        text += f" {len(res.released)} call(s) on hold for it can go ahead again."
+    return [CloseForm(), *say(text)]
 
 
 async def withdraw(u: Unit, t: Turn) -> list[Effect]:
-    upn = one(t.interaction.values, "pupil")
-    err = await service.withdraw(u, upn, t.staff)
-    if err:
-        return [FormErrors({"pupil": err})]
+    res = await service.withdraw(u, one(t.interaction.values, "pupil"), t.staff)
+    if res.error:
+        return [FormErrors({"pupil": res.error})]
+    return [CloseForm(), *say(res.summary(u.zone))]
+
+
+async def not_suitable(u: Unit, t: Turn) -> list[Effect]:
+    res = await suitability.mark_unsuitable(u, t.staff, t.interaction.values)
+    if res.errors:
+        return [FormErrors(res.errors)]
+    assert res.pupil is not None
+    text = (
+        f"Recorded: video calls are not suitable for {res.pupil.short_name}. Booking a call "
+        "with them will be refused, showing your reason; SLT have been told."
+    )
+    if res.calls:
+        text += f" {len(res.calls)} booked call(s) were called off; their hosts were told."
+    return [CloseForm(), *say(text)]
+
+
+async def suitable(u: Unit, t: Turn) -> list[Effect]:
+    err, pupil = await suitability.mark_suitable(u, t.staff, one(t.interaction.values, "pupil"))
+    if err or pupil is None:
+        return [FormErrors({"pupil": err or "Choose the pupil."})]
     return [
         CloseForm(),
-        *say("Consent withdrawn. That pupil can't be booked until it is given again."),
+        *say(f"Video calls can be booked with {pupil.short_name} again (with written consent)."),
     ]
 
 
@@ -54,3 +84,5 @@ def register(r: Registry) -> None:
     r.command("consent", consent_command, help=HELP)
     r.submit(service.FORM_ID, record)
     r.submit(service.WITHDRAW_FORM_ID, withdraw)
+    r.submit(suitability.FORM_ID, not_suitable)
+    r.submit(suitability.CLEAR_FORM_ID, suitable)

@@ -23,7 +23,9 @@ from chatbot.policy.model import (
     BANK_HOLIDAY_REGIONS,
     DAY_KEYS,
     DAY_NAMES,
+    ON_WITHDRAWAL,
     SLT_NOTICES,
+    STAFF_CHECKS,
     STAGES,
     ChecklistItem,
     ConcernCategory,
@@ -73,6 +75,11 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
         "urgent_repeat_minutes": ("concern_urgent_repeat_minutes", "positive"),
         "retention_review_years": ("retention_review_years", "count"),
     },
+    "consent": {"on_withdrawal": ("consent_on_withdrawal", "choice")},
+    "staff": {
+        "checks_missing": ("staff_checks_missing", "choice"),
+        "training_valid_months": ("training_valid_months", "positive"),
+    },
     "contacts": {
         **{k: (k, "text") for k in ("school_phone", "police_phone", "ceop_url", "out_of_hours")},
         "code_of_conduct_url": ("code_of_conduct_url", "url"),
@@ -87,6 +94,11 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
         "family_reminders": ("family_reminders", "names"),
     },
 }  # fmt: skip
+# The values a "choice" setting may take, by the Policy attribute it sets.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "consent_on_withdrawal": ON_WITHDRAWAL,
+    "staff_checks_missing": STAFF_CHECKS,
+}
 _ARRAYS: dict[str, tuple[str, ...]] = {
     "checklist": ("key", "label", "stage"),
     "concern_categories": ("key", "label"),
@@ -170,6 +182,13 @@ class _Reader:
         if not value and not allow_empty:
             self.fail(where, "must list at least one entry")
         return value
+
+    def choice(self, where: str, value: Any, allowed: tuple[str, ...]) -> str:
+        text = self.text(where, value)
+        if text not in allowed:
+            hint = _did_you_mean(text, list(allowed))
+            self.fail(where, f"{text!r} is not one of {', '.join(allowed)}{hint}")
+        return text
 
     def day(self, where: str, value: Any) -> date:
         if isinstance(value, date) and not isinstance(value, datetime):
@@ -289,7 +308,11 @@ class _Reader:
             for key, value in table.items():
                 attr, kind = keys[key]
                 target = kw["contacts"] if section == "contacts" else kw
-                target[attr] = self.value(kind, f"[{section}] {key}", value)
+                where = f"[{section}] {key}"
+                if kind == "choice":
+                    target[attr] = self.choice(where, value, _CHOICES[attr])
+                else:
+                    target[attr] = self.value(kind, where, value)
         if "checklist" in data:
             kw["checklist"] = tuple(
                 ChecklistItem(**e) for e in self.array("checklist", data["checklist"])

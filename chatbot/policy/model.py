@@ -24,6 +24,11 @@ MONTH_NAMES = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
+# What happens to a pupil's booked calls when their parents withdraw consent.
+ON_WITHDRAWAL = ("cancel", "hold")
+# What happens when a host or co-host has no DBS check or out-of-date safeguarding training
+# on the staff roster: SLT are told ("warn"), or the booking is refused ("refuse").
+STAFF_CHECKS = ("warn", "refuse")
 BANK_HOLIDAY_REGIONS = {
     "england": "ENG",
     "wales": "WLS",
@@ -114,6 +119,9 @@ class Policy:
     call_log_years: int  # Keeping in Touch logs are kept this long after the call
     checklist_years: int  # checklist ticks are kept this long after the call
     consent_years_after_withdrawal: int  # a withdrawn consent is kept this long after
+    consent_on_withdrawal: str  # one of ON_WITHDRAWAL
+    staff_checks_missing: str  # one of STAFF_CHECKS
+    training_valid_months: int  # safeguarding training older than this is out of date
     head_teacher_email: str | None  # optional: not in the default file
     contacts: Contacts
     slt_notices: str  # "channel" | "email" | "both": how SLT hear of calls

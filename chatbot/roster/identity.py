@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.interaction import UserRef
+from chatbot.search_key import fold, like_pattern
 from chatbot.storage.models import PlatformIdentity, Staff
 from chatbot.ui import Option
 
@@ -116,14 +117,15 @@ async def remember(
 
 
 async def staff_options(s: AsyncSession, query: str, limit: int = 100) -> list[Option]:
-    """Active staff matching a name or email fragment, for pickers that can't search the
-    platform's own directory. Values are emails (the core's convention for staff inputs)."""
+    """Active staff matching a name (whatever the accents and case) or email fragment, for
+    pickers that can't search the platform's own directory. Values are emails (the core's
+    convention for staff inputs)."""
     stmt = select(Staff).where(Staff.active.is_(True))
-    q = query.strip().lower()[:50]
-    if q:
-        like = f"%{q}%"
+    q = query.strip()[:50]
+    if fold(q):
+        like = like_pattern(q)
         stmt = stmt.where(
-            or_(func.lower(Staff.forename + " " + Staff.surname).like(like), Staff.email.like(like))
+            or_(Staff.search_key.like(like, escape="\\"), Staff.email.like(like, escape="\\"))
         )
     rows = (await s.execute(stmt.order_by(Staff.surname, Staff.forename).limit(limit))).scalars()
     return [Option(p.email, p.name) for p in rows]

@@ -6,8 +6,6 @@ Every rejected row is reported with its line number and the reason.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chatbot.csvfile import header_key, read_rows
 from chatbot.fields import DATE_FORMATS, too_long_ago
 from chatbot.roster.identity import normalise_email
 from chatbot.storage.db import rows_changed
@@ -27,12 +26,34 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 UPN_RE = re.compile(r"^[A-Z][0-9]{11}[0-9A-Z]$")
 NAME_MAX = 100
 
+# Other ways schools write the roles (after lower-casing and turning spaces and - into _).
+ROLE_ALIASES = {
+    "teacher": "staff", "teaching_assistant": "staff", "ta": "staff", "support_staff": "staff",
+    "senior_leader": "slt", "senior_leadership": "slt", "senior_leadership_team": "slt",
+    "designated_safeguarding_lead": "dsl",
+    "deputy_dsl": "deputy_dsl", "ddsl": "deputy_dsl", "deputy_designated_safeguarding_lead":
+    "deputy_dsl",
+    "head": "admin", "headteacher": "admin", "head_teacher": "admin", "administrator": "admin",
+}  # fmt: skip
+# Between roles in one cell: ";" as documented, or "," "/" "|" (a semicolon-separated file
+# can't use ";" inside a cell without quotes).
+ROLE_SEPARATORS = re.compile(r"[;,/|]")
+
 STAFF_HEADERS = {
     "email": ("email", "email address", "work email", "school email"),
     "forename": ("forename", "first name", "legal forename", "preferred forename", "given name"),
     "surname": ("surname", "last name", "legal surname", "preferred surname", "family name"),
     "roles": ("roles", "role"),
-}
+    "dbs_checked": (
+        "dbs_checked", "dbs check date", "dbs date", "dbs checked date", "dbs issue date",
+        "dbs certificate date", "dbs clearance date", "enhanced dbs date",
+    ),
+    "safeguarding_training": (
+        "safeguarding_training", "safeguarding training date", "safeguarding training",
+        "safeguarding training completed", "child protection training",
+        "child protection training date", "last safeguarding training",
+    ),
+}  # fmt: skip
 PUPIL_HEADERS = {
     "upn": ("upn", "unique pupil number"),
     "forename": ("forename", "legal forename", "preferred forename", "first name"),
@@ -67,11 +88,11 @@ class ImportReport:
 
 
 def _columns(header: list[str], wanted: dict[str, tuple[str, ...]], what: str) -> dict[str, int]:
-    norm = [h.strip().lstrip("\ufeff").lower().replace("_", " ") for h in header]
+    norm = [header_key(h) for h in header]
     found: dict[str, int] = {}
     for key, aliases in wanted.items():
         for alias in aliases:
-            a = alias.replace("_", " ")
+            a = header_key(alias)
             if a in norm:
                 found[key] = norm.index(a)
                 break
@@ -85,13 +106,7 @@ def _columns(header: list[str], wanted: dict[str, tuple[str, ...]], what: str) -
 
 
 def _rows(text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise RosterError("the file is empty") from None
-    rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
-    return header, rows
+    return read_rows(text, RosterError)
 
 
 def _name(value: str, what: str) -> str:
@@ -108,20 +123,49 @@ def _cell(row: list[str], cols: dict[str, int], key: str) -> str:
     return row[i].strip() if i is not None and i < len(row) else ""
 
 
-def _parse_dob(value: str, today: date) -> date | None:
+def _roles(cell: str) -> list[str]:
+    """The roles in a cell, in our spelling, always with "staff"; ValueError names a bad one."""
+    roles: list[str] = []
+    for raw in ROLE_SEPARATORS.split(cell):
+        word = "_".join(raw.strip().lower().replace("-", " ").split())
+        if not word:
+            continue
+        role = ROLE_ALIASES.get(word, word)
+        if role not in ROLES:
+            raise ValueError(
+                f"unknown role {raw.strip()[:40]!r} (roles are {', '.join(ROLES)}, separated by ;)"
+            )
+        if role not in roles:
+            roles.append(role)
+    return roles if "staff" in roles else ["staff", *roles]
+
+
+def _dated(value: str, what: str) -> date | None:
+    """A date in a roster cell (YYYY-MM-DD or DD/MM/YYYY), None when the cell is empty."""
     if not value:
         return None
     for fmt in DATE_FORMATS:
         try:
-            dob = datetime.strptime(value, fmt).date()
+            return datetime.strptime(value, fmt).date()
         except ValueError:
             continue
-        if dob > today:
-            raise ValueError(f"date of birth {value!r} is in the future")
-        if old := too_long_ago(dob, today, f"date of birth {value!r}"):
-            raise ValueError(old)
-        return dob
-    raise ValueError(f"date of birth {value!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
+    raise ValueError(f"{what} {value[:40]!r} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")
+
+
+def _past_date(value: str, today: date, what: str) -> date | None:
+    """A date in a roster cell that must lie in a pupil's lifetime up to today."""
+    day = _dated(value, what)
+    if day is None:
+        return None
+    if day > today:
+        raise ValueError(f"{what} {value!r} is in the future")
+    if old := too_long_ago(day, today, f"{what} {value!r}"):
+        raise ValueError(old)
+    return day
+
+
+def _parse_dob(value: str, today: date) -> date | None:
+    return _past_date(value, today, "date of birth")
 
 
 async def import_staff(
@@ -135,6 +179,7 @@ async def import_staff(
     seen: set[str] = set()
     async with units.write() as u:
         s, now = u.session, u.now
+        today = u.local(now).date()
         for line, row in rows:
             try:
                 email = normalise_email(_cell(row, cols, "email"))
@@ -144,15 +189,11 @@ async def import_staff(
                     raise ValueError(f"{email} appears earlier in the file")
                 forename = _name(_cell(row, cols, "forename"), "forename")
                 surname = _name(_cell(row, cols, "surname"), "surname")
-                raw_roles = [r.strip().lower() for r in _cell(row, cols, "roles").split(";")]
-                roles = [r for r in raw_roles if r] or ["staff"]
-                bad = [r for r in roles if r not in ROLES]
-                if bad:
-                    raise ValueError(
-                        f"unknown role {bad[0]!r} (roles are {', '.join(ROLES)}, separated by ;)"
-                    )
-                if "staff" not in roles:
-                    roles.insert(0, "staff")
+                roles = _roles(_cell(row, cols, "roles"))
+                dbs = _past_date(_cell(row, cols, "dbs_checked"), today, "DBS check date")
+                training = _past_date(
+                    _cell(row, cols, "safeguarding_training"), today, "safeguarding training date"
+                )
             except ValueError as exc:
                 report.rejected.append((line, str(exc)))
                 continue
@@ -168,12 +209,19 @@ async def import_staff(
                         active=True,
                         created_at=now,
                         updated_at=now,
+                        dbs_checked=dbs,
+                        safeguarding_training=training,
                     )
                 )
                 report.created += 1
             else:
                 person.forename, person.surname = forename, surname
                 person.roles, person.active, person.updated_at = ";".join(roles), True, now
+                # A file without these dates (or an empty cell) leaves what is on record.
+                if dbs:
+                    person.dbs_checked = dbs
+                if training:
+                    person.safeguarding_training = training
                 report.updated += 1
         if deactivate_missing and report.usable:
             report.deactivated = await _deactivate(s, Staff, Staff.email, seen, now)

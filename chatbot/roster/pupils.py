@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chatbot.search_key import fold, like_pattern
 from chatbot.storage.models import Consent, Pupil
 from chatbot.ui import Option
 
@@ -37,19 +38,20 @@ async def with_consent(s: AsyncSession, pupil_ids: list[int]) -> set[int]:
 
 
 async def search(s: AsyncSession, query: str, limit: int = SEARCH_LIMIT) -> list[Option]:
-    """Pupils matching a name, class or UPN fragment; labels use forename + surname initial."""
-    q = query.strip().lower()[:50]
+    """Pupils matching a name, class or UPN fragment, whatever the accents and case ("Chloe"
+    finds "Chloé"); labels use forename + surname initial."""
+    q = query.strip()[:50]
     stmt = select(Pupil).where(Pupil.active.is_(True))
-    if q:
-        like = f"%{q}%"
+    if fold(q):
+        like = like_pattern(q)
         stmt = stmt.where(
             or_(
-                func.lower(Pupil.forename + " " + Pupil.surname).like(like),
-                func.lower(Pupil.class_name).like(like),
-                func.lower(Pupil.upn) == q,
+                Pupil.search_key.like(like, escape="\\"),
+                func.lower(Pupil.class_name).like(like, escape="\\"),
+                Pupil.upn == q.upper(),
             )
         )
-    stmt = stmt.order_by(Pupil.forename, Pupil.surname, Pupil.id).limit(limit)
+    stmt = stmt.order_by(Pupil.search_key, Pupil.id).limit(limit)  # as people read names
     return [option(p) for p in (await s.execute(stmt)).scalars()]
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from chatbot.search_key import fold
 from chatbot.storage import append_only
 
 
@@ -76,6 +77,11 @@ class Staff(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The names folded for searching, kept in step by _keep_search_keys below.
+    search_key: Mapped[str] = mapped_column(String(400), default="", server_default="")
+    # From the staff roster, when the school's MIS export has them (None: not on record).
+    dbs_checked: Mapped[date | None] = mapped_column(Date)
+    safeguarding_training: Mapped[date | None] = mapped_column(Date)
 
     @property
     def role_set(self) -> frozenset[str]:
@@ -117,6 +123,14 @@ class Pupil(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The names folded for searching, kept in step by _keep_search_keys below.
+    search_key: Mapped[str] = mapped_column(String(400), default="", server_default="")
+    # Set when live video does not suit this pupil: calls with them are refused, with the
+    # reason, and the family's preferred way of keeping in touch is shown instead.
+    video_unsuitable_reason: Mapped[str | None] = mapped_column(Text)
+    keep_in_touch_by: Mapped[str | None] = mapped_column(String(300))
+    video_unsuitable_at: Mapped[datetime | None]
+    video_unsuitable_by: Mapped[str | None] = mapped_column(String(200))
 
     @property
     def short_name(self) -> str:
@@ -137,7 +151,8 @@ class Consent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pupil_id: Mapped[int] = mapped_column(ForeignKey("pupil.id"), index=True)
     parent_email: Mapped[str] = mapped_column(String(320))
-    received_at: Mapped[datetime]
+    received_on: Mapped[date] = mapped_column(Date)  # the day it arrived (school time zone)
+    received_at: Mapped[datetime | None]  # the moment, when the time was given
     evidence_kind: Mapped[str] = mapped_column(String(20))  # "message_id" | "eml_sha256"
     evidence: Mapped[str] = mapped_column(String(1000))
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
@@ -174,6 +189,10 @@ class Booking(Base):
     checklist_escalated_at: Mapped[datetime | None]  # unticked checks reported to SLT
     worry_reminded_at: Mapped[datetime | None]  # the log's worry has no concern: host reminded
     worry_reported_at: Mapped[datetime | None]  # ... and the DSL told
+    # A call kept but on hold (a parent withdrew consent and the policy says "hold"): the
+    # co-host can't accept, the checklist says it must not go ahead. Plain words, no names.
+    held_at: Mapped[datetime | None]
+    held_reason: Mapped[str | None] = mapped_column(String(300))
 
     pupils: Mapped[list[BookingPupil]] = relationship(
         back_populates="booking", lazy="selectin", cascade="all, delete-orphan"
@@ -207,6 +226,32 @@ class BookingPupil(Base):
 
     booking: Mapped[Booking] = relationship(back_populates="pupils")
     pupil: Mapped[Pupil] = relationship(lazy="joined")
+
+
+@event.listens_for(Staff, "before_insert")
+@event.listens_for(Staff, "before_update")
+@event.listens_for(Pupil, "before_insert")
+@event.listens_for(Pupil, "before_update")
+def _keep_search_keys(mapper: Any, connection: Connection, target: Staff | Pupil) -> None:
+    """Names are searched through a folded copy (see chatbot.search_key), kept in step here so
+    every write of a name updates it."""
+    target.search_key = fold(f"{target.forename} {target.surname}")[:400]
+
+
+class CalendarEntry(Base):
+    """The school calendar imported from an iCalendar or CSV file (``chatbot policy terms
+    import``): terms, named holidays and INSET days, each a run of whole days (both ends
+    included). The policy file's own ``terms`` and ``closures`` apply as well."""
+
+    __tablename__ = "school_calendar"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "term" | "holiday" | "inset"
+    name: Mapped[str] = mapped_column(String(200))
+    starts_on: Mapped[date] = mapped_column(Date, index=True)
+    ends_on: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(300))  # the file it came from
+    imported_at: Mapped[datetime]
 
 
 class ChecklistTick(Base):

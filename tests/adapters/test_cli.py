@@ -51,7 +51,7 @@ def test_file_with_no_usable_rows_exits_non_zero(tmp_path: Path) -> None:
     f = tmp_path / "pupils.csv"
     f.write_text("upn,forename,surname\nnope,A,B\n")
     r = chatbot(tmp_path, "import", "pupils", str(f))
-    assert r.returncode == 1
+    assert r.returncode == 2  # bad input, nothing changed (was 1 until exit codes were made one)
     assert "No usable rows" in r.stderr
 
 
@@ -367,3 +367,118 @@ def test_consent_letter_uses_the_policy_file(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("Subject: ")
     assert "Brook Primary" in r.stdout and "at most 20 minutes" in r.stdout
+
+
+def grant(
+    tmp_path: Path, upn: str, received: str, *evidence: str
+) -> subprocess.CompletedProcess[str]:
+    return chatbot(
+        tmp_path,
+        "consent",
+        "grant",
+        upn,
+        "--parent-email",
+        "parent@home.test",
+        "--reason",  # not the roster's parent address
+        "wrote from a work address, confirmed by phone",
+        "--received",
+        received,
+        *(evidence or ("--evidence", "<CAF1@mail.home.test> Re: video calls")),
+    )
+
+
+def test_consent_received_in_iso_8601_and_exit_codes(tmp_path: Path) -> None:
+    """--received takes ISO 8601 as well as 'YYYY-MM-DD HH:MM'; a day alone is stored as a
+    day; every refusal exits 2 with the reason (a bad date used to exit 1)."""
+    (tmp_path / "p.csv").write_text(PUPILS_CSV)
+    assert chatbot(tmp_path, "import", "pupils", str(tmp_path / "p.csv")).returncode == 0
+    bad = grant(tmp_path, "A123456789012", "2026-13-01")
+    assert bad.returncode == 2, bad.stderr
+    assert "--received" in bad.stderr and "'2026-13-01' is not a date" in bad.stderr
+    for refused, why in (
+        (grant(tmp_path, "A123456789012", "2026-11-20", "--evidence", "ok"), "evidence: Start"),
+        (grant(tmp_path, "A123456789012", "2026-11-20T25:00"), "is not a date"),
+        (grant(tmp_path, "Z999999999999", "2026-11-20"), "not on the pupil roster"),
+    ):
+        assert refused.returncode == 2 and why in refused.stderr, refused.stderr
+    eml = tmp_path / "ok.eml"
+    eml.write_bytes(b"ok\n")
+    r = grant(tmp_path, "A123456789012", "2026-11-20", "--eml", str(eml))
+    assert r.returncode == 2 and "not a saved email" in r.stderr, r.stderr
+
+    for upn, received in (
+        ("A123456789012", "2026-11-20T18:03:00"),
+        ("B123456789012", "2026-11-20T18:03+01:00"),
+        ("C123456789012", "2026-11-20"),
+    ):
+        r = grant(tmp_path, upn, received)
+        assert r.returncode == 0, (received, r.stderr)
+    with closing(sqlite3.connect(tmp_path / "cli.db")) as con:
+        rows = con.execute("SELECT received_on, received_at FROM consent ORDER BY id").fetchall()
+    assert rows == [
+        ("2026-11-20", "2026-11-20 18:03:00.000000"),
+        ("2026-11-20", "2026-11-20 17:03:00.000000"),  # the offset was honoured
+        ("2026-11-20", None),  # a day, not midnight
+    ]
+    listed = chatbot(tmp_path, "consent", "list").stdout
+    assert "received 2026-11-20 18:03" in listed and "received 2026-11-20 17:03" in listed
+    assert "00:00" not in listed
+
+    w = chatbot(tmp_path, "consent", "withdraw", "A123456789012")
+    assert w.returncode == 0 and "They had no calls booked" in w.stdout, w.stderr
+    helped = chatbot(tmp_path, "--help")
+    assert "exit codes:" in helped.stdout and "2    refused" in helped.stdout
+
+
+TERMS_ICS = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"
+    b"BEGIN:VEVENT\r\nSUMMARY:Autumn term 2\r\nDTSTART;VALUE=DATE:20261102\r\n"
+    b"DTEND;VALUE=DATE:20261219\r\nEND:VEVENT\r\n"
+    b"BEGIN:VEVENT\r\nSUMMARY:Christmas holiday\r\nDTSTART;VALUE=DATE:20261219\r\n"
+    b"DTEND;VALUE=DATE:20270104\r\nEND:VEVENT\r\n"
+    b"BEGIN:VEVENT\r\nSUMMARY:Sports day\r\nDTSTART;VALUE=DATE:20261120\r\nEND:VEVENT\r\n"
+    b"END:VCALENDAR\r\n"
+)
+
+
+async def test_term_dates_imported_from_the_command_line_close_the_holidays(
+    tmp_path: Path,
+) -> None:
+    from chatbot.bootstrap import build_bot
+    from chatbot.effects import FormErrors
+    from chatbot.policy import default_policy
+    from chatbot.ports import FixedClock
+    from chatbot.roster import importer as roster
+    from chatbot.uow import Units
+    from tests.conftest import GOOD, HOST, MONDAY_8AM, open_database, submit
+
+    bad = tmp_path / "bad.ics"
+    bad.write_bytes(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+    r = chatbot(tmp_path, "policy", "terms", "import", str(bad))
+    assert r.returncode == 2 and "nothing was imported" in r.stderr, r.stderr
+    listed = chatbot(tmp_path, "policy", "terms", "list")
+    assert listed.returncode == 0 and "NO TERM DATES ARE SET" in listed.stderr
+
+    ics = tmp_path / "council.ics"
+    ics.write_bytes(TERMS_ICS)
+    r = chatbot(tmp_path, "policy", "terms", "import", str(ics), "--as", "office@school.test")
+    assert r.returncode == 0, r.stderr
+    assert "1 term(s), 1 holiday(s), 0 INSET day(s) imported" in r.stdout
+    assert "skipped Sports day: not a term, holiday or INSET day" in r.stderr
+    listed = chatbot(tmp_path, "policy", "terms", "list")
+    assert "2026-12-19 to 2027-01-03  holiday  Christmas holiday" in listed.stdout
+    assert "NO TERM DATES" not in listed.stderr
+
+    db = open_database(f"sqlite+aiosqlite:///{tmp_path}/cli.db")
+    try:
+        core = Units(db=db, policy=default_policy(), clock=FixedClock(MONDAY_8AM))
+        await roster.import_staff(core, STAFF_CSV)
+        await roster.import_pupils(core, PUPILS_CSV)
+        bot = build_bot(core)
+        [err] = await bot.handle(submit(HOST, "book_call", dict(GOOD, date="2026-12-22")))
+        assert isinstance(err, FormErrors)
+        assert err.errors["date"].startswith(
+            "Tuesday 22 December 2026 is in a school holiday (Christmas holiday)."
+        )
+    finally:
+        await db.dispose()

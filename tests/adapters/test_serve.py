@@ -162,3 +162,30 @@ async def test_production_switches_off_unauthenticated_teams(core: Units) -> Non
         r = await client.post("/api/messages", json={"type": "message", "text": "help"})
         assert r.status == 503
         assert "not configured" in (await r.json())["error"]
+
+
+def import_terms(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    ics = tmp_path / "terms.ics"
+    ics.write_bytes(
+        b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Autumn term\r\n"
+        b"DTSTART;VALUE=DATE:20260903\r\nDTEND;VALUE=DATE:20261219\r\nEND:VEVENT\r\n"
+        b"END:VCALENDAR\r\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "policy", "terms", "import", str(ics)],
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_serve_warns_loudly_until_term_dates_are_set(tmp_path: Path) -> None:
+    """Without term dates calls can be booked in the holidays, so start-up says so."""
+    _, _, out = await run_serve(tmp_path, "--host", "127.0.0.1")
+    assert "WARNING chatbot.terms: NO TERM DATES ARE SET" in out, out
+    r = import_terms(tmp_path)
+    assert r.returncode == 0 and "1 term(s)" in r.stdout, r.stderr
+    _, _, out = await run_serve(tmp_path, "--host", "127.0.0.1")
+    assert "NO TERM DATES" not in out

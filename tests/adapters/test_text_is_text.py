@@ -93,7 +93,14 @@ def _csv(header: tuple[str, ...], *rows: tuple[str, ...]) -> str:
 
 @pytest.fixture
 async def evil_school(core: Units) -> Units:
-    staff = await roster.import_staff(core, _csv(("email", "forename", "surname", "roles"), *STAFF))
+    checked = ("2024-09-02", "2025-09-01")  # DBS and training on record: no SLT warnings
+    staff = await roster.import_staff(
+        core,
+        _csv(
+            ("email", "forename", "surname", "roles", "dbs_checked", "safeguarding_training"),
+            *(row + checked for row in STAFF),
+        ),
+    )
     pupils = await roster.import_pupils(
         core, _csv(("upn", "forename", "surname", "class", "parent_email"), PUPIL)
     )

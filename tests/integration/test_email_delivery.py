@@ -127,7 +127,7 @@ async def test_a_4xx_reply_is_retried_and_a_5xx_is_reported_to_the_sender(
         async with units.write() as u:  # Zoë's consent withdrawn, so she can be asked
             from chatbot.consent import service
 
-            assert await service.withdraw(u, "B123456789012", None, cli=True) is None
+            assert (await service.withdraw(u, "B123456789012", None, cli=True)).error is None
         await runtime.bot.handle(submit(HOST, "consent_ask", {"pupil": "B123456789012"}))
         assert (await runtime.mailer.drain()).failed == 1
         clock.advance(hours=1)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import column, insert, select, table
 
 from chatbot.bookings.scheduled import run_booking_sweeps
 from chatbot.policy import default_policy
 from chatbot.ports import FixedClock
 from chatbot.storage import migrate
-from chatbot.storage.models import Booking, CallLog, OutboxMessage, Staff
+from chatbot.storage.models import Booking, CallLog, OutboxMessage, UTCDateTime
 from chatbot.uow import Units
 from tests.conftest import MONDAY_8AM, fresh_database
 
@@ -20,12 +20,18 @@ from tests.conftest import MONDAY_8AM, fresh_database
 async def test_upgrade_marks_earlier_calls_as_swept(db_url: str) -> None:
     db = await fresh_database(db_url, create=False)
     try:
-        await migrate.upgrade(db, "0005")
+        await migrate.upgrade(db, "0006")
         now = MONDAY_8AM
         past = now - timedelta(days=7)
         async with db.transaction() as s:
+            # The staff table as it was then (later migrations add columns the model has now).
+            staff = table(
+                "staff", *(column(c) for c in ("id", "email", "forename", "surname", "roles")),
+                column("active"), column("created_at", UTCDateTime()),
+                column("updated_at", UTCDateTime()),
+            )  # fmt: skip
             await s.execute(
-                insert(Staff.__table__).values(
+                insert(staff).values(
                     id=1, email="t@school.test", forename="T", surname="T", roles="staff",
                     active=True, created_at=past, updated_at=past,
                 )

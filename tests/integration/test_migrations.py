@@ -131,3 +131,48 @@ async def test_migrations_create_the_same_protective_triggers(db_url: str) -> No
         await db.dispose()
     assert migrated == modelled
     assert {"concern_report_fixed", "concern_event_no_update"} <= migrated
+
+
+async def test_0009_keeps_what_was_there(db_url: str) -> None:
+    """Rows made before 0009 gain their search keys, and consents their day: one recorded
+    with a date alone (stored at midnight, school time, until now) becomes a date."""
+    from sqlalchemy import text
+
+    db = await fresh_database(db_url, create=False)
+    try:
+        await migrate.upgrade(db, "0008")
+        async with db.engine.begin() as conn:
+            now = "2026-11-30 08:00:00"
+            for table, email in (("staff", "'chloe@school.test', "), ("pupil", "")):
+                cols = "email, " if table == "staff" else "upn, class_name, "
+                key = "'A123456789012', 'Year 3', " if table == "pupil" else email
+                extra = ", roles" if table == "staff" else ""
+                more = ", 'staff'" if table == "staff" else ""
+                await conn.execute(
+                    text(
+                        f"INSERT INTO {table} ({cols}forename, surname, active, created_at, "
+                        f"updated_at{extra}) VALUES ({key}'Chloé', 'Ørsted', true, '{now}', "
+                        f"'{now}'{more})"
+                    )
+                )
+            for received in ("2026-07-01 23:00:00", "2026-11-29 18:05:00"):  # BST midnight; GMT
+                await conn.execute(
+                    text(
+                        "INSERT INTO consent (pupil_id, parent_email, received_at, evidence_kind, "
+                        "evidence, recorded_by_label, recorded_at) VALUES (1, 'p@home.test', "
+                        f"'{received}', 'message_id', '<a@b> Re: x', 'cli', '{now}')"
+                    )
+                )
+        await migrate.upgrade(db)
+        async with db.engine.connect() as conn:
+            keys = (await conn.execute(text("SELECT search_key FROM staff"))).scalars().all()
+            assert keys == ["chloe orsted"]
+            keys = (await conn.execute(text("SELECT search_key FROM pupil"))).scalars().all()
+            assert keys == ["chloe orsted"]
+            rows = (
+                await conn.execute(text("SELECT received_on, received_at FROM consent ORDER BY id"))
+            ).all()
+        assert [str(r[0]) for r in rows] == ["2026-07-02", "2026-11-29"]
+        assert rows[0][1] is None and rows[1][1] is not None
+    finally:
+        await db.dispose()

@@ -164,7 +164,7 @@ async def test_purge_removes_call_records_past_retention_except_what_is_held(
     )
     for upn in ("A123456789012", "B123456789012"):
         async with school.write() as u:
-            assert await consent.withdraw(u, upn, None, "cli", cli=True) is None
+            assert (await consent.withdraw(u, upn, None, "cli", cli=True)).error is None
     async with school.db.transaction() as s:
         (await s.execute(select(Concern))).scalar_one().legal_hold = True  # Sam's consent too
 

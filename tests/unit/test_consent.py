@@ -69,16 +69,16 @@ async def test_grant_withdraw_list(school: Units) -> None:
         NOAH,
     }
 
-    assert await in_unit(school, consent.withdraw, NOAH.lower(), None, cli=True) is None
+    assert (await in_unit(school, consent.withdraw, NOAH.lower(), None, cli=True)).error is None
     [c] = [x for x in await consents(school) if x.id == c.id]
     assert c.withdrawn_at == MONDAY_8AM and c.withdrawn_by_label == "cli"
     assert NOAH not in {p.upn for p, _ in await in_unit(school, consent.listing)}
     assert await audit_count(school, "consent.grant") == 3
     assert await audit_count(school, "consent.withdraw") == 1
 
-    err = await in_unit(school, consent.withdraw, NOAH, None, cli=True)
+    err = (await in_unit(school, consent.withdraw, NOAH, None, cli=True)).error
     assert err is not None and "no consent on file" in err
-    err = await in_unit(school, consent.withdraw, "Z999999999999", None, cli=True)
+    err = (await in_unit(school, consent.withdraw, "Z999999999999", None, cli=True)).error
     assert err is not None and "not on the pupil roster" in err
 
 
@@ -93,8 +93,8 @@ async def test_bad_input_refused_nothing_written(school: Units) -> None:
         ({"parent_email": "not an email"}, "parent_email", "not an email address"),
         ({"parent_email": ""}, "parent_email", "not an email address"),
         ({"parent_email": "a" * 400 + "@home.test"}, "parent_email", "not an email address"),
-        ({"evidence": ""}, "evidence", "Message-ID or subject"),
-        ({"evidence": "   "}, "evidence", "Message-ID or subject"),
+        ({"evidence": ""}, "evidence", "Message-ID and subject"),
+        ({"evidence": "   "}, "evidence", "Message-ID and subject"),
         ({"evidence": "x" * 10_000}, "evidence", "too long"),
         ({"upn": "Z999999999999"}, "pupil", "not on the pupil roster"),
         ({"upn": "Ørsted"}, "pupil", "not on the pupil roster"),
@@ -228,3 +228,73 @@ async def test_who_may_withdraw_from_chat(school: Units, bot: Bot) -> None:
         assert not await current_consent(school, NOAH), who
         assert (await consents(school))[-1].withdrawn_by_label == who
     assert await audit_count(school, "consent.withdraw") == 4
+
+
+# ---------------------------------------------------------------- evidence and dates (#11)
+
+
+async def test_evidence_must_find_the_email_again(school: Units, bot: Bot) -> None:
+    """Evidence is the email's Message-ID as its headers show it, with its subject: "ok" or a
+    subject alone can't be found again, so they are refused."""
+    for evidence, words in (
+        ("ok", "Message-ID as its headers show it"),
+        ("Re: video calls", "Message-ID as its headers show it"),
+        ("CAF9@mail.home.test Re: video calls", "angle brackets"),
+        ("<not-an-id> Re: video calls", "angle brackets"),
+        ("<CAF9@mail.home.test>", "Add the email's subject"),
+        ("<CAF9@mail.home.test>   ", "Add the email's subject"),
+    ):
+        res = await grant(school, evidence=evidence)
+        assert words in res.errors.get("evidence", ""), (evidence, res.errors)
+        [err] = await bot.handle(
+            submit("teacher@school.test", "consent", {**FORM, "evidence": evidence})
+        )
+        assert isinstance(err, FormErrors) and words in err.errors["evidence"], evidence
+    res = await grant(school, evidence="Message-ID: <CAF9@mail.home.test>   Re:  video calls")
+    assert res.errors == {} and res.consent is not None
+    assert res.consent.evidence == "<CAF9@mail.home.test> Re: video calls"
+
+
+def test_an_eml_that_is_not_an_email_is_refused(tmp_path: Path) -> None:
+    eml = tmp_path / "ok.eml"
+    eml.write_bytes(b"ok\r\n")
+    try:
+        consent.eml_evidence(eml)
+    except consent.EvidenceError as exc:
+        assert "not a saved email" in str(exc)
+    else:
+        raise AssertionError("an .eml with no mail headers was accepted")
+
+
+async def test_the_form_reports_every_error_in_one_round(school: Units, bot: Bot) -> None:
+    bad = {
+        "pupil": "Z999999999999",
+        "parent_email": "nope",
+        "received_date": "yesterday",
+        "received_time": "25:00",
+        "evidence": "ok",
+    }
+    [err] = await bot.handle(submit("teacher@school.test", "consent", bad))
+    assert isinstance(err, FormErrors)
+    assert set(err.errors) == set(bad), err.errors
+    # A readable date that is wrong is reported beside everything else too.
+    [err] = await bot.handle(
+        submit("teacher@school.test", "consent", {**bad, "received_date": "2026-12-25"})
+    )
+    assert isinstance(err, FormErrors) and "future" in err.errors["received_date"]
+    assert set(err.errors) == set(bad), err.errors
+
+
+async def test_a_date_without_a_time_is_stored_as_a_date(school: Units, bot: Bot) -> None:
+    effects = await bot.handle(
+        submit("teacher@school.test", "consent", {**FORM, "received_time": ""})
+    )
+    assert isinstance(effects[0], CloseForm), effects
+    c = (await consents(school))[-1]
+    assert c.received_at is None and c.received_on == datetime(2026, 11, 29).date()
+    # With a time, both: the moment, and its day in the school's time zone.
+    await in_unit(school, consent.withdraw, NOAH, None, cli=True)
+    summer = datetime(2026, 7, 1, 23, 30, tzinfo=UTC)  # 00:30 on 2 July in London
+    res = await grant(school, received_at=summer)
+    assert res.consent is not None and res.consent.received_at == summer
+    assert res.consent.received_on == datetime(2026, 7, 2).date()

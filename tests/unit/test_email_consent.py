@@ -169,7 +169,7 @@ async def test_hand_recorded_consent_from_another_address_needs_a_reason(
         "pupil": DORA,
         "parent_email": "someone.else@home.test",
         "received_date": "2026-11-29",
-        "evidence": "<x@home.test>",
+        "evidence": "<x@home.test> Re: video calls",
     }
     first = await mail_bot.handle(submit(TEACHER, "consent", values))
     assert (

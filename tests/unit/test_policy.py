@@ -98,6 +98,17 @@ def test_bad_stage_or_kind_argument_is_a_programming_error() -> None:
         default_policy().cohost_required("class")
 
 
+def test_consent_and_staff_settings(tmp_path: Path) -> None:
+    p = default_policy()
+    assert (p.consent_on_withdrawal, p.staff_checks_missing) == ("cancel", "warn")
+    assert p.training_valid_months == 36
+    text = '[consent]\non_withdrawal = "hold"\n[staff]\nchecks_missing = "refuse"\n'
+    school = load_policy(write(tmp_path, text + "training_valid_months = 24\n"))
+    assert (school.consent_on_withdrawal, school.staff_checks_missing) == ("hold", "refuse")
+    assert school.training_valid_months == 24
+    assert load_policy(write(tmp_path, to_toml(school), "again.toml")) == school
+
+
 def test_default_policy_file_equals_defaults() -> None:
     assert load_policy(DEFAULT_POLICY_FILE) == load_policy(None)
     assert DEFAULT_POLICY_FILE.name == "default_policy.toml"
@@ -325,6 +336,11 @@ BAD_FILES = [
     ),
     ("[hours]\nterms = [{start = '2026-09-03'}]\n", ["[hours] terms #1 end", "missing"]),
     ("[hours]\nterms = [{begin = '2026-09-03'}]\n", ["[hours] terms #1 begin"]),
+    ("[consent]\non_withdrawal = 'delete'\n", ["[consent] on_withdrawal", "cancel, hold"]),
+    ("[consent]\non_withdrawal = 'holds'\n", ["did you mean 'hold'"]),
+    ("[staff]\nchecks_missing = 'warning'\n", ["[staff] checks_missing", "did you mean 'warn'"]),
+    ("[staff]\nchecks_missing = true\n", ["[staff] checks_missing", "text"]),
+    ("[staff]\ntraining_valid_months = 0\n", ["[staff] training_valid_months", "at least 1"]),
     ("[calls]\nmax_minutes = \n", ["not valid TOML", "line 2"]),
     ("[calls\n", ["not valid TOML", "line 1"]),
 ]

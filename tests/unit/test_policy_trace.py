@@ -41,6 +41,9 @@ TIMING = "tests/integration/test_call_checklist_timing.py"
 CALL_LOG = "tests/integration/test_call_log_policy.py"
 RECORDS = "tests/unit/test_call_records.py"
 ACCESS = "tests/unit/test_concern_access.py"
+CONSENT = "tests/unit/test_consent.py"
+WITHDRAWAL = "tests/unit/test_consent_withdrawal.py"
+STAFF_CHECKS = "tests/unit/test_staff_checks.py"
 
 TRACE = (
     Requirement(
@@ -134,6 +137,69 @@ TRACE = (
         ("email.slt_notices",),
         ("chatbot.mail.slt:queue_slt_email",),
         (f"{EMAIL_DELIVERY}::test_slt_hear_by_the_policys_choice",),
+    ),
+    Requirement(
+        "A parent who withdraws consent stops their child's calls still to come: cancelled, "
+        "or held as the school chooses, with the host, co-host and SLT told why.",
+        ("consent.on_withdrawal",),
+        (
+            "chatbot.consent.service:withdraw",
+            "chatbot.bookings.holds:stop_calls",
+            "chatbot.bookings.holds:call_off_held_calls",
+        ),
+        (
+            f"{WITHDRAWAL}::test_withdrawal_cancels_every_call_still_to_come_and_says_why",
+            f"{WITHDRAWAL}::test_hold_keeps_the_call_but_it_cannot_be_accepted_or_started",
+            f"{WITHDRAWAL}::test_a_call_still_on_hold_at_the_cohost_deadline_is_called_off",
+            "tests/unit/test_policy.py::test_consent_and_staff_settings",
+        ),
+    ),
+    Requirement(
+        "Agreement is in writing: the parent's email itself is the evidence (its Message-ID "
+        "and subject, or the saved .eml), with when it arrived.",
+        (),
+        ("chatbot.consent.service:evidence_problem", "chatbot.fields:parse_moment"),
+        (
+            f"{CONSENT}::test_evidence_must_find_the_email_again",
+            f"{CONSENT}::test_an_eml_that_is_not_an_email_is_refused",
+            f"{CONSENT}::test_a_date_without_a_time_is_stored_as_a_date",
+            "tests/adapters/test_cli.py::test_consent_received_in_iso_8601_and_exit_codes",
+        ),
+    ),
+    Requirement(
+        "Live video may not suit every pupil: the school records why and how the family keeps "
+        "in touch instead, and such a pupil is not booked.",
+        (),
+        ("chatbot.consent.suitability:mark_unsuitable", "chatbot.bookings.rules:check_booking"),
+        (
+            "tests/unit/test_video_unsuitable.py::"
+            "test_marked_not_suitable_refuses_booking_with_the_reason",
+            "tests/unit/test_video_unsuitable.py::"
+            "test_only_slt_dsl_or_admin_mark_video_suitable_again",
+        ),
+    ),
+    Requirement(
+        "Staff on calls are DBS checked and have up-to-date safeguarding training.",
+        ("staff.checks_missing", "staff.training_valid_months"),
+        ("chatbot.bookings.rules:check_gaps", "chatbot.roster.importer:import_staff"),
+        (
+            f"{STAFF_CHECKS}::test_roster_dates_role_spellings_and_semicolons",
+            f"{STAFF_CHECKS}::test_by_default_slt_are_told_and_the_call_is_booked",
+            f"{STAFF_CHECKS}::test_refuse_setting_stops_the_booking_naming_what_is_missing",
+        ),
+    ),
+    Requirement(
+        "School days follow the school's term dates (an iCalendar feed or CSV, with holidays "
+        "and INSET days); start-up warns loudly while none are set.",
+        ("hours.terms", "hours.closures"),
+        ("chatbot.terms.calendar:closed_reason", "chatbot.terms.calendar:warn_if_no_term_dates"),
+        (
+            "tests/unit/test_school_calendar.py::"
+            "test_bookings_in_holidays_refused_naming_the_holiday",
+            "tests/adapters/test_cli.py::"
+            "test_term_dates_imported_from_the_command_line_close_the_holidays",
+            "tests/adapters/test_serve.py::test_serve_warns_loudly_until_term_dates_are_set",
+        ),
     ),
     Requirement(
         "The host has a plan for the conversation.",

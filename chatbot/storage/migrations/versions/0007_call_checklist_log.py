@@ -1,7 +1,7 @@
 """call log: was the co-host there; sweep claims for checklist escalation and unfiled worries
 
 Revision ID: 0007
-Revises: 0009
+Revises: 0006
 Create Date: 2026-12-02 09:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0009"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """email: mail sent by the bot, consent requests and the replies kept as evidence, join details
 
-Revision ID: 0009
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02 09:00:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import chatbot.storage.models
 
-revision = "0009"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None

@@ -1,6 +1,6 @@
 """concern.next_chase_at: an unacknowledged concern is re-sent after escalation, on a schedule
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02 12:00:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import chatbot.storage.models
 
-revision = "0010"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
