@@ -34,6 +34,8 @@ class Units:
     db: Database
     policy: Policy
     clock: Clock = field(default_factory=SystemClock)
+    # A Meetings adapter (Zoom) is connected: confirmed calls get their meeting from the bot.
+    meetings: bool = False
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -46,7 +48,13 @@ class Units:
         """A unit that may change things: committed when the block ends, rolled back (with
         everything it queued) if the block raises."""
         async with self.db.transaction() as session:
-            unit = Unit(session, self.policy, self.now(), serial=self.db.serial_writers)
+            unit = Unit(
+                session,
+                self.policy,
+                self.now(),
+                serial=self.db.serial_writers,
+                meetings=self.meetings,
+            )
             yield unit
             await unit.flush()
 
@@ -55,7 +63,7 @@ class Units:
         """A read-only unit: on SQLite it never waits for the write lock. Queuing audit rows
         or messages in it is a programming error."""
         async with self.db.reading() as session:
-            unit = Unit(session, self.policy, self.now(), read_only=True)
+            unit = Unit(session, self.policy, self.now(), read_only=True, meetings=self.meetings)
             yield unit
             if unit.pending:
                 raise RuntimeError("a read-only unit of work queued writes")
@@ -68,6 +76,7 @@ class Unit:
     now: datetime
     read_only: bool = False
     serial: bool = False  # write units run one at a time (SQLite): no row locks needed
+    meetings: bool = False  # see Units.meetings
     _audit: list[dict[str, Any]] = field(default_factory=list)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
 

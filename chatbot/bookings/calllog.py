@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -10,6 +12,7 @@ from chatbot.bookings import notices
 from chatbot.bookings.service import load
 from chatbot.fields import FieldError, one, parse_int, text
 from chatbot.interaction import SubmittedValue
+from chatbot.meetings.events import CallActivity, activity
 from chatbot.storage.models import Booking, CallLog, Staff
 from chatbot.ui import Form, Input, Option, esc
 from chatbot.uow import Unit
@@ -18,18 +21,24 @@ FORM_ID = "call_log"
 SUMMARY_MAX = 3000
 
 
-def log_form(b: Booking) -> Form:
+def log_form(b: Booking, zone: ZoneInfo | None = None, actual: CallActivity | None = None) -> Form:
+    """The log, filled in with what Zoom saw of the call (``actual``) when it saw anything:
+    the host confirms or corrects it."""
     minutes = int((b.ends_at - b.starts_at).total_seconds() // 60)
+    intro = f"{notices.ref(b)}: {esc(notices.pupil_names(b))}."
+    attended = notices.pupil_names(b)
+    if actual is not None and zone is not None:
+        intro += " " + esc(zoom_summary(actual, zone))
+        minutes = actual.minutes if actual.minutes is not None else minutes
+        attended = "; ".join(actual.people)[:500] or attended
     return Form(
         id=FORM_ID,
         title="Keeping in Touch log",
-        intro=f"{notices.ref(b)}: {esc(notices.pupil_names(b))}.",
+        intro=intro,
         submit_label="Save log",
         state={"booking_id": str(b.id)},
         inputs=(
-            Input(
-                "attended", "Who attended", "text", max_length=500, initial=notices.pupil_names(b)
-            ),
+            Input("attended", "Who attended", "text", max_length=500, initial=attended),
             Input(
                 "minutes", "How long it actually lasted (minutes)", "number", initial=str(minutes)
             ),
@@ -42,6 +51,20 @@ def log_form(b: Booking) -> Form:
                 initial="no",
             ),
         ),
+    )
+
+
+def zoom_summary(actual: CallActivity, zone: ZoneInfo) -> str:
+    """What Zoom recorded, in words, for the host to check against their memory."""
+
+    def hm(at: datetime | None) -> str:
+        return f"{at.astimezone(zone):%H:%M}" if at is not None else "not recorded"
+
+    length = f" ({actual.minutes} minutes)" if actual.minutes is not None else ""
+    joined = "; ".join(actual.people) or "nobody recorded"
+    return (
+        f"Zoom recorded: started {hm(actual.started)}, ended {hm(actual.ended)}{length}. "
+        f"Joined: {joined}. Please check and correct below."
     )
 
 
@@ -65,7 +88,7 @@ async def open_form(
         return "The log is written after the call.", None
     if await _logged(u, b):
         return f"The log for {notices.ref(b)} is already written. Thank you.", None
-    return None, log_form(b)
+    return None, log_form(b, u.zone, await activity(u.session, b))
 
 
 async def _logged(u: Unit, b: Booking) -> bool:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.bookings import notices
 from chatbot.bookings.service import load
+from chatbot.meetings.service import facts
 from chatbot.storage.db import insert_ignoring_duplicates
 from chatbot.storage.models import Booking, ChecklistTick, Staff
 from chatbot.ui import Message
@@ -20,6 +21,12 @@ async def ticked_keys(s: AsyncSession, booking_id: int) -> set[str]:
     return {k for (k,) in rows}
 
 
+async def message(u: Unit, b: Booking) -> Message:
+    """The checklist as it stands, with the Zoom meeting's join details and checks."""
+    ticked = await ticked_keys(u.session, b.id)
+    return notices.checklist(b, u.policy, ticked, meeting=await facts(u.session, b.id))
+
+
 def _may_use(b: Booking, actor: Staff) -> bool:
     return actor.id in (b.host_id, b.cohost_id)
 
@@ -28,7 +35,7 @@ async def view(u: Unit, actor: Staff, booking_id: int | None) -> tuple[str | Non
     b = await load(u.session, booking_id)
     if b is None or not _may_use(b, actor):
         return "That checklist is not one of your calls.", None
-    return None, notices.checklist(b, u.policy, await ticked_keys(u.session, b.id))
+    return None, await message(u, b)
 
 
 async def tick(
@@ -46,4 +53,4 @@ async def tick(
     # A concurrent click may have ticked it first: then this one changes nothing.
     if await insert_ignoring_duplicates(u.session, ChecklistTick, row):
         u.audit(actor, "checklist.tick", "booking", b.id, {"item": item_key})
-    return None, notices.checklist(b, u.policy, await ticked_keys(u.session, b.id))
+    return None, await message(u, b)

@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from chatbot.bookings import notices
 from chatbot.bookings.service import load, release_pupils, who_cancelled
+from chatbot.meetings import service as meetings
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Staff
 from chatbot.ui import Message
@@ -58,11 +59,14 @@ async def answer(u: Unit, actor: Staff, booking_id: int | None, accept: bool) ->
     u.audit(actor, "cohost.accept" if accept else "cohost.decline", "booking", b.id)
     if accept:
         outcome = "you accepted; the call is confirmed."
-        u.to_staff(host.id, notices.confirmed_for_host(b, host, actor, zone))
+        note = meetings.confirmation_note(u, b)
+        u.to_staff(host.id, notices.confirmed_for_host(b, host, actor, zone, note))
+        await meetings.want_meeting(u, b)
         u.to_role("slt", notices.slt_notice(b, host, actor, zone), thread_key=f"slt:{b.id}")
     else:
         outcome = "you declined. The host has been told."
         await release_pupils(s, b)
+        await meetings.booking_changed(u, b)
         u.to_staff(host.id, notices.declined_for_host(b, host, actor, zone))
     msg = notices.cohost_request_closed(b, host, actor, zone, outcome)
     # The clicked message is updated by the caller; other copies via the outbox.

@@ -30,6 +30,7 @@ from chatbot.fields import (
     text,
 )
 from chatbot.interaction import SubmittedValue
+from chatbot.meetings import service as meetings
 from chatbot.roster.identity import staff_by_email
 from chatbot.roster.pupils import pupils_by_upn, with_consent
 from chatbot.storage.models import AuditEvent, Booking, BookingPupil, Pupil, Staff
@@ -272,6 +273,7 @@ async def _store(
         u.to_role(
             "slt", notices.slt_notice(booking, host, None, p.zone), thread_key=f"slt:{booking.id}"
         )
+        await meetings.want_meeting(u, booking)  # confirmed at once: no co-host to wait for
     return booking
 
 
@@ -308,6 +310,7 @@ async def cancel(u: Unit, actor: Staff, booking_id: int | None) -> tuple[str, Bo
     b.status = "cancelled"
     b.cancelled_at = now
     await release_pupils(s, b)
+    await meetings.booking_changed(u, b)  # its Zoom meeting is deleted
     host = await s.get(Staff, b.host_id)
     cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
     assert host is not None

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from chatbot.bookings import notices
 from chatbot.bookings.service import my_calls
+from chatbot.meetings.service import flagged
 from chatbot.storage.models import CallLog, Staff
 from chatbot.ui import Actions, Button, Context, Message, Section, esc
 from chatbot.uow import Unit
@@ -28,6 +29,7 @@ async def my_calls_message(u: Unit, staff: Staff) -> Message:
             )
         ).scalars()
     )
+    zoom_flagged = await flagged(s, [b.id for b in calls])
     for b in calls:
         host = await s.get(Staff, b.host_id)
         co = await s.get(Staff, b.cohost_id) if b.cohost_id else None
@@ -37,6 +39,8 @@ async def my_calls_message(u: Unit, staff: Staff) -> Message:
         past = b.ends_at <= u.now
         if past:
             status = "log written" if b.id in logged else "log still to write"
+        elif b.id in zoom_flagged:
+            status += " · **Zoom settings need fixing** (see the checklist)"
         blocks.append(
             Section(
                 f"**{notices.when(b, zone)}** · {notices.KIND_LABEL[b.kind]} with "

@@ -70,6 +70,11 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
     "contacts": {
         k: (k, "text") for k in ("school_phone", "police_phone", "ceop_url", "out_of_hours")
     },
+    "zoom": {
+        "cohost_absent_minutes": ("zoom_cohost_absent_minutes", "positive"),
+        "overrun_slt_after_minutes": ("zoom_overrun_slt_minutes", "count"),
+        "fix_user_settings": ("zoom_fix_user_settings", "bool"),
+    },
 }  # fmt: skip
 _ARRAYS: dict[str, tuple[str, ...]] = {
     "checklist": ("key", "label", "stage"),

@@ -102,6 +102,9 @@ class Policy:
     concern_ack_minutes: int
     concern_urgent_ack_minutes: int
     retention_review_years: int
+    zoom_cohost_absent_minutes: int  # the host is in the call and the co-host is not
+    zoom_overrun_slt_minutes: int  # after the longest call allowed, before SLT are told
+    zoom_fix_user_settings: bool  # may the bot change a host's Zoom account settings itself
     head_teacher_email: str | None  # optional: not in the default file
     contacts: Contacts
 
