@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from adapters import concerns_cli
+from adapters.zoom import check as zoom_check
 from chatbot.config import Settings, SettingsError
 from chatbot.logsafe import quiet_libraries
 from chatbot.policy import PolicyError, load_policy, to_toml
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chatbot",
         description="Safe live video for schools: a Slack and Teams bot. Settings come from "
-        "the environment (DATABASE_URL, CHATBOT_POLICY, SLACK_*, MicrosoftApp*).",
+        "the environment (DATABASE_URL, CHATBOT_POLICY, SLACK_*, MicrosoftApp*, ZOOM_*).",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -100,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     mt.add_argument("--out", type=Path, default=Path("app.zip"))
 
     concerns_cli.add_parser(sub)
+    zoom_check.add_parser(sub)
     return p
 
 
@@ -150,6 +152,15 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from adapters.console.main import run_console
 
         return await run_console(settings, args.email, args.demo)
+    if args.cmd == "zoom":
+        policy = load_policy(settings.policy_path)
+        if not args.all:
+            return await zoom_check.run(settings, None, policy.zoom_fix_user_settings)
+        units = await _units(settings)
+        try:
+            return await zoom_check.run(settings, units, policy.zoom_fix_user_settings)
+        finally:
+            await units.db.dispose()
 
     units = await _units(settings)
     try:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from chatbot.meetings import notices, rules
 from chatbot.meetings.service import on_zoom
@@ -54,6 +54,7 @@ class View:
     zoom_id: str | None
     marker: str
     passcode: str
+    join_url: str
     applied: dict[str, Any] | None
     alt_host_refused: bool
     found: dict[str, Any]  # the last mismatches: {"meeting": [...], "account": [...]}
@@ -72,6 +73,9 @@ Step = Callable[[Units, Meetings, View, str], Awaitable[None]]
 
 async def run(units: Units, zoom: Meetings, rounds: int = 20) -> int:
     """Work on due meetings one at a time; returns how many were worked on."""
+    async with units.read() as u:  # most ticks find nothing: don't take the write lock
+        if (await u.session.execute(_due(u.now).limit(1))).first() is None:
+            return 0
     done = 0
     for _ in range(rounds):
         token = uuid.uuid4().hex
@@ -83,15 +87,18 @@ async def run(units: Units, zoom: Meetings, rounds: int = 20) -> int:
     return done
 
 
+def _due(now: datetime) -> Select[int]:
+    return select(Meeting.id).where(
+        Meeting.due_at <= now,
+        or_(Meeting.claimed_until.is_(None), Meeting.claimed_until < now),
+    )
+
+
 async def _claim(units: Units, token: str) -> int | None:
     async with units.write() as u:
         row_id = (
             await u.session.execute(
-                select(Meeting.id)
-                .where(
-                    Meeting.due_at <= u.now,
-                    or_(Meeting.claimed_until.is_(None), Meeting.claimed_until < u.now),
-                )
+                _due(u.now)
                 .order_by(Meeting.due_at, Meeting.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
@@ -151,6 +158,7 @@ async def _look(u: Unit, row_id: int) -> View:
         zoom_id=m.zoom_id,
         marker=m.marker,
         passcode=m.passcode or "",
+        join_url=m.join_url or "",
         applied=m.applied,
         alt_host_refused=m.alt_host_refused,
         found=m.mismatches or {},
@@ -304,7 +312,15 @@ async def _read_back(units: Units, zoom: Meetings, v: View, token: str, precheck
             b.id,
             {"meeting": m.id, "mismatches": wrong, "account": account, "fixed": fixed},
         )
-        await _announce(u, b, cohost, m, wrong, problems_of(wrong, account), v.announced)
+        problems = problems_of(wrong, account)
+        # The first time, after a change of time, or when what they show has changed.
+        if (
+            not v.announced
+            or v.state == "created"
+            or (m.join_url, m.passcode) != (v.join_url, v.passcode)
+            or problems != problems_of(before, v.found.get("account", []))
+        ):
+            await _announce(u, b, cohost, m, wrong, problems, v.announced)
         if wrong and (wrong != before or precheck):
             for message, to in (
                 (notices.settings_wrong(b, host, cohost, u.zone, wrong, False), host.id),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 
 from chatbot.effects import OpenForm
 from chatbot.ports import FixedClock
-from chatbot.storage.models import Meeting, MeetingEvent
+from chatbot.storage.models import AuditEvent, Meeting, MeetingEvent
 from chatbot.uow import Units
 from tests.adapters.zoom_support import Zoomed, running
 from tests.conftest import COHOST, HOST, action, snapshot
@@ -275,3 +276,48 @@ async def test_log_form_prefilled_from_the_events(z: Zoomed, clock: FixedClock) 
         m = (await s.execute(select(Meeting))).scalar_one()
     assert kinds.count("waiting") == 1 and kinds.count("admitted") == 1 and "left" in kinds
     assert m.started_at == start and m.ended_at == start + timedelta(minutes=19)
+
+
+async def test_no_passcode_or_link_in_any_log_line_or_channel_post(
+    z: Zoomed, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The whole life of a meeting, failures included, logged at DEBUG by every logger: no
+    join link, start link or passcode in a log line, a channel post or an audit row."""
+    caplog.set_level(logging.DEBUG)
+    z.zoom.forced = {"waiting_room": False}
+    z.zoom.fail_next(1, 503, method="GET", path="/meetings/")
+    booking_id, meeting = await made(z)
+    clock.advance(minutes=5)
+    await z.work()
+    await z.runtime.bot.handle(action(HOST, "checklist.open", str(booking_id)))
+    for body in (
+        meeting_event("meeting.started", meeting, TUE_10 + timedelta(hours=9)),
+        meeting_event("meeting.participant_joined", meeting, TUE_10, host_of(meeting)),
+    ):
+        await z.post_event(body)
+    clock.set(TUE_10 + timedelta(minutes=50))
+    await z.work()
+    clock.set(TUE_10 - timedelta(hours=1))
+    z.zoom.fail_next(1, 429, retry_after="5", method="DELETE")
+    await z.runtime.bot.handle(action(HOST, "booking.cancel", str(booking_id)))
+    await z.work()
+    clock.advance(seconds=10)
+    await z.work()
+    assert z.zoom.meetings == {}
+
+    secrets = [meeting["join_url"], meeting["start_url"], meeting["password"]]
+    secrets += [s.split("?")[1] for s in secrets[:2]]  # the pwd= and zak= parts on their own
+    logged = [r.getMessage() + (r.exc_text or "") + str(r.args) for r in caplog.records]
+    assert len(logged) > 20  # really logging
+    for secret in secrets:
+        assert not [line for line in logged if secret in line], secret
+    posts = [str(s.message.to_json()) for s in z.messenger.sent if s.kind == "role"]
+    assert any("not as the policy requires" in p for p in posts)  # channels were posted to
+    async with z.runtime.units.db.reading() as s:
+        audit = str(list((await s.execute(select(AuditEvent.detail))).scalars()))
+    for secret in secrets:
+        assert not [p for p in posts if secret in p], secret
+        assert secret not in audit
+    # The host and co-host did get them.
+    assert any(meeting["join_url"] in t for t in texts(z, HOST))
+    assert any(meeting["password"] in t for t in texts(z, COHOST))

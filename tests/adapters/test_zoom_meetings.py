@@ -147,6 +147,32 @@ async def test_read_back_mismatch_reported_and_flagged_until_fixed(
     assert "Zoom settings need fixing" not in str(effects)
 
 
+async def test_settings_read_again_shortly_before_the_call(z: Zoomed, clock: FixedClock) -> None:
+    booking_id = await z.book()
+    await z.work()
+    row = await z.meeting_row(booking_id)
+    lead = timedelta(minutes=z.runtime.units.policy.checklist_lead_minutes)
+    assert row.due_at == TUE_10 - lead  # nothing to do until then
+    before = len(z.zoom.api_calls())
+    sent = len(z.messenger.sent)
+    clock.set(TUE_10 - lead - timedelta(seconds=1))
+    await z.work()
+    assert len(z.zoom.api_calls()) == before
+    clock.set(TUE_10 - lead)
+    await z.work()
+    assert [c.method + " " + c.path for c in z.zoom.api_calls()[before:]] == [
+        f"GET /v2/meetings/{row.zoom_id}",
+        f"GET /v2/users/{HOST}/settings",
+    ]
+    # The checklist goes out then; the join details messages are left alone (nothing changed).
+    new = z.messenger.sent[sent:]
+    assert [s.kind for s in new] == ["staff"] and "Safety checklist" in new[0].message.text
+    row = await z.meeting_row(booking_id)
+    assert row.prechecked_at == clock.now() and row.due_at is None
+    await z.work()
+    assert len(z.zoom.api_calls()) == before + 2
+
+
 async def test_alternative_host_refused_meeting_made_without(z: Zoomed) -> None:
     z.zoom.refuse_alternative_hosts = True
     booking_id = await z.book()

@@ -35,6 +35,8 @@ BOOKING_RULES = "tests/unit/test_booking_rules.py"
 SWEEPS = "tests/integration/test_sweeps.py"
 CONCERNS = "tests/unit/test_concerns.py"
 CHASE = "tests/unit/test_concern_chase.py"
+ZOOM = "tests/adapters/test_zoom_meetings.py"
+ZOOM_EVENTS = "tests/adapters/test_zoom_events.py"
 
 TRACE = (
     Requirement(
@@ -129,6 +131,32 @@ TRACE = (
         (
             f"{SWEEPS}::test_checklist_sent_once_at_lead_time",
             f"{SWEEPS}::test_unticked_items_flagged_at_start",
+        ),
+    ),
+    Requirement(
+        "With Zoom connected, the bot makes each confirmed call's meeting with a passcode, "
+        "waiting room, video on and join before host off, reads it back, checks the host's "
+        "screen sharing and renaming settings, and sees whether the second member of staff "
+        "joined and how long the call ran.",
+        (
+            "zoom.cohost_absent_minutes",
+            "zoom.overrun_slt_after_minutes",
+            "zoom.fix_user_settings",
+            "calls.max_minutes",
+        ),
+        (
+            "chatbot.meetings.rules:mismatches",
+            "chatbot.meetings.rules:breaches",
+            "chatbot.meetings.worker:run",
+            "chatbot.meetings.events:run_sweeps",
+        ),
+        (
+            f"{ZOOM}::test_meeting_created_after_acceptance_with_each_setting",
+            f"{ZOOM}::test_read_back_mismatch_reported_and_flagged_until_fixed",
+            f"{ZOOM}::test_user_settings_that_break_the_policy_reported_with_how_to_fix",
+            f"{ZOOM_EVENTS}::test_cohost_absent_tells_host_and_slt",
+            f"{ZOOM_EVENTS}::test_overlong_call_flagged_to_host_then_slt",
+            f"{ZOOM_EVENTS}::test_meeting_started_at_odd_times_reported_to_slt",
         ),
     ),
     Requirement(
