@@ -255,7 +255,7 @@ def _info(answer: Any) -> MeetingInfo:
         uuid=str(answer.get("uuid") or ""),
         join_url=str(answer.get("join_url") or ""),
         passcode=str(answer.get("password") or ""),
-        start=_when(answer.get("start_time")),
+        start=zoom_time(answer.get("start_time")),
         minutes=duration if isinstance(duration, int) else None,
         alternative_hosts=tuple(
             x.strip().lower() for x in alternative.replace(",", ";").split(";") if x.strip()
@@ -269,7 +269,7 @@ def _info(answer: Any) -> MeetingInfo:
     )
 
 
-def _when(value: Any) -> datetime | None:
+def zoom_time(value: Any) -> datetime | None:
     """Zoom's times: ISO 8601 in UTC (``2026-12-01T10:00:00Z``)."""
     if not isinstance(value, str) or not value:
         return None
@@ -289,7 +289,7 @@ def retry_after(value: str | None, now: datetime) -> float | None:
         return max(float(value), 0.0)
     except ValueError:
         pass
-    at = _when(value)
+    at = zoom_time(value)
     if at is None:
         try:
             at = parsedate_to_datetime(value)

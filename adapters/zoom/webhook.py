@@ -33,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.server import Runtime
+from adapters.zoom.client import zoom_time
 from chatbot.meetings.events import CallEvent, EventKind, Participant, record
 
 log = logging.getLogger("chatbot.zoom")
@@ -125,16 +126,6 @@ def _text(value: Any, limit: int) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
 def to_event(kind: EventKind, body: dict[str, Any]) -> CallEvent:
     """The core's view of a Zoom event (raises Refused when a field it needs is missing)."""
     payload = body.get("payload")
@@ -157,7 +148,7 @@ def to_event(kind: EventKind, body: dict[str, Any]) -> CallEvent:
         else None
     )
     field = TIME_FIELD.get(kind, "leave_time" if kind == "left" else "date_time")
-    at = _time((obj if kind in ("started", "ended") else p or {}).get(field)) or sent
+    at = zoom_time((obj if kind in ("started", "ended") else p or {}).get(field)) or sent
     if at is None:
         raise Refused("no time")
     participant = None

@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from chatbot.bookings.notices import when
 from chatbot.meetings import notices
+from chatbot.meetings.service import people
 from chatbot.policy import Policy
 from chatbot.roster.identity import staff_by_email
 from chatbot.storage.db import insert_ignoring_duplicates, rows_changed
@@ -116,7 +117,7 @@ async def _started(u: Unit, m: Meeting, b: Booking, at: datetime) -> None:
     u.audit(None, "meeting.started", "booking", b.id, {"meeting": m.id})
     why = odd_start(u.policy, b, at)
     if why:
-        host, cohost = await _people(u.session, b)
+        host, cohost = await people(u.session, b)
         u.audit(None, "meeting.odd_start", "booking", b.id, {"meeting": m.id})
         u.to_role(
             "slt", notices.odd_start(b, host, cohost, u.zone, at, why), thread_key=f"slt:{b.id}"
@@ -140,13 +141,6 @@ def odd_start(policy: Policy, b: Booking, at: datetime) -> str:
     return "; ".join(reasons)
 
 
-async def _people(s: AsyncSession, b: Booking) -> tuple[Staff, Staff | None]:
-    host = await s.get(Staff, b.host_id)
-    assert host is not None
-    cohost = await s.get(Staff, b.cohost_id) if b.cohost_id else None
-    return host, cohost
-
-
 async def _claim(
     s: AsyncSession, m: Meeting, column: InstrumentedAttribute[Any], now: datetime
 ) -> bool:
@@ -160,7 +154,7 @@ async def _overrun(u: Unit, m: Meeting, b: Booking, running: timedelta) -> None:
     minutes = int(running.total_seconds() // 60)
     if minutes <= p.max_call_minutes:
         return
-    host, cohost = await _people(u.session, b)
+    host, cohost = await people(u.session, b)
     if await _claim(u.session, m, Meeting.overrun_host_told_at, u.now):
         u.audit(None, "meeting.overrun", "booking", b.id, {"meeting": m.id, "minutes": minutes})
         u.to_staff(
@@ -188,7 +182,7 @@ async def _cohost_check(u: Unit, m: Meeting, b: Booking) -> None:
         return
     if m.cohost_joined_at is not None and m.cohost_joined_at <= deadline:
         return
-    host, cohost = await _people(u.session, b)
+    host, cohost = await people(u.session, b)
     u.audit(None, "meeting.cohost_absent", "booking", b.id, {"meeting": m.id})
     u.to_staff(host.id, notices.cohost_absent(b, host, cohost, u.zone, n, False))
     u.to_role(

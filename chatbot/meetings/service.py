@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chatbot.meetings import rules
 from chatbot.meetings.facts import MeetingFacts
 from chatbot.storage.db import insert_ignoring_duplicates
-from chatbot.storage.models import Booking, Meeting
+from chatbot.storage.models import Booking, Meeting, Staff
 from chatbot.uow import Unit
 
 PLATFORM = "zoom"
@@ -20,6 +20,13 @@ PLATFORM = "zoom"
 
 def on_zoom(b: Booking) -> bool:
     return b.platform.casefold() == PLATFORM
+
+
+async def people(s: AsyncSession, b: Booking) -> tuple[Staff, Staff | None]:
+    """The call's host and co-host (None when it has none)."""
+    host = await s.get(Staff, b.host_id)
+    assert host is not None
+    return host, await s.get(Staff, b.cohost_id) if b.cohost_id else None
 
 
 async def want_meeting(u: Unit, b: Booking) -> None:

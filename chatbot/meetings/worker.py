@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 
 from chatbot.meetings import notices, rules
-from chatbot.meetings.service import on_zoom
+from chatbot.meetings.service import on_zoom, people
 from chatbot.outbox import backoff
 from chatbot.ports import MeetingError, MeetingInfo, Meetings, MeetingSpec
 from chatbot.storage.models import Booking, Meeting, Staff
@@ -133,9 +133,7 @@ async def _look(u: Unit, row_id: int) -> View:
     assert m is not None
     b = await u.session.get(Booking, m.booking_id)
     assert b is not None
-    host = await u.session.get(Staff, b.host_id)
-    cohost = await u.session.get(Staff, b.cohost_id) if b.cohost_id else None
-    assert host is not None
+    host, cohost = await people(u.session, b)
     if b.status != "confirmed" or not on_zoom(b):
         want = "absent"
     elif b.ends_at <= u.now:
@@ -293,9 +291,7 @@ async def _read_back(units: Units, zoom: Meetings, v: View, token: str, precheck
             return
         b = await u.session.get(Booking, v.booking_id)
         assert b is not None
-        host = await u.session.get(Staff, b.host_id)
-        cohost = await u.session.get(Staff, b.cohost_id) if b.cohost_id else None
-        assert host is not None
+        host, cohost = await people(u.session, b)
         before = v.found.get("meeting", [])
         m.state = "ready"
         m.join_url = info.join_url or m.join_url
@@ -503,9 +499,7 @@ async def _failed(units: Units, row_id: int, token: str, e: MeetingError) -> Non
             return
         b = await u.session.get(Booking, m.booking_id)
         assert b is not None
-        host = await u.session.get(Staff, b.host_id)
-        cohost = await u.session.get(Staff, b.cohost_id) if b.cohost_id else None
-        assert host is not None
+        host, cohost = await people(u.session, b)
         m.claimed_by = m.claimed_until = None
         m.attempts += 1
         m.last_error = e.kind[:200]

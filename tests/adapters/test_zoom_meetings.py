@@ -416,3 +416,24 @@ async def test_one_meeting_per_booking_row(z: Zoomed) -> None:
             await s.execute(select(func.count(Meeting.id)).where(Meeting.booking_id == booking_id))
         ).scalar_one()
     assert count == 1
+
+
+async def test_every_zoom_message_renders_on_slack_and_teams(z: Zoomed, clock: FixedClock) -> None:
+    """The meeting's messages (join details, mismatches, account settings, failures, alerts)
+    as Slack and Teams would draw them: valid Block Kit, and a card for Teams."""
+    from adapters.slack.blocks import message_payload
+    from adapters.teams.cards import message_card
+    from tests.adapters.test_slack_render import check_message
+
+    z.zoom.forced = {"join_before_host": True}
+    z.zoom.users[HOST].update(allow_participants_to_rename=True)
+    z.zoom.refuse_alternative_hosts = True
+    booking_id = await z.book()
+    await z.work()
+    await z.runtime.bot.handle(action(HOST, "booking.cancel", str(booking_id)))
+    await z.work()
+    messages = [s.message for s in z.messenger.sent]
+    assert len(messages) >= 8
+    for message in messages:
+        check_message(message_payload(message), message.text[:40])
+        assert message_card(message)["body"]
