@@ -28,19 +28,20 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_, select, update
 
 from chatbot.meetings import notices, rules
 from chatbot.meetings.service import on_zoom, people
 from chatbot.outbox import backoff
 from chatbot.ports import MeetingError, MeetingInfo, Meetings, MeetingSpec
+from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Meeting, Staff
 from chatbot.ui import Message
 from chatbot.uow import Unit, Units
 
 log = logging.getLogger("chatbot.meetings")
 
-LEASE = timedelta(seconds=120)  # longer than a pass can take (a few calls, 15 s each at most)
+LEASE = timedelta(seconds=120)  # renewed before each step; longer than a step can take
 STEPS = 6  # steps one pass may take (create, read back, update, ...) before it lets go
 TELL_AFTER_ATTEMPTS = 5  # transient failures before the host hears the meeting is late
 
@@ -121,11 +122,21 @@ async def _work(units: Units, zoom: Meetings, row_id: int, token: str) -> None:
             step = _next_step(view, units.now())
             if step is None:
                 break
+            if not await _renew(units, row_id, token):
+                return  # held too long: another worker has it now
             await step(units, zoom, view, token)
     except MeetingError as e:
         await _failed(units, row_id, token, e)
         return
     await _release(units, row_id, token, version)
+
+
+async def _renew(units: Units, row_id: int, token: str) -> bool:
+    """Extend this pass's lease for one more step (each step takes less than LEASE: a few
+    requests, each cut off after 15 seconds); False when the lease was lost."""
+    async with units.write() as u:
+        held = update(Meeting).where(Meeting.id == row_id, Meeting.claimed_by == token)
+        return await rows_changed(u.session, held.values(claimed_until=u.now + LEASE)) == 1
 
 
 async def _look(u: Unit, row_id: int) -> View:

@@ -397,6 +397,29 @@ async def test_killed_between_create_and_store_no_duplicate_meeting(
     assert "meeting.adopt" in actions and "meeting.create" not in actions
 
 
+async def test_worker_that_outlives_its_lease_lets_go(
+    z: Zoomed, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Zoom answers a create so slowly that the lease runs out: a second worker takes over
+    and adopts the meeting; the first, when its answer finally comes, stores nothing."""
+    released = z.zoom.hold("POST")
+    booking_id = await z.book()
+    job, _ = z.runtime.jobs()["zoom"]
+    slow = asyncio.create_task(job())
+    await asyncio.wait_for(z.zoom.reached["POST"].wait(), 10)
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    z.zoom.answer_at_once("POST")  # the second worker's are not held
+    await z.work()
+    released.set()
+    await slow
+    await z.runtime.dispatcher.drain()
+    assert len(z.zoom.meetings) == 1 and len(z.zoom.called("POST", "/meetings")) == 1
+    row = await z.meeting_row(booking_id)
+    assert row.state == "ready" and row.claimed_by is None
+    assert len([t for t in texts_to(z, HOST) if "Zoom meeting ready" in t]) == 1
+    assert "claim lost" in caplog.text
+
+
 async def test_meeting_deleted_in_zoom_is_made_again(z: Zoomed, clock: FixedClock) -> None:
     booking_id = await z.book()
     await z.work()

@@ -109,6 +109,10 @@ class FakeZoom:
         self.reached[method] = asyncio.Event()
         return self._holds[method]
 
+    def answer_at_once(self, method: str) -> None:
+        """Answer later ``method`` calls at once (those already held stay held)."""
+        self._holds.pop(method, None)
+
     def called(self, method: str, path_part: str = "") -> list[Call]:
         return [c for c in self.calls if c.method == method and path_part in c.path]
 
