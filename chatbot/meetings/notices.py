@@ -137,18 +137,30 @@ def account_settings(
 
 
 def not_made(
-    b: Booking, host: Staff, cohost: Staff | None, zone: ZoneInfo, reason: str, for_slt: bool
+    b: Booking,
+    host: Staff,
+    cohost: Staff | None,
+    zone: ZoneInfo,
+    reason: str,
+    for_slt: bool,
+    made: bool = False,
 ) -> Message:
-    text = f"The bot could not make the Zoom meeting for {ref(b)} on {when(b, zone)}: {reason}"
-    blocks: list[Block] = [Section(f"**No Zoom meeting yet** for {ref(b)}: {esc(reason)}")]
+    """The bot could not make the meeting (or, ``made``, could not change or check it)."""
+    what = "change the Zoom meeting" if made else "make the Zoom meeting"
+    head = "Zoom meeting not brought up to date" if made else "No Zoom meeting yet"
+    text = f"The bot could not {what} for {ref(b)} on {when(b, zone)}: {reason}"
+    blocks: list[Block] = [Section(f"**{head}** for {ref(b)}: {esc(reason)}")]
     if for_slt:
         blocks.append(details(b, host, cohost, zone, initials_only=True))
         blocks.append(Context((f"{ref(b)} · The host has been told.",)))
     else:
         blocks.append(
             Section(
-                "If it is not sorted before the call, create the meeting yourself in Zoom with a "
-                "passcode, the waiting room and video on, and tell IT."
+                "If it is not sorted before the call, check the meeting in Zoom yourself (a "
+                "passcode, the waiting room and video on), and tell IT."
+                if made
+                else "If it is not sorted before the call, create the meeting yourself in Zoom "
+                "with a passcode, the waiting room and video on, and tell IT."
             )
         )
         blocks.append(Context((ref(b),)))

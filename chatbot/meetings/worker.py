@@ -126,7 +126,7 @@ async def _work(units: Units, zoom: Meetings, row_id: int, token: str) -> None:
                 return  # held too long: another worker has it now
             await step(units, zoom, view, token)
     except MeetingError as e:
-        await _failed(units, row_id, token, e)
+        await _failed(units, row_id, token, e, version)
         return
     await _release(units, row_id, token, version)
 
@@ -235,7 +235,7 @@ async def _update(units: Units, zoom: Meetings, v: View, token: str) -> None:
     assert v.spec is not None and v.zoom_id is not None
     zoom_id = v.zoom_id
     try:
-        _, refused = await _with_alt_host_fallback(v.spec, lambda s: _updated(zoom, zoom_id, s))
+        _, refused = await _with_alt_host_fallback(v.spec, lambda s: zoom.update(zoom_id, s))
     except MeetingError as e:
         if not e.not_found:
             raise
@@ -249,10 +249,6 @@ async def _update(units: Units, zoom: Meetings, v: View, token: str) -> None:
         m.alt_host_refused = refused
         m.state = "created"  # to be read back
         u.audit(None, "meeting.update", "booking", v.booking_id, {"meeting": m.id})
-
-
-async def _updated(zoom: Meetings, zoom_id: str, spec: MeetingSpec) -> None:
-    await zoom.update(zoom_id, spec)
 
 
 async def _with_alt_host_fallback(
@@ -385,10 +381,10 @@ async def _announce(
     date. Nobody else ever gets them."""
     if not m.join_url:
         return
-    people = [("host", b.host_id, False)]
+    audience = [("host", b.host_id, False)]
     if cohost is not None:
-        people.append(("cohost", cohost.id, True))
-    for role, staff_id, for_cohost in people:
+        audience.append(("cohost", cohost.id, True))
+    for role, staff_id, for_cohost in audience:
         message = notices.ready(
             b,
             u.zone,
@@ -503,7 +499,9 @@ async def _release(units: Units, row_id: int, token: str, version: int) -> None:
         m.due_at = u.now if m.version != version else _next_due(m, b, u)
 
 
-async def _failed(units: Units, row_id: int, token: str, e: MeetingError) -> None:
+async def _failed(units: Units, row_id: int, token: str, e: MeetingError, version: int) -> None:
+    """Try again later, or (a refusal) wait for the booking to change; tell the host and SLT
+    when it matters: a refusal, Zoom's daily limit, or a meeting still not made near the call."""
     async with units.write() as u:
         m = await u.session.get(Meeting, row_id, with_for_update=True)
         if m is None or m.claimed_by != token:
@@ -511,13 +509,15 @@ async def _failed(units: Units, row_id: int, token: str, e: MeetingError) -> Non
         b = await u.session.get(Booking, m.booking_id)
         assert b is not None
         host, cohost = await people(u.session, b)
+        made = m.zoom_id is not None
         m.claimed_by = m.claimed_until = None
         m.attempts += 1
         m.last_error = e.kind[:200]
         tell_slt = True
         if e.permanent and not e.daily_limit:
             m.state = "failed"
-            m.due_at = None  # until the booking changes
+            # Until the booking changes (at once if it did while this pass worked).
+            m.due_at = u.now if m.version != version else None
             reason = _reason(e)
             level = logging.ERROR
         else:
@@ -530,8 +530,8 @@ async def _failed(units: Units, row_id: int, token: str, e: MeetingError) -> Non
                 reason = f"Zoom can't be reached at the moment; the bot keeps trying ({e.kind})."
                 near = b.starts_at - timedelta(minutes=u.policy.checklist_lead_minutes)
                 tell_slt = False
-                if m.attempts < TELL_AFTER_ATTEMPTS and u.now < near:
-                    reason = ""  # not worth a message yet
+                if made or (m.attempts < TELL_AFTER_ATTEMPTS and u.now < near):
+                    reason = ""  # the meeting exists, or there is time yet: not worth a word
         log.log(
             level,
             "meeting %s: %s (attempt %s)%s",
@@ -543,11 +543,11 @@ async def _failed(units: Units, row_id: int, token: str, e: MeetingError) -> Non
         if reason and m.problem_told_at is None and b.status == "confirmed":
             m.problem_told_at = u.now
             u.audit(None, "meeting.problem", "booking", b.id, {"meeting": m.id, "error": e.kind})
-            u.to_staff(host.id, notices.not_made(b, host, cohost, u.zone, reason, False))
+            u.to_staff(host.id, notices.not_made(b, host, cohost, u.zone, reason, False, made))
             if tell_slt:
                 u.to_role(
                     "slt",
-                    notices.not_made(b, host, cohost, u.zone, reason, True),
+                    notices.not_made(b, host, cohost, u.zone, reason, True, made),
                     thread_key=f"slt:{b.id}",
                 )
 

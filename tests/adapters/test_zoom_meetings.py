@@ -363,6 +363,27 @@ async def test_other_4xx_reported_and_not_retried(z: Zoomed, clock: FixedClock) 
     assert len(z.zoom.api_calls()) == calls
 
 
+async def test_change_refused_by_zoom_reported_as_such(z: Zoomed) -> None:
+    from chatbot.meetings.service import booking_changed
+
+    booking_id = await z.book()
+    await z.work()
+    z.zoom.fail_next(2, 400, method="PATCH")  # refused, with the co-host and without
+    async with z.runtime.units.write() as u:
+        b = await u.session.get(Booking, booking_id)
+        assert b is not None
+        b.starts_at += timedelta(hours=1)
+        b.ends_at += timedelta(hours=1)
+        await booking_changed(u, b)
+    await z.work()
+    [host] = [t for t in texts_to(z, HOST) if "Zoom meeting not brought up to date" in t]
+    assert "Zoom refused the request (zoom_400_300)" in host
+    assert any("Zoom meeting not brought up to date" in t for t in texts_to(z, "slt"))
+    assert not any("No Zoom meeting yet" in t for t in texts_to(z, HOST))
+    row = await z.meeting_row(booking_id)
+    assert row.state == "failed" and row.due_at is None
+
+
 async def test_killed_between_create_and_store_no_duplicate_meeting(
     z: Zoomed, clock: FixedClock
 ) -> None:
