@@ -27,7 +27,7 @@ from tests.doubles.zoom import SCOPES, FakeZoom
 # ----------------------------------------------------------------- Zoom off
 
 
-async def test_serve_without_zoom_says_so_and_switches_events_off(tmp_path: Path) -> None:
+async def test_serve_without_zoom_starts_and_says_so(tmp_path: Path) -> None:
     body, _, out = await run_serve(tmp_path, "--host", "127.0.0.1")
     assert body["ok"] is True
     assert "Zoom is not connected" in out and "chatbot zoom check" in out
