@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from adapters import concerns_cli, records_cli
+from adapters.zoom import check as zoom_check
 from chatbot.config import Settings, SettingsError
 from chatbot.fields import parse_moment
 from chatbot.logsafe import quiet_libraries
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chatbot",
         description="Safe live video for schools: a Slack and Teams bot. Settings come from "
-        "the environment (DATABASE_URL, CHATBOT_POLICY, SLACK_*, MicrosoftApp*).",
+        "the environment (DATABASE_URL, CHATBOT_POLICY, SLACK_*, MicrosoftApp*, ZOOM_*).",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -160,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
 
     concerns_cli.add_parser(sub)
     records_cli.add_parser(sub)
+    zoom_check.add_parser(sub)
     return p
 
 
@@ -210,6 +212,15 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from adapters.console.main import run_console
 
         return await run_console(settings, args.email, args.demo)
+    if args.cmd == "zoom":
+        policy = load_policy(settings.policy_path)
+        if not args.all:
+            return await zoom_check.run(settings, None, policy.zoom_fix_user_settings)
+        units = await _units(settings)
+        try:
+            return await zoom_check.run(settings, units, policy.zoom_fix_user_settings)
+        finally:
+            await units.db.dispose()
 
     units = await _units(settings)
     try:

@@ -1,7 +1,8 @@
 """The server: everything `chatbot serve` runs, assembled in one place.
 
-One aiohttp application hosts Slack at ``POST /slack/events``, Teams at ``POST /api/messages``
-and ``GET /healthz``; APScheduler runs the outbox and every sweep the concepts registered.
+One aiohttp application hosts Slack at ``POST /slack/events``, Teams at ``POST /api/messages``,
+Zoom's events at ``POST /zoom/events`` and ``GET /healthz``; APScheduler runs the outbox and
+every sweep the concepts registered.
 :func:`build_runtime` makes the core (database, policy, router, dispatcher) from Settings and
 :func:`build_app` mounts each configured platform on it; tests and benchmarks call the same two
 functions, so they run the wiring the server runs.
@@ -127,7 +128,7 @@ async def healthz(request: web.Request) -> web.Response:
 def build_app(runtime: Runtime, with_scheduler: bool = True) -> web.Application:
     """Mount every adapter on one app. Each adapter's ``mount`` adds its routes and, when the
     platform is configured, adds its Messenger to the outbox's dispatcher."""
-    from adapters import slack, teams
+    from adapters import slack, teams, zoom
 
     app = web.Application(client_max_size=1024 * 1024)
     app[RUNTIME] = runtime
@@ -136,6 +137,7 @@ def build_app(runtime: Runtime, with_scheduler: bool = True) -> web.Application:
     # first, because Slack can find anyone by email and Teams only people who installed the app.
     slack.mount(app, runtime)
     teams.mount(app, runtime)
+    zoom.mount(app, runtime)
 
     if with_scheduler:
 

@@ -7,6 +7,7 @@ from chatbot.bookings import handlers as bookings
 from chatbot.concerns import handlers as concerns
 from chatbot.consent import handlers as consent
 from chatbot.mail import handlers as mail
+from chatbot.meetings import handlers as meetings
 from chatbot.ports import Directory
 from chatbot.registry import Registry
 from chatbot.roster import handlers as roster
@@ -16,7 +17,7 @@ from chatbot.uow import Units
 
 def build_registry() -> Registry:
     registry = Registry()
-    for concept in (bookings, consent, mail, concerns, roster, help):
+    for concept in (bookings, consent, mail, concerns, roster, meetings, help):
         concept.register(registry)
     return registry
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -29,6 +30,26 @@ def seconds(name: str, raw: str, default: float) -> float:
     if not 0 < value < 86400:
         raise SettingsError(f"{name}={raw!r}: give a number of seconds, e.g. {default:g}")
     return value
+
+
+ZOOM_API_URL = "https://api.zoom.us/v2"
+ZOOM_OAUTH_URL = "https://zoom.us/oauth/token"
+
+
+def service_url(name: str, raw: str, default: str) -> str:
+    """A URL the bot sends credentials to: https, or plain http to this machine only (tests,
+    a local proxy)."""
+    if not raw:
+        return default
+    parts = urlsplit(raw)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise SettingsError(f"{name}={raw!r}: give an https:// URL, e.g. {default}")
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,13 @@ class Settings:
     mail_folder: str = ""  # write .eml files here instead of sending (the console demo)
     slt_email: tuple[str, ...] = field(default_factory=tuple)
     mail_interval_seconds: float = 10.0
+    # Zoom (Server-to-Server OAuth app; see adapters/zoom)
+    zoom_account_id: str = ""
+    zoom_client_id: str = ""
+    zoom_client_secret: str = ""
+    zoom_webhook_secret: str = ""
+    zoom_api_url: str = ZOOM_API_URL  # the REST API base, /v2 included
+    zoom_oauth_url: str = ZOOM_OAUTH_URL  # the token endpoint
     # Sweeps
     outbox_interval_seconds: float = 2.0
     sweep_interval_seconds: float = 30.0
@@ -97,6 +125,11 @@ class Settings:
     @property
     def teams_configured(self) -> bool:
         return bool(self.teams_app_id)
+
+    @property
+    def zoom_configured(self) -> bool:
+        """The bot may create meetings (webhooks need ZOOM_WEBHOOK_SECRET besides)."""
+        return bool(self.zoom_account_id and self.zoom_client_id and self.zoom_client_secret)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +162,12 @@ class Settings:
             teams_dsl_channel=get("TEAMS_DSL_CHANNEL_ID"),
             teams_slt_channel=get("TEAMS_SLT_CHANNEL_ID"),
             teams_service_url_hosts=hosts,
+            zoom_account_id=get("ZOOM_ACCOUNT_ID"),
+            zoom_client_id=get("ZOOM_CLIENT_ID"),
+            zoom_client_secret=get("ZOOM_CLIENT_SECRET"),
+            zoom_webhook_secret=get("ZOOM_WEBHOOK_SECRET"),
+            zoom_api_url=service_url("ZOOM_API_URL", get("ZOOM_API_URL"), ZOOM_API_URL),
+            zoom_oauth_url=service_url("ZOOM_OAUTH_URL", get("ZOOM_OAUTH_URL"), ZOOM_OAUTH_URL),
             outbox_interval_seconds=seconds(
                 "CHATBOT_OUTBOX_INTERVAL_SECONDS",
                 get("CHATBOT_OUTBOX_INTERVAL_SECONDS"),

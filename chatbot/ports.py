@@ -70,6 +70,106 @@ class Directory(Protocol):
     async def email_for(self, user: UserRef) -> str | None: ...
 
 
+# ----- meetings (Zoom): the adapter translates these to and from the platform's REST API
+
+
+@dataclass(frozen=True)
+class MeetingSettings:
+    """The meeting settings the school's policy cares about (None: the platform did not say)."""
+
+    waiting_room: bool | None = True
+    host_video: bool | None = True
+    participant_video: bool | None = True
+    join_before_host: bool | None = False
+
+
+@dataclass(frozen=True)
+class MeetingSpec:
+    """A scheduled meeting as the bot wants it. ``marker`` is unique to the booking and is
+    written into the meeting (its agenda), so a meeting created just before a crash can be
+    found again instead of created twice."""
+
+    topic: str
+    marker: str
+    start: datetime
+    minutes: int
+    timezone: str
+    passcode: str
+    alternative_host: str | None
+    settings: MeetingSettings = MeetingSettings()
+
+
+@dataclass(frozen=True)
+class MeetingInfo:
+    """A meeting as the platform reports it. The join URL and passcode are secrets of the
+    call: they go to its host and co-host only, never to a channel or a log."""
+
+    meeting_id: str
+    join_url: str
+    passcode: str
+    start: datetime | None
+    minutes: int | None
+    alternative_hosts: tuple[str, ...]
+    settings: MeetingSettings
+    uuid: str = ""
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """A host's account-level settings that no meeting can carry (None: unknown / unchanged)."""
+
+    screen_sharing: bool | None = None
+    who_can_share_screen: str | None = None  # "host" or "all"
+    allow_participants_to_rename: bool | None = None
+
+
+class MeetingError(Exception):
+    """A meetings call failed. ``kind`` is a short code safe for logs (no names, no links).
+
+    ``retry_after`` (seconds) is honoured when the platform said how long to wait;
+    ``daily_limit`` marks a per-user daily quota (people are told, it lasts until the quota
+    resets); ``permanent`` errors (a refused request) are reported and not retried;
+    ``not_found`` says the user or meeting does not exist."""
+
+    def __init__(
+        self,
+        kind: str,
+        retry_after: float | None = None,
+        permanent: bool = False,
+        daily_limit: bool = False,
+        not_found: bool = False,
+    ):
+        super().__init__(kind)
+        self.kind = kind
+        self.retry_after = retry_after
+        self.permanent = permanent
+        self.daily_limit = daily_limit
+        self.not_found = not_found
+
+
+class Meetings(Protocol):
+    """Scheduled video meetings on the school's platform, hosted by staff (by school email).
+    Every method raises :class:`MeetingError` on failure."""
+
+    async def create(self, host_email: str, spec: MeetingSpec) -> MeetingInfo: ...
+
+    async def find(self, host_email: str, marker: str) -> MeetingInfo | None:
+        """The host's meeting carrying ``marker``, if one exists."""
+        ...
+
+    async def get(self, meeting_id: str) -> MeetingInfo: ...
+
+    async def update(self, meeting_id: str, spec: MeetingSpec) -> None: ...
+
+    async def delete(self, meeting_id: str) -> None:
+        """Delete the meeting; one that is already gone is not an error."""
+        ...
+
+    async def user_settings(self, email: str) -> UserSettings: ...
+
+    async def update_user_settings(self, email: str, changes: UserSettings) -> None: ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

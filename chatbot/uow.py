@@ -41,6 +41,8 @@ class Units:
     policy: Policy
     clock: Clock = field(default_factory=SystemClock)
     mail: MailSetup = field(default_factory=MailSetup)  # the school's mail, if set up
+    # A Meetings adapter (Zoom) is connected: confirmed calls get their meeting from the bot.
+    meetings: bool = False
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -54,7 +56,12 @@ class Units:
         everything it queued) if the block raises."""
         async with self.db.transaction() as session:
             unit = Unit(
-                session, self.policy, self.now(), serial=self.db.serial_writers, mail=self.mail
+                session,
+                self.policy,
+                self.now(),
+                serial=self.db.serial_writers,
+                mail=self.mail,
+                meetings=self.meetings,
             )
             yield unit
             await unit.flush()
@@ -64,7 +71,14 @@ class Units:
         """A read-only unit: on SQLite it never waits for the write lock. Queuing audit rows
         or messages in it is a programming error."""
         async with self.db.reading() as session:
-            unit = Unit(session, self.policy, self.now(), read_only=True, mail=self.mail)
+            unit = Unit(
+                session,
+                self.policy,
+                self.now(),
+                read_only=True,
+                mail=self.mail,
+                meetings=self.meetings,
+            )
             yield unit
             if unit.pending:
                 raise RuntimeError("a read-only unit of work queued writes")
@@ -78,6 +92,7 @@ class Unit:
     read_only: bool = False
     serial: bool = False  # write units run one at a time (SQLite): no row locks needed
     mail: MailSetup = field(default_factory=MailSetup)
+    meetings: bool = False  # see Units.meetings
     _audit: list[dict[str, Any]] = field(default_factory=list)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
 

@@ -65,4 +65,7 @@ def intro(units: Units) -> str:
         "pupils Amira, Ben and Chloé have consent, Dylan has none.\n"
         f"Try: /book-call, pupils 'Amira', date {day.isoformat()}, start 10:00, co-host "
         "ta@ashlea.example. Then '/as ta@ashlea.example' and click Accept.\n"
+        "Zoom is not connected in the demo. On a server connected to Zoom (chatbot serve with "
+        "ZOOM_* set), accepting would also make the Zoom meeting with the policy's settings, "
+        "check them, send the host and co-host its link and passcode, and watch who joins.\n"
     )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +21,7 @@ from chatbot.bookings import notices
 from chatbot.bookings.service import load
 from chatbot.fields import FieldError, one, parse_int, text
 from chatbot.interaction import SubmittedValue
+from chatbot.meetings.events import CallActivity, activity
 from chatbot.storage.models import Booking, CallLog, Concern, Staff
 from chatbot.ui import Form, Input, Option, esc
 from chatbot.uow import Unit
@@ -30,10 +32,14 @@ YES_NO = (Option("yes", "Yes"), Option("no", "No"))
 
 
 def log_form(
-    b: Booking, cohost: Staff | None = None, initial: Mapping[str, str] | None = None
+    b: Booking,
+    cohost: Staff | None = None,
+    initial: Mapping[str, str] | None = None,
+    seen: str = "",
 ) -> Form:
     """The log form for ``b``. ``initial`` pre-fills answers known from elsewhere (such as the
-    meeting's real length); the host can still change them."""
+    meeting's real length); the host can still change them. ``seen``: what the video platform
+    recorded of the call, in words, shown above the questions."""
     given = initial or {}
     minutes = int((b.ends_at - b.starts_at).total_seconds() // 60)
     inputs = [
@@ -81,7 +87,8 @@ def log_form(
     return Form(
         id=FORM_ID,
         title="Keeping in Touch log",
-        intro=f"{notices.ref(b)}: {esc(notices.pupil_names(b))}.",
+        intro=f"{notices.ref(b)}: {esc(notices.pupil_names(b))}."
+        + (f" {esc(seen)}" if seen else ""),
         submit_label="Save log",
         state={"booking_id": str(b.id)},
         inputs=tuple(inputs),
@@ -127,7 +134,30 @@ async def open_form(
     if await _logged(u, b):
         return f"The log for {notices.ref(b)} is already written. Thank you.", None
     cohost = await u.session.get(Staff, b.cohost_id) if b.cohost_id else None
-    return None, log_form(b, cohost, initial)
+    given = dict(initial or {})
+    seen = ""
+    if (actual := await activity(u.session, b)) is not None:
+        # What Zoom saw: the host confirms or corrects it.
+        seen = zoom_summary(actual, u.zone)
+        if actual.minutes is not None:
+            given.setdefault("minutes", str(actual.minutes))
+        if actual.people:
+            given.setdefault("attended", "; ".join(actual.people)[:500])
+    return None, log_form(b, cohost, given, seen)
+
+
+def zoom_summary(actual: CallActivity, zone: ZoneInfo) -> str:
+    """What Zoom recorded, in words, for the host to check against their memory."""
+
+    def hm(at: datetime | None) -> str:
+        return f"{at.astimezone(zone):%H:%M}" if at is not None else "not recorded"
+
+    length = f" ({actual.minutes} minutes)" if actual.minutes is not None else ""
+    joined = "; ".join(actual.people) or "nobody recorded"
+    return (
+        f"Zoom recorded: started {hm(actual.started)}, ended {hm(actual.ended)}{length}. "
+        f"Joined: {joined}. Please check and correct below."
+    )
 
 
 async def _logged(u: Unit, b: Booking) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.bookings import notices
 from chatbot.bookings.service import load
+from chatbot.meetings.service import facts
 from chatbot.policy import ChecklistItem
 from chatbot.storage.db import insert_ignoring_duplicates
 from chatbot.storage.models import Booking, ChecklistTick, Staff
@@ -25,6 +26,13 @@ async def ticked_keys(s: AsyncSession, booking_id: int) -> set[str]:
     return {k for (k,) in rows}
 
 
+async def message(u: Unit, b: Booking) -> Message:
+    """The checklist as it stands, with the Zoom meeting's join details and checks."""
+    ticked = await ticked_keys(u.session, b.id)
+    meeting = await facts(u.session, b.id)
+    return notices.checklist(b, u.policy, ticked, now=u.now, meeting=meeting)
+
+
 def _may_use(b: Booking, actor: Staff) -> bool:
     return actor.id in (b.host_id, b.cohost_id)
 
@@ -33,7 +41,7 @@ async def view(u: Unit, actor: Staff, booking_id: int | None) -> tuple[str | Non
     b = await load(u.session, booking_id)
     if b is None or not _may_use(b, actor):
         return "That checklist is not one of your calls.", None
-    return None, notices.checklist(b, u.policy, await ticked_keys(u.session, b.id), now=u.now)
+    return None, await message(u, b)
 
 
 def _not_yet(u: Unit, b: Booking, item: ChecklistItem) -> str | None:
@@ -70,4 +78,4 @@ async def tick(
     # A concurrent click may have ticked it first: then this one changes nothing.
     if await insert_ignoring_duplicates(u.session, ChecklistTick, row):
         u.audit(actor, "checklist.tick", "booking", b.id, {"item": item_key})
-    return None, notices.checklist(b, u.policy, await ticked_keys(u.session, b.id), now=u.now)
+    return None, await message(u, b)

@@ -13,6 +13,7 @@ from sqlalchemy import update
 from chatbot.bookings import notices
 from chatbot.bookings.service import load, release_pupils, who_cancelled
 from chatbot.mail import invites
+from chatbot.meetings import service as meetings
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Staff
 from chatbot.ui import Message
@@ -70,12 +71,15 @@ async def answer(u: Unit, actor: Staff, booking_id: int | None, accept: bool) ->
     u.audit(actor, "cohost.accept" if accept else "cohost.decline", "booking", b.id)
     if accept:
         outcome = "you accepted; the call is confirmed."
-        u.to_staff(host.id, notices.confirmed_for_host(b, host, actor, zone))
+        note = meetings.confirmation_note(u, b)
+        u.to_staff(host.id, notices.confirmed_for_host(b, host, actor, zone, note))
         u.tell_slt(notices.slt_notice(b, host, actor, zone), thread_key=f"slt:{b.id}")
         await invites.call_confirmed(u, b)
+        await meetings.want_meeting(u, b)
     else:
         outcome = "you declined. The host has been told."
         await release_pupils(s, b)
+        await meetings.booking_changed(u, b)
         u.to_staff(host.id, notices.declined_for_host(b, host, actor, zone))
     msg = notices.cohost_request_closed(b, host, actor, zone, outcome)
     # The clicked message is updated by the caller; other copies via the outbox.

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from chatbot.bookings.rules import CheckGaps
 from chatbot.policy import ChecklistItem, Policy
 from chatbot.storage.models import Booking, Pupil, Staff
 from chatbot.ui import Actions, Button, Context, Fields, Message, Section, esc
+
+if TYPE_CHECKING:
+    from chatbot.meetings.facts import MeetingFacts
 
 KIND_LABEL = {"one_to_one": "One-to-one", "group": "Group"}
 STAGE_LABEL = {
@@ -175,7 +179,10 @@ def booked_for_host(
     )
 
 
-def confirmed_for_host(b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo) -> Message:
+def confirmed_for_host(
+    b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo, note: str = ""
+) -> Message:
+    """``note`` says what happens about the video meeting (see chatbot.meetings.service)."""
     return Message(
         text=f"{cohost.name} accepted: your call on {when(b, zone)} is confirmed.",
         blocks=(
@@ -183,7 +190,7 @@ def confirmed_for_host(b: Booking, host: Staff, cohost: Staff, zone: ZoneInfo) -
                 f"**{esc(cohost.name)}** accepted. Your call is confirmed and SLT have been told."
             ),
             details(b, host, cohost, zone),
-            Context((ref(b),)),
+            Context((ref(b), note) if note else (ref(b),)),
         ),
     )
 
@@ -324,10 +331,38 @@ def _item_link(policy: Policy, item: ChecklistItem) -> str | None:
     return None
 
 
+def zoom_lines(meeting: MeetingFacts) -> list[str]:
+    """Markup lines for the checklist: the meeting's join details (for the invitation) and
+    whether the bot could confirm the policy's Zoom settings."""
+    if not meeting.ready:
+        if meeting.state in ("failed", "deleted"):
+            return ["**Zoom:** the bot could not make this meeting; set it up yourself."]
+        return ["**Zoom:** the bot is still creating the meeting."]
+    lines = [
+        f"**Join link:** {esc(meeting.join_url or '')}",
+        f"**Passcode:** {esc(meeting.passcode or '')}",
+    ]
+    if meeting.problems:
+        lines.append("**Zoom settings to fix:** " + esc("; ".join(meeting.problems)))
+    elif meeting.state == "ready":
+        lines.append(
+            "**Zoom:** the bot set and checked the passcode, waiting room and video settings, "
+            "and your account's screen sharing and renaming."
+        )
+    return lines
+
+
 def checklist(
-    b: Booking, policy: Policy, ticked: set[str], intro: str = "", now: datetime | None = None
+    b: Booking,
+    policy: Policy,
+    ticked: set[str],
+    intro: str = "",
+    now: datetime | None = None,
+    meeting: MeetingFacts | None = None,
 ) -> Message:
-    """The checklist; given ``now``, a stage that can't be ticked yet says from when."""
+    """The checklist; given ``now``, a stage that can't be ticked yet says from when.
+    ``meeting``: the call's Zoom meeting, when the bot made one (its join details go with the
+    "invitation with passcode" item, to paste into the invitation)."""
     zone = policy.zone
     blocks: list[Section | Actions | Context | Fields] = []
     head = intro or f"Safety checklist for your call on {when(b, zone)}."
@@ -348,7 +383,11 @@ def checklist(
             if link := _item_link(policy, i):
                 line += f" · read it at {esc(link)}"
             lines.append(line)
+            if i.key == "invite_passcode" and meeting is not None:
+                lines.extend(f"    {line}" for line in zoom_lines(meeting))
         blocks.append(Section(heading + "\n" + "\n".join(lines)))
+    if meeting is not None and all(i.key != "invite_passcode" for i in policy.checklist):
+        blocks.insert(1, Section("\n".join(zoom_lines(meeting))))
     todo = [i for i in policy.checklist if i.key not in ticked]
     if todo:
         for start in range(0, len(todo), 5):

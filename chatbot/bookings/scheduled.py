@@ -17,10 +17,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from chatbot.bookings import calllog, notices
+from chatbot.bookings import calllog, checklist, notices
 from chatbot.bookings.checklist import ticked_keys
 from chatbot.bookings.service import release_pupils
 from chatbot.mail import invites
+from chatbot.meetings import service as meetings
 from chatbot.policy import ChecklistItem
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, CallLog, Staff
@@ -79,6 +80,7 @@ async def _lapse(u: Unit, b: Booking) -> None:
     zone = u.zone
     b.status = "lapsed"
     await release_pupils(u.session, b)
+    await meetings.booking_changed(u, b)
     host, cohost = await _people(u.session, b)
     u.audit(None, "booking.lapse", "booking", b.id, {"reason": "cohost_no_answer"})
     u.to_staff(host.id, notices.lapsed(b, host, cohost, zone, False))
@@ -96,8 +98,7 @@ async def _lapse(u: Unit, b: Booking) -> None:
 async def _checklist(u: Unit, b: Booking) -> None:
     if b.status != "confirmed" or b.ends_at <= u.now:
         return
-    msg = notices.checklist(b, u.policy, await ticked_keys(u.session, b.id), now=u.now)
-    u.to_staff(b.host_id, msg, thread_key=f"checklist:{b.id}")
+    u.to_staff(b.host_id, await checklist.message(u, b), thread_key=f"checklist:{b.id}")
 
 
 async def _unticked(u: Unit, b: Booking) -> list[ChecklistItem]:

@@ -34,6 +34,7 @@ from chatbot.fields import (
 )
 from chatbot.interaction import SubmittedValue
 from chatbot.mail import invites
+from chatbot.meetings import service as meetings
 from chatbot.policy import Policy
 from chatbot.roster.identity import staff_by_email
 from chatbot.roster.pupils import pupils_by_upn, with_consent
@@ -332,6 +333,7 @@ async def _store(
     else:
         u.tell_slt(notices.slt_notice(booking, host, None, p.zone), thread_key=f"slt:{booking.id}")
         await invites.call_confirmed(u, booking)
+        await meetings.want_meeting(u, booking)  # confirmed at once: no co-host to wait for
     return booking
 
 
@@ -391,6 +393,7 @@ async def call_off(
     b.status = "cancelled"
     b.cancelled_at = u.now
     await release_pupils(u.session, b)
+    await meetings.booking_changed(u, b)  # its Zoom meeting is deleted
     host = await u.session.get(Staff, b.host_id)
     cohost = await u.session.get(Staff, b.cohost_id) if b.cohost_id else None
     assert host is not None

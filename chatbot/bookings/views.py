@@ -9,6 +9,7 @@ from sqlalchemy import select
 from chatbot.bookings import notices
 from chatbot.bookings.calllog import worry_unfiled
 from chatbot.bookings.service import my_calls
+from chatbot.meetings.service import flagged
 from chatbot.storage.models import Booking, CallLog, Staff
 from chatbot.ui import Actions, Button, Context, Message, Section, esc
 from chatbot.uow import Unit
@@ -54,6 +55,7 @@ async def my_calls_message(u: Unit, staff: Staff, confirming: int | None = None)
     worried = set(  # logs that said something was worrying, with no concern filed yet
         (await s.execute(select(Booking.id).where(Booking.id.in_(ids), *worry_unfiled()))).scalars()
     )
+    zoom_flagged = await flagged(s, [b.id for b in calls])
     for b in calls:
         host = await s.get(Staff, b.host_id)
         co = await s.get(Staff, b.cohost_id) if b.cohost_id else None
@@ -67,6 +69,8 @@ async def my_calls_message(u: Unit, staff: Staff, confirming: int | None = None)
                 status = "log written; concern still to file"
         elif b.held_at is not None:
             status += f" · on hold: {esc(b.held_reason or '')}"
+        elif b.id in zoom_flagged:
+            status += " · **Zoom settings need fixing** (see the checklist)"
         blocks.append(
             Section(
                 f"**{notices.when(b, zone)}** · {notices.KIND_LABEL[b.kind]} with "

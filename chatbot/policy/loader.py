@@ -93,6 +93,11 @@ _SPEC: dict[str, dict[str, tuple[str, str]]] = {
         "slt_notices": ("slt_notices", "slt_notices"),
         "family_reminders": ("family_reminders", "names"),
     },
+    "zoom": {
+        "cohost_absent_minutes": ("zoom_cohost_absent_minutes", "positive"),
+        "overrun_slt_after_minutes": ("zoom_overrun_slt_minutes", "count"),
+        "fix_user_settings": ("zoom_fix_user_settings", "bool"),
+    },
 }  # fmt: skip
 # The values a "choice" setting may take, by the Policy attribute it sets.
 _CHOICES: dict[str, tuple[str, ...]] = {

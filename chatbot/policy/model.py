@@ -122,6 +122,9 @@ class Policy:
     consent_on_withdrawal: str  # one of ON_WITHDRAWAL
     staff_checks_missing: str  # one of STAFF_CHECKS
     training_valid_months: int  # safeguarding training older than this is out of date
+    zoom_cohost_absent_minutes: int  # the host is in the call and the co-host is not
+    zoom_overrun_slt_minutes: int  # after the longest call allowed, before SLT are told
+    zoom_fix_user_settings: bool  # may the bot change a host's Zoom account settings itself
     head_teacher_email: str | None  # optional: not in the default file
     contacts: Contacts
     slt_notices: str  # "channel" | "email" | "both": how SLT hear of calls

@@ -543,3 +543,72 @@ class MailboxCursor(Base):
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     after: Mapped[datetime]
+
+
+class Meeting(Base):
+    """The video meeting of one booking (see chatbot.meetings), and the work still to do on it.
+
+    The row is written in the same unit of work as the booking change that calls for it (the
+    co-host's acceptance, a cancellation) and is then brought into line with the booking by
+    the meetings worker, which claims it (``claimed_by`` until ``claimed_until``) whenever
+    ``due_at`` has passed. ``version`` goes up with every booking change, so a change made
+    while the worker holds the row makes it due again.
+
+    ``state``: pending (nothing sent yet) -> creating (a create may have reached the platform;
+    look for ``marker`` before creating again) -> created (exists; settings not yet read back)
+    -> ready; or failed (the platform refused: reported, waits for a change) or deleted.
+    ``join_url`` and ``passcode`` go to the call's host and co-host only, never to a channel,
+    an audit row or a log.
+    """
+
+    __tablename__ = "meeting"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id"), unique=True)
+    marker: Mapped[str] = mapped_column(String(40), unique=True)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    zoom_id: Mapped[str | None] = mapped_column(String(30), index=True)
+    join_url: Mapped[str | None] = mapped_column(String(1000))
+    passcode: Mapped[str | None] = mapped_column(String(20))
+    # What the platform was last given: start (ISO), minutes, alternative host.
+    applied: Mapped[dict[str, Any] | None]
+    alt_host_refused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Settings read back that break the policy (their names), and the host's account settings
+    # that do: the call is flagged while either list is non-empty.
+    mismatches: Mapped[dict[str, Any] | None]
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    problem_told_at: Mapped[datetime | None]  # the host and SLT were told it could not be made
+    prechecked_at: Mapped[datetime | None]  # settings read again shortly before the call
+    created_at: Mapped[datetime]
+    # What really happened, from the platform's events (see MeetingEvent).
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    host_joined_at: Mapped[datetime | None]
+    cohost_joined_at: Mapped[datetime | None]
+    cohost_checked_at: Mapped[datetime | None]
+    overrun_host_told_at: Mapped[datetime | None]
+    overrun_slt_told_at: Mapped[datetime | None]
+
+
+class MeetingEvent(Base):
+    """One event the platform reported about a meeting (started, ended, someone joined, left,
+    waited or was admitted). ``key`` is derived from the event itself, so a delivery the
+    platform repeats is recorded once. ``name`` is as the platform gives it; ``staff_id`` is
+    set when the participant matched the roster by email."""
+
+    __tablename__ = "meeting_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id"), index=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    participant: Mapped[str | None] = mapped_column(String(100))  # the platform's id for them
+    name: Mapped[str | None] = mapped_column(String(200))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))

@@ -44,6 +44,8 @@ ACCESS = "tests/unit/test_concern_access.py"
 CONSENT = "tests/unit/test_consent.py"
 WITHDRAWAL = "tests/unit/test_consent_withdrawal.py"
 STAFF_CHECKS = "tests/unit/test_staff_checks.py"
+ZOOM = "tests/adapters/test_zoom_meetings.py"
+ZOOM_EVENTS = "tests/adapters/test_zoom_events.py"
 
 TRACE = (
     Requirement(
@@ -251,6 +253,32 @@ TRACE = (
         (
             f"{TIMING}::test_checklist_has_the_items_the_policy_implies",
             f"{TIMING}::test_code_of_conduct_link_comes_from_the_policy_file",
+        ),
+    ),
+    Requirement(
+        "With Zoom connected, the bot makes each confirmed call's meeting with a passcode, "
+        "waiting room, video on and join before host off, reads it back, checks the host's "
+        "screen sharing and renaming settings, and sees whether the second member of staff "
+        "joined and how long the call ran.",
+        (
+            "zoom.cohost_absent_minutes",
+            "zoom.overrun_slt_after_minutes",
+            "zoom.fix_user_settings",
+            "calls.max_minutes",
+        ),
+        (
+            "chatbot.meetings.rules:mismatches",
+            "chatbot.meetings.rules:breaches",
+            "chatbot.meetings.worker:run",
+            "chatbot.meetings.events:run_sweeps",
+        ),
+        (
+            f"{ZOOM}::test_meeting_created_after_acceptance_with_each_setting",
+            f"{ZOOM}::test_read_back_mismatch_reported_and_flagged_until_fixed",
+            f"{ZOOM}::test_user_settings_that_break_the_policy_reported_with_how_to_fix",
+            f"{ZOOM_EVENTS}::test_cohost_absent_tells_host_and_slt",
+            f"{ZOOM_EVENTS}::test_overlong_call_flagged_to_host_then_slt",
+            f"{ZOOM_EVENTS}::test_meeting_started_at_odd_times_reported_to_slt",
         ),
     ),
     Requirement(
