@@ -2,7 +2,7 @@
 
     python bench/slack_ack.py [--clients 50] [--requests 1000] [--seconds 20] [--rounds 2]
                               [--replicas N] [--database-url postgresql+asyncpg://...]
-                              [--plain-floor] [--outbox-seconds S]
+                              [--plain-floor] [--outbox-seconds S] [--profile DIR]
 
 Processes on 127.0.0.1, each server in its own:
 - a loopback stand-in for the Slack Web API (adapters.slack.fake_api);
@@ -157,7 +157,33 @@ async def serve_real(api_url: str, database_url: str, port: int, outbox: float |
     runtime = await build_runtime(settings, migrate=first)
     if first:
         await seed(runtime.units)
+    if os.environ.get("BENCH_PROFILE"):
+        _Profiler(Path(os.environ["BENCH_PROFILE"]))
     await _listen(build_app(runtime), port)  # with the scheduler, as in production
+
+
+class _Profiler:
+    """``--profile``: cProfile over this server; each SIGUSR1 saves the profile so far as the
+    next numbered file and starts a new one (the bench signals after the warm-up and after
+    each phase)."""
+
+    def __init__(self, folder: Path):
+        import cProfile
+
+        self.new = cProfile.Profile
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.n = 0
+        self.profile = self.new()
+        self.profile.enable()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.save)
+
+    def save(self) -> None:
+        self.profile.disable()
+        self.profile.dump_stats(str(self.folder / f"{self.n}.prof"))
+        self.n += 1
+        self.profile = self.new()
+        self.profile.enable()
 
 
 async def serve_floor(api_url: str, floor_url: str | None, port: int, plain: bool) -> None:
@@ -377,6 +403,14 @@ class Bench:
         self.api = api
         self.servers = servers
         self.settle_waits: list[float] = []
+        self.profiles: list[str] = []
+
+    def profiled(self, what: str) -> None:
+        """With ``--profile``: the real server saves its profile of ``what`` (SIGUSR1)."""
+        if self.args.profile:
+            for pid in self.servers["real"].pids:
+                os.kill(pid, signal.SIGUSR1)
+            self.profiles.append(f"{self.args.profile}/{len(self.profiles)}.prof: {what}")
 
     async def quiet(self, limit: float = 10.0) -> None:
         """Wait until every server is idle (under 10% of a core for half a second): follow-up
@@ -561,15 +595,21 @@ async def phases(bench: Bench, db: Database, api_url: str) -> tuple[list[str], l
     await bench.warm("real", accepts(booked[:clients]) + checklist_clicks(warm, booked))
     await bench.warm("bare", commands(warm) + checklist_clicks(warm, booked))
     await bench.warm("insert", bookings(warm) + concerns(warm))
+    bench.profiled("warm-up")
 
     # In this order, the notices a phase queues (each booking, concern and Accept queues one
     # to three) are delivered during the phases after it, as little as possible.
     await clicks("/book-call command", commands(n))
+    bench.profiled("/book-call command")
     await clicks("click checklist.open", checklist_clicks(n, booked))  # the warm-up's bookings
+    bench.profiled("click checklist.open")
     await submissions("concern submission", Concern, concerns(n))
+    bench.profiled("concern submission")
     await submissions("booking submission", Booking, bookings(n))
+    bench.profiled("booking submission")
     booked = await bookings_awaiting(db)
     await clicks("click cohost.accept", accepts(booked[:n]), confirms=True)
+    bench.profiled("click cohost.accept")
     return lines, notes
 
 
@@ -648,6 +688,8 @@ async def main(args: argparse.Namespace) -> int:
         f"longest wait for idle servers before a round: {max(bench.settle_waits):.1f}s; "
         f"whole run {time.perf_counter() - started:.0f}s"
     )
+    if bench.profiles:
+        print("profiles (python -m pstats FILE): " + "; ".join(bench.profiles))
     return 0 if all(passed(line) for line in table) else 1
 
 
@@ -679,11 +721,18 @@ def cli() -> int:
         help="how often the real server delivers queued notices (default: as chatbot serve "
         "does); a large value keeps their delivery out of the figures",
     )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="profile the real server (cProfile), one file per phase in DIR (one replica)",
+    )
     p.add_argument("--serve", choices=["api", "real", "bare", "insert"], help=argparse.SUPPRESS)
     p.add_argument("--api-url", help=argparse.SUPPRESS)
     p.add_argument("--db-url", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.profile:
+        os.environ["BENCH_PROFILE"] = args.profile  # read by the real server's process
     logging.basicConfig(level=logging.ERROR)
     if args.serve == "api":
         asyncio.run(serve_fake_api())

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Update, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, Table, Update, bindparam, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chatbot.ports import ChannelUnavailable, Clock, DeliveryError, Messenger, Role, StaffAddress
 from chatbot.storage.db import Database, rows_changed
@@ -50,6 +50,64 @@ PLATFORM_SETTINGS = {
     "slack": "SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET or SLACK_APP_TOKEN",
     "teams": "MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppTenantId",
 }
+
+
+# The statements of a delivery, built once: building one cost more than running it, and each
+# runs on the session's connection (plain Core), not through the ORM, for the same reason.
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_DUE = (  # rows to claim: due, not delivered, not held by a live claim
+    select(_OUTBOX.c.id)
+    .where(
+        _OUTBOX.c.delivered_at.is_(None),
+        _OUTBOX.c.due_at <= bindparam("now"),
+        or_(_OUTBOX.c.claimed_until.is_(None), _OUTBOX.c.claimed_until < bindparam("now")),
+    )
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("batch"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .values(claimed_until=bindparam("until"), claimed_by=bindparam("token"))
+)
+_TAKE = (  # this batch still holds the row: renew its lease and read what to send
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id == bindparam("row_id"),
+        _OUTBOX.c.claimed_by == bindparam("token"),
+        _OUTBOX.c.delivered_at.is_(None),
+    )
+    .values(claimed_until=bindparam("until"))
+    .returning(
+        *(_OUTBOX.c[k] for k in ("kind", "role", "platform", "staff_id", "thread_key")),
+        *(_OUTBOX.c[k] for k in ("payload", "created_at")),
+    )
+)
+_SET_PLATFORM = (
+    update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id")).values(platform=bindparam("to"))
+)
+_COPY = insert(_OUTBOX)
+_ROUTES = (  # the person, and the platforms they were seen on, most recent first
+    select(Staff.email, Staff.forename, Staff.surname, PlatformIdentity.platform)
+    .add_columns(PlatformIdentity.user_id)
+    .select_from(Staff)
+    .outerjoin(PlatformIdentity, PlatformIdentity.staff_id == Staff.id)
+    .where(Staff.id == bindparam("staff_id"))
+    .order_by(PlatformIdentity.seen_at.desc(), PlatformIdentity.id.desc())
+)
+_DONE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("row_id"))
+    .values(
+        delivered_at=bindparam("at"),
+        message_ref=bindparam("ref"),
+        platform=bindparam("via"),
+        claimed_until=None,
+        claimed_by=None,
+        last_error=None,
+    )
+)
 
 
 def _add(
@@ -213,27 +271,12 @@ class Dispatcher:
     async def _claim(self, token: str) -> list[int]:
         now = self.clock.now()
         async with self.db.transaction() as s:
-            q = (
-                select(OutboxMessage.id)
-                .where(
-                    OutboxMessage.delivered_at.is_(None),
-                    OutboxMessage.due_at <= now,
-                    or_(
-                        OutboxMessage.claimed_until.is_(None),
-                        OutboxMessage.claimed_until < now,
-                    ),
-                )
-                .order_by(OutboxMessage.id)
-                .limit(self.batch)
-                .with_for_update(skip_locked=True)
-            )
-            ids = list((await s.execute(q)).scalars())
+            conn = await s.connection()
+            due = await conn.execute(_DUE, {"now": now, "batch": self.batch})
+            ids = list(due.scalars())
             if ids:
-                await s.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(ids))
-                    .values(claimed_until=now + self.lease, claimed_by=token)
-                )
+                until = now + self.lease
+                await conn.execute(_CLAIM, {"ids": ids, "until": until, "token": token})
         return ids
 
     def _ours(self, token: str, *ids: int) -> Update:
@@ -275,16 +318,20 @@ class Dispatcher:
         """True when delivered, False when it failed (and was rescheduled), None when the row
         is no longer this batch's to send (its lease ran out and another replica took it)."""
         async with self.db.transaction() as s:
-            if not await rows_changed(s, self._ours(token, row_id)):
+            conn = await s.connection()
+            until = self.clock.now() + self.lease
+            taken = await conn.execute(_TAKE, {"row_id": row_id, "token": token, "until": until})
+            row = taken.one_or_none()
+            if row is None:
                 return None
-            row = await s.get(OutboxMessage, row_id)
-            assert row is not None
             message = Message.from_json(row.payload)
-            if row.kind == "role" and row.platform is None and self.messengers:
-                self._copy_for_each_platform(s, row)
             kind, role, platform = row.kind, row.role, row.platform
-            routes = await self._routes(s, row) if kind == "staff" else []
-            targets = await self._update_targets(s, row) if kind == "update" else []
+            if kind == "role" and platform is None and self.messengers:
+                platform = await self._copy_for_each_platform(conn, row_id, row)
+            routes = await self._routes(conn, row.staff_id) if kind == "staff" else []
+            targets: list[tuple[str, str]] | None = []
+            if kind == "update":
+                targets = await self._update_targets(s, row_id, row.thread_key)
 
         if kind == "staff":
             outcome = await self._to_staff(routes, message, row_id)
@@ -304,44 +351,43 @@ class Dispatcher:
             await self._failed(row_id, token, outcome)
         return False
 
-    def _copy_for_each_platform(self, s: AsyncSession, row: OutboxMessage) -> None:
+    async def _copy_for_each_platform(
+        self, conn: AsyncConnection, row_id: int, row: Row[Any]
+    ) -> str:
         """A channel post goes to every platform: this row becomes the first platform's and a
-        copy is queued for each other one, so each is retried (and counted) on its own."""
+        copy is queued for each other one, so each is retried (and counted) on its own.
+        Returns the first platform."""
         first, *others = self.messengers
-        row.platform = first
-        for platform in others:
-            s.add(
-                OutboxMessage(
-                    kind="role",
-                    role=row.role,
-                    thread_key=row.thread_key,
-                    payload=row.payload,
-                    created_at=row.created_at,
-                    due_at=self.clock.now(),
-                    platform=platform,
-                    origin_id=row.id,
-                )
-            )
+        await conn.execute(_SET_PLATFORM, {"row_id": row_id, "to": first})
+        if others:
+            copy = {
+                "kind": "role",
+                "role": row.role,
+                "thread_key": row.thread_key,
+                "payload": row.payload,
+                "created_at": row.created_at,
+                "due_at": self.clock.now(),
+                "origin_id": row_id,
+                "attempts": 0,
+            }
+            await conn.execute(_COPY, [{**copy, "platform": p} for p in others])
+        return first
 
     async def _routes(
-        self, s: AsyncSession, row: OutboxMessage
+        self, conn: AsyncConnection, staff_id: int | None
     ) -> list[tuple[Messenger, StaffAddress]]:
         """The platforms to try for a direct message, best first: those the person was seen
         on, most recent first, then every other configured platform."""
-        staff = await s.get(Staff, row.staff_id)
-        assert staff is not None
-        seen = await s.execute(
-            select(PlatformIdentity.platform, PlatformIdentity.user_id)
-            .where(PlatformIdentity.staff_id == staff.id)
-            .order_by(PlatformIdentity.seen_at.desc(), PlatformIdentity.id.desc())
-        )
+        rows = (await conn.execute(_ROUTES, {"staff_id": staff_id})).all()
+        assert rows, "a staff row's person exists (foreign key)"
+        email, name = rows[0].email, f"{rows[0].forename} {rows[0].surname}"
         latest: dict[str, str] = {}
-        for platform, user_id in seen:
-            if platform in self.messengers:
-                latest.setdefault(platform, user_id)
+        for r in rows:
+            if r.platform in self.messengers:
+                latest.setdefault(r.platform, r.user_id)
         order = [*latest, *(p for p in self.messengers if p not in latest)]
         return [
-            (self.messengers[p], StaffAddress(staff.id, staff.email, staff.name, latest.get(p)))
+            (self.messengers[p], StaffAddress(int(staff_id or 0), email, name, latest.get(p)))
             for p in order
         ]
 
@@ -387,16 +433,16 @@ class Dispatcher:
         return Delivered(",".join(sorted({p for p, _ in targets})) or None, None)
 
     async def _update_targets(
-        self, s: AsyncSession, row: OutboxMessage
+        self, s: AsyncSession, row_id: int, thread_key: str | None
     ) -> list[tuple[str, str]] | None:
         """(platform, ref) of each delivered message in the thread that was queued before this
         update (a copy counts from its original); None while one is still being sent."""
         others = (
             await s.execute(
                 select(OutboxMessage).where(
-                    OutboxMessage.thread_key == row.thread_key,
+                    OutboxMessage.thread_key == thread_key,
                     OutboxMessage.kind != "update",
-                    func.coalesce(OutboxMessage.origin_id, OutboxMessage.id) < row.id,
+                    func.coalesce(OutboxMessage.origin_id, OutboxMessage.id) < row_id,
                 )
             )
         ).scalars()
@@ -412,19 +458,9 @@ class Dispatcher:
         return targets
 
     async def _delivered(self, row_id: int, kind: str, sent: Delivered) -> None:
-        async with self.db.transaction() as s:
-            await s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id)
-                .values(
-                    delivered_at=self.clock.now(),
-                    message_ref=sent.ref,
-                    platform=sent.platform,
-                    claimed_until=None,
-                    claimed_by=None,
-                    last_error=None,
-                )
-            )
+        done = {"row_id": row_id, "at": self.clock.now(), "ref": sent.ref, "via": sent.platform}
+        async with self.db.connection() as conn:
+            await conn.execute(_DONE, done)
         log.info("outbox %s delivered (%s via %s)", row_id, kind, sent.platform or "nothing")
 
     async def _failed(self, row_id: int, token: str, failures: Failures) -> None:
