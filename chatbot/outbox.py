@@ -546,10 +546,16 @@ def _delivery_error(exc: Exception) -> DeliveryError:
     return exc if isinstance(exc, DeliveryError) else DeliveryError(type(exc).__name__)
 
 
+_HOLDING: dict[tuple[str, ...], Any] = {}  # roles -> the statement that finds their holders
+
+
 async def people_with_roles(s: AsyncSession, roles: tuple[str, ...]) -> list[Staff]:
     """Active staff holding any of ``roles``. The database narrows it down by text (roles are
     stored as "staff;dsl"), so a concern loads the few people concerned, not the whole roster;
-    the exact check is done here."""
-    named = or_(*(Staff.roles.contains(role) for role in roles))
-    staff = (await s.execute(select(Staff).where(Staff.active.is_(True), named))).scalars()
+    the exact check is done here. The statement is built once per set of roles."""
+    q = _HOLDING.get(roles)
+    if q is None:
+        named = or_(*(Staff.roles.contains(role) for role in roles))
+        q = _HOLDING[roles] = select(Staff).where(Staff.active.is_(True), named)
+    staff = (await s.execute(q)).scalars()
     return [p for p in staff if p.has_role(*roles)]

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.mail import MailSetup
@@ -31,6 +31,16 @@ from chatbot.ui import Message
 # statement each time) cost more than SQLite takes to store the rows.
 INSERT_AUDIT = insert(cast(Table, AuditEvent.__table__))
 INSERT_OUTBOX = insert(cast(Table, OutboxMessage.__table__))
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+REWRITE_THREAD = (  # messages of a thread not sent yet: their new content
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.thread_key == bindparam("thread"),
+        _OUTBOX.c.kind != "update",
+        _OUTBOX.c.delivered_at.is_(None),
+    )
+    .values(payload=bindparam("new"))
+)
 
 
 @dataclass
@@ -168,16 +178,7 @@ class Unit:
         for row in self._outbox:
             if row["thread_key"] == thread_key and row["kind"] != "update":
                 row["payload"] = payload
-        await self.session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.thread_key == thread_key,
-                OutboxMessage.kind != "update",
-                OutboxMessage.delivered_at.is_(None),
-            )
-            .values(payload=payload)
-            .execution_options(synchronize_session=False)
-        )
+        await self.session.execute(REWRITE_THREAD, {"thread": thread_key, "new": payload})
         self._queue(message, thread_key, kind="update", staff_id=None, role=None)
 
     def _queue(self, message: Message, thread_key: str | None, **target: Any) -> None:

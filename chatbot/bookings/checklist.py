@@ -6,7 +6,7 @@ once the call is over (see Policy.checklist_opens_at)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.bookings import notices
@@ -18,12 +18,11 @@ from chatbot.storage.models import Booking, ChecklistTick, Staff
 from chatbot.ui import Message
 from chatbot.uow import Unit
 
+_TICKED = select(ChecklistTick.item_key).where(ChecklistTick.booking_id == bindparam("booking_id"))
+
 
 async def ticked_keys(s: AsyncSession, booking_id: int) -> set[str]:
-    rows = await s.execute(
-        select(ChecklistTick.item_key).where(ChecklistTick.booking_id == booking_id)
-    )
-    return {k for (k,) in rows}
+    return {k for (k,) in await s.execute(_TICKED, {"booking_id": booking_id})}
 
 
 async def message(u: Unit, b: Booking) -> Message:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from chatbot.bookings import notices
 from chatbot.bookings.service import load, release_pupils, who_cancelled
@@ -48,7 +49,11 @@ async def answer(u: Unit, actor: Staff, booking_id: int | None, accept: bool) ->
         )
         == 1
     )
-    await s.refresh(b)
+    if won:  # the booking as the UPDATE left it, without reading it back
+        set_committed_value(b, "status", new_status)
+        set_committed_value(b, "cohost_answered_at", now)
+    else:  # someone else's answer (or a cancellation) came first: see which
+        await s.refresh(b)
     host = await s.get(Staff, b.host_id)
     assert host is not None
     if not won and b.status == "awaiting_cohost" and b.held_at is not None:

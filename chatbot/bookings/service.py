@@ -9,6 +9,7 @@ from typing import TypeVar, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from chatbot.bookings import notices
 from chatbot.bookings.forms import PLAN_MAX
@@ -337,14 +338,22 @@ async def _store(
     return booking
 
 
+# A booking and its pupils in one statement (the relationship's own "selectin" loading costs
+# a second query), built once.
+_LOAD = (
+    select(Booking).where(Booking.id == bindparam("booking_id")).options(joinedload(Booking.pupils))
+)
+
+
 async def load(s: AsyncSession, booking_id: int | None, lock: bool = False) -> Booking | None:
     """The booking with this id (None for an id that can't be one: see fields.record_id)."""
     if booking_id is None:
         return None
-    q = select(Booking).where(Booking.id == booking_id)
-    if lock:
-        q = q.with_for_update()
-    return (await s.execute(q)).scalar_one_or_none()
+    if lock:  # FOR UPDATE can't lock the outer side of a join on PostgreSQL: two statements
+        q = select(Booking).where(Booking.id == booking_id).with_for_update()
+        return (await s.execute(q)).scalar_one_or_none()
+    found = await s.execute(_LOAD, {"booking_id": booking_id})
+    return found.unique().scalar_one_or_none()
 
 
 async def release_pupils(s: AsyncSession, booking: Booking) -> None:

@@ -331,11 +331,20 @@ def _others(people: list[Staff], subject: Staff | None) -> list[Staff]:
     return out
 
 
+# Everyone a concern's alert may go to, found with one query (then sorted by role here).
+ALERTED_ROLES = ("dsl", "deputy_dsl", "slt", "admin")
+
+
 async def audience(s: AsyncSession, policy: Policy, c: Concern) -> Audience:
     subject = await s.get(Staff, c.subject_staff_id) if c.subject_staff_id else None
+    alerted = await outbox.people_with_roles(s, ALERTED_ROLES)
+
+    def holding(*roles: str) -> list[Staff]:
+        return [p for p in alerted if p.has_role(*roles)]
+
     heads: list[Staff] = []
     if subject is not None:
-        heads = await outbox.people_with_roles(s, ("admin",))
+        heads = holding("admin")
         if policy.head_teacher_email:
             head = await staff_by_email(s, policy.head_teacher_email)
             if head is not None:
@@ -343,9 +352,9 @@ async def audience(s: AsyncSession, policy: Policy, c: Concern) -> Audience:
     return Audience(
         subject=subject,
         dsl_channel=subject is None or not subject.has_role("dsl", "deputy_dsl"),
-        dsl_people=_others(await outbox.people_with_roles(s, ("dsl", "deputy_dsl")), subject),
+        dsl_people=_others(holding("dsl", "deputy_dsl"), subject),
         heads=_others(heads, subject),
-        slt_people=_others(await outbox.people_with_roles(s, ("slt",)), subject),
+        slt_people=_others(holding("slt"), subject),
     )
 
 

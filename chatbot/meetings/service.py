@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot.meetings import rules
@@ -79,10 +79,11 @@ def facts_of(m: Meeting) -> MeetingFacts:
     return MeetingFacts(m.state, m.join_url, m.passcode, tuple(problems))
 
 
+_MEETING_OF = select(Meeting).where(Meeting.booking_id == bindparam("booking_id"))
+
+
 async def facts(s: AsyncSession, booking_id: int) -> MeetingFacts | None:
-    m = (
-        await s.execute(select(Meeting).where(Meeting.booking_id == booking_id))
-    ).scalar_one_or_none()
+    m = (await s.execute(_MEETING_OF, {"booking_id": booking_id})).scalar_one_or_none()
     return facts_of(m) if m is not None else None
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import event, make_url
+from sqlalchemy import bindparam, event, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -317,19 +317,24 @@ async def insert_ignoring_duplicates(
     return int(getattr(result, "rowcount", 0)) == 1
 
 
+_NEXT: dict[str, Any] = {}  # dialect -> the counter's upsert, built once
+
+
 async def next_number(session: AsyncSession, name: str) -> int:
     """The next number of the counter ``name`` (1 for a new one), taken in the caller's
     transaction. The upsert locks the counter's row until the transaction ends, so concurrent
     callers are served one after the other and never get the same number."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    stmt = _NEXT.get(dialect)
+    if stmt is None:
+        from sqlalchemy.dialects import postgresql, sqlite
 
-    from chatbot.storage.models import Counter
+        from chatbot.storage.models import Counter
 
-    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
-    insert = (postgresql.insert if postgres else sqlite.insert)(Counter)
-    stmt = (
-        insert.values(name=name, value=1)
-        .on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
-        .returning(Counter.value)
-    )
-    return int((await session.execute(stmt)).scalar_one())
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Counter)
+        stmt = _NEXT[dialect] = (
+            insert.values(name=bindparam("counter"), value=1)
+            .on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
+            .returning(Counter.value)
+        )
+    return int((await session.execute(stmt, {"counter": name})).scalar_one())
