@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbot import outbox
@@ -38,6 +40,8 @@ from chatbot.uow import Unit
 log = logging.getLogger("chatbot.concerns")
 
 FORM_ID = "concern"
+_INSERT_CONCERN = insert(cast(Table, Concern.__table__)).returning(Concern.id)
+_INSERT_EVENT = insert(cast(Table, ConcernEvent.__table__))
 NARRATIVE_MAX = 5000
 STAFF_CATEGORY = "staff_conduct"
 FUTURE_SLACK = timedelta(minutes=5)
@@ -241,30 +245,31 @@ async def file(
     year = u.local(now).year
     seq = await next_number(s, f"concern:{year}")
     ooh = out_of_hours(u.policy, now)
-    c = Concern(
-        reference=f"C-{year}-{seq:04d}",
-        year=year,
-        seq=seq,
-        reporter_id=reporter.id if reporter else None,
-        reporter_label=reporter_label[:320],
-        pupil_id=draft.pupil.id if draft.pupil else None,
-        subject_staff_id=draft.subject.id if draft.subject else None,
-        booking_id=draft.booking.id if draft.booking else None,
-        category=draft.category,
-        immediate_risk=draft.urgent,
-        happened_at=draft.happened_at,
-        narrative=draft.narrative,
-        filed_at=now,
-        out_of_hours=ooh,
-        ack_due_at=now + timedelta(minutes=ack_minutes(u.policy, draft.urgent)),
-        status="open",
-        legal_hold=False,
-    )
-    s.add(c)
-    await s.flush()
-    add_event(
-        s, c, now, "filed", reporter, reporter_label, detail="out of school hours" if ooh else ""
-    )
+    row = {
+        "reference": f"C-{year}-{seq:04d}",
+        "year": year,
+        "seq": seq,
+        "reporter_id": reporter.id if reporter else None,
+        "reporter_label": reporter_label[:320],
+        "pupil_id": draft.pupil.id if draft.pupil else None,
+        "subject_staff_id": draft.subject.id if draft.subject else None,
+        "booking_id": draft.booking.id if draft.booking else None,
+        "category": draft.category,
+        "immediate_risk": draft.urgent,
+        "happened_at": draft.happened_at,
+        "narrative": draft.narrative,
+        "filed_at": now,
+        "out_of_hours": ooh,
+        "ack_due_at": now + timedelta(minutes=ack_minutes(u.policy, draft.urgent)),
+        "status": "open",
+        "legal_hold": False,
+    }
+    # Core inserts: the ORM's unit-of-work flush cost a good part of filing a concern.
+    concern_id = int((await s.execute(_INSERT_CONCERN, row)).scalar_one())
+    # The concern as an object the alert and the receipt can read; not added to the session.
+    c = Concern(id=concern_id, **row)
+    detail = "out of school hours" if ooh else ""
+    await s.execute(_INSERT_EVENT, event_row(c, now, "filed", reporter, reporter_label, detail))
     u.audit(
         reporter or reporter_label,
         "concern.file",
@@ -284,6 +289,29 @@ async def file(
     return FileResult(concern=c)
 
 
+def event_row(
+    c: Concern,
+    at: datetime,
+    kind: str,
+    actor: Staff | None,
+    actor_label: str = "system",
+    detail: str = "",
+    note: str | None = None,
+    outbox_id: int | None = None,
+) -> dict[str, Any]:
+    """One entry of a concern's chronology, as the row to insert."""
+    return {
+        "concern_id": c.id,
+        "at": at,
+        "kind": kind,
+        "actor_id": actor.id if actor else None,
+        "actor_label": (actor.name if actor else actor_label)[:320],
+        "detail": detail[:500],
+        "note": note,
+        "outbox_id": outbox_id,
+    }
+
+
 def add_event(
     s: AsyncSession,
     c: Concern,
@@ -295,16 +323,7 @@ def add_event(
     note: str | None = None,
     outbox_id: int | None = None,
 ) -> ConcernEvent:
-    e = ConcernEvent(
-        concern_id=c.id,
-        at=at,
-        kind=kind,
-        actor_id=actor.id if actor else None,
-        actor_label=(actor.name if actor else actor_label)[:320],
-        detail=detail[:500],
-        note=note,
-        outbox_id=outbox_id,
-    )
+    e = ConcernEvent(**event_row(c, at, kind, actor, actor_label, detail, note, outbox_id))
     s.add(e)
     return e
 
