@@ -17,7 +17,7 @@ from chatbot.logsafe import quiet_libraries
 from chatbot.policy import PolicyError, load_policy, to_toml
 from chatbot.ports import SystemClock
 from chatbot.roster.identity import cli_actor
-from chatbot.storage.db import Database
+from chatbot.storage.db import Database, DatabaseUnusable
 from chatbot.storage.migrate import upgrade
 from chatbot.storage.models import Staff
 from chatbot.ui import no_controls
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return asyncio.run(_run(args, settings))
-    except (PolicyError, SettingsError) as exc:
+    except (PolicyError, SettingsError, DatabaseUnusable) as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return REFUSED
     except KeyboardInterrupt:

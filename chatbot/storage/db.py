@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,6 +50,26 @@ def normalise_url(url: str) -> str:
     if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
         return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
+
+
+# UPDATE/INSERT ... RETURNING (bookings, concern numbers, the outbox) arrived in SQLite 3.35.
+SQLITE_NEEDED = (3, 35, 0)
+
+
+class DatabaseUnusable(ValueError):
+    """The database can't be used as configured; the message says what to do."""
+
+
+def check_sqlite(version: tuple[int, ...]) -> None:
+    """Refuse to start on an SQLite too old for the statements the bot runs, saying what to do
+    (rather than failing later, on the first booking, with a syntax error)."""
+    if tuple(version) < SQLITE_NEEDED:
+        have = ".".join(map(str, version))
+        raise DatabaseUnusable(
+            f"This Python's SQLite is version {have}; the bot needs 3.35 or newer. Use a newer "
+            "Python (3.11 from python.org or your distribution's current release has it) or "
+            "PostgreSQL (DATABASE_URL=postgresql+asyncpg://...)."
+        )
 
 
 def is_sqlite(url: str) -> bool:
@@ -184,6 +205,8 @@ class Database:
 
     def __init__(self, url: str = DEFAULT_URL, **engine_kwargs: Any):
         self.url = normalise_url(url)
+        if is_sqlite(self.url):
+            check_sqlite(sqlite3.sqlite_version_info)
         self.engine = make_engine(self.url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_engine = (

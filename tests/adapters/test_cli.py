@@ -482,3 +482,21 @@ async def test_term_dates_imported_from_the_command_line_close_the_holidays(
         )
     finally:
         await db.dispose()
+
+
+def test_too_old_sqlite_is_refused_at_start_with_what_to_do(tmp_path: Path) -> None:
+    # The CLI as a school's server would run it, on a Python whose SQLite predates RETURNING.
+    old = (
+        "import sqlite3, sys; sqlite3.sqlite_version_info = (3, 31, 1); "
+        "from adapters.cli import main; sys.exit(main(['db', 'upgrade']))"
+    )
+    env = dict(os.environ, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/old.db")
+    res = subprocess.run(
+        [sys.executable, "-c", old], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert res.returncode != 0
+    assert "Cannot start" in res.stderr and "3.31.1" in res.stderr and "3.35" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "old.db").exists()  # refused before anything was created
+    # This machine's SQLite is new enough: the same command works.
+    assert chatbot(tmp_path, "db", "upgrade").returncode == 0

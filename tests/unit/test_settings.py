@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from chatbot.config import Settings, SettingsError
-from chatbot.storage.db import libpq_options
+from chatbot.storage.db import DatabaseUnusable, check_sqlite, libpq_options
 
 PG = "postgresql+asyncpg://bot:pw@db.school.internal:5432/safevideo"
 
@@ -35,3 +37,10 @@ def test_bad_database_url_options_are_named(options: str) -> None:
     env = {"DATABASE_URL": f"{PG}?options={options}"}
     with pytest.raises(SettingsError, match="DATABASE_URL options: .* is not -c name=value"):
         Settings.from_env(env)
+
+
+def test_sqlite_older_than_3_35_is_refused_by_name() -> None:
+    with pytest.raises(DatabaseUnusable, match=r"3\.34\.1.*3\.35"):
+        check_sqlite((3, 34, 1))
+    check_sqlite((3, 35, 0))  # the first version with RETURNING
+    check_sqlite(sqlite3.sqlite_version_info)  # this machine's
