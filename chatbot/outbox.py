@@ -89,8 +89,13 @@ _SET_PLATFORM = (
 )
 _COPY = insert(_OUTBOX)
 _ROUTES = (  # the person, and the platforms they were seen on, most recent first
-    select(Staff.email, Staff.forename, Staff.surname, PlatformIdentity.platform)
-    .add_columns(PlatformIdentity.user_id)
+    select(
+        Staff.email,
+        Staff.forename,
+        Staff.surname,
+        PlatformIdentity.platform,
+        PlatformIdentity.user_id,
+    )
     .select_from(Staff)
     .outerjoin(PlatformIdentity, PlatformIdentity.staff_id == Staff.id)
     .where(Staff.id == bindparam("staff_id"))

@@ -40,11 +40,12 @@ from chatbot.uow import Unit
 log = logging.getLogger("chatbot.concerns")
 
 FORM_ID = "concern"
-_INSERT_CONCERN = insert(cast(Table, Concern.__table__)).returning(Concern.id)
-_INSERT_EVENT = insert(cast(Table, ConcernEvent.__table__))
 NARRATIVE_MAX = 5000
 STAFF_CATEGORY = "staff_conduct"
 FUTURE_SLACK = timedelta(minutes=5)
+# Built once: a concern and the first entry of its chronology (see file()).
+_INSERT_CONCERN = insert(cast(Table, Concern.__table__)).returning(Concern.id)
+_INSERT_EVENT = insert(cast(Table, ConcernEvent.__table__))
 
 
 def thread_key(concern_id: int) -> str:
