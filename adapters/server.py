@@ -128,7 +128,8 @@ async def healthz(request: web.Request) -> web.Response:
 def build_app(runtime: Runtime, with_scheduler: bool = True) -> web.Application:
     """Mount every adapter on one app. Each adapter's ``mount`` adds its routes and, when the
     platform is configured, adds its Messenger to the outbox's dispatcher."""
-    from adapters import slack, teams, zoom
+    from adapters import slack, teams
+    from adapters.zoom import app as zoom
 
     app = web.Application(client_max_size=1024 * 1024)
     app[RUNTIME] = runtime

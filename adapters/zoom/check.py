@@ -10,17 +10,19 @@ something needs doing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from adapters.zoom import missing
-from adapters.zoom.client import ZoomClient
 from chatbot.config import Settings
 from chatbot.meetings import rules
 from chatbot.ports import MeetingError
 from chatbot.storage.models import Staff
 from chatbot.uow import Units
+
+if TYPE_CHECKING:  # the client (and aiohttp) load only when a check talks to Zoom
+    from adapters.zoom.client import ZoomClient
 
 WHERE = {
     "ZOOM_ACCOUNT_ID": "your Server-to-Server OAuth app → App Credentials → Account ID",
@@ -68,6 +70,8 @@ async def run(settings: Settings, units: Units | None, fix_allowed: bool) -> int
     if not settings.zoom_configured:
         print("Zoom is not connected: the bot does not create meetings. See the README.")
         return 1
+    from adapters.zoom.client import ZoomClient
+
     client = ZoomClient(settings)
     try:
         try:
