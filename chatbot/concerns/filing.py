@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,9 +43,8 @@ FORM_ID = "concern"
 NARRATIVE_MAX = 5000
 STAFF_CATEGORY = "staff_conduct"
 FUTURE_SLACK = timedelta(minutes=5)
-# Built once: a concern and the first entry of its chronology (see file()).
+# Built once: a new concern's row (see file()).
 _INSERT_CONCERN = insert(cast(Table, Concern.__table__)).returning(Concern.id)
-_INSERT_EVENT = insert(cast(Table, ConcernEvent.__table__))
 
 
 def thread_key(concern_id: int) -> str:
@@ -265,12 +264,12 @@ async def file(
         "status": "open",
         "legal_hold": False,
     }
-    # Core inserts: the ORM's unit-of-work flush cost a good part of filing a concern.
+    # A Core insert: the ORM's unit-of-work flush cost a good part of filing a concern.
     concern_id = int((await s.execute(_INSERT_CONCERN, row)).scalar_one())
     # The concern as an object the alert and the receipt can read; not added to the session.
     c = Concern(id=concern_id, **row)
     detail = "out of school hours" if ooh else ""
-    await s.execute(_INSERT_EVENT, event_row(c, now, "filed", reporter, reporter_label, detail))
+    add_event(s, c, now, "filed", reporter, reporter_label, detail=detail)
     u.audit(
         reporter or reporter_label,
         "concern.file",
@@ -290,29 +289,6 @@ async def file(
     return FileResult(concern=c)
 
 
-def event_row(
-    c: Concern,
-    at: datetime,
-    kind: str,
-    actor: Staff | None,
-    actor_label: str = "system",
-    detail: str = "",
-    note: str | None = None,
-    outbox_id: int | None = None,
-) -> dict[str, Any]:
-    """One entry of a concern's chronology, as the row to insert."""
-    return {
-        "concern_id": c.id,
-        "at": at,
-        "kind": kind,
-        "actor_id": actor.id if actor else None,
-        "actor_label": (actor.name if actor else actor_label)[:320],
-        "detail": detail[:500],
-        "note": note,
-        "outbox_id": outbox_id,
-    }
-
-
 def add_event(
     s: AsyncSession,
     c: Concern,
@@ -324,7 +300,16 @@ def add_event(
     note: str | None = None,
     outbox_id: int | None = None,
 ) -> ConcernEvent:
-    e = ConcernEvent(**event_row(c, at, kind, actor, actor_label, detail, note, outbox_id))
+    e = ConcernEvent(
+        concern_id=c.id,
+        at=at,
+        kind=kind,
+        actor_id=actor.id if actor else None,
+        actor_label=(actor.name if actor else actor_label)[:320],
+        detail=detail[:500],
+        note=note,
+        outbox_id=outbox_id,
+    )
     s.add(e)
     return e
 
