@@ -26,28 +26,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def env_for(tmp_path: Path) -> dict[str, str]:
+def env_for(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "Microsoft"))}
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/serve.db"
+    env.update(extra or {})
     return env
 
 
-def spawn_serve(tmp_path: Path, port: int, *args: str) -> subprocess.Popen[str]:
-    """`chatbot serve ARGS` in its own process."""
+def spawn_serve(
+    tmp_path: Path, port: int, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`chatbot serve ARGS` in its own process (``extra``: more environment)."""
     return subprocess.Popen(
         [sys.executable, "-m", "adapters.cli", "serve", *args, "--port", str(port)],
-        env=env_for(tmp_path),
+        env=env_for(tmp_path, extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
 
 
-async def run_serve(tmp_path: Path, *args: str) -> tuple[dict[str, Any], int, str]:
+async def run_serve(
+    tmp_path: Path, *args: str, extra: dict[str, str] | None = None
+) -> tuple[dict[str, Any], int, str]:
     """`chatbot serve ARGS`: /healthz's answer, what POST /api/messages answers to a help
     message, and the log."""
     port = free_port()
-    proc = spawn_serve(tmp_path, port, *args)
+    proc = spawn_serve(tmp_path, port, *args, extra=extra)
     try:
         body: dict[str, Any] = {}
         async with aiohttp.ClientSession() as http:
@@ -87,6 +92,27 @@ async def test_serve_teams_emulator_listens_on_loopback_only(tmp_path: Path) -> 
     assert "Teams: Bot Framework Emulator mode on 127.0.0.1" in out
     assert "listening on http://127.0.0.1:" in out
     assert teams_status == 403  # Microsoft's service URL is not the Emulator's (loopback)
+
+
+async def test_serve_with_slack_and_teams_delivers_through_both(tmp_path: Path) -> None:
+    """What tests/adapters/test_slack_and_teams.py builds with build_app, `chatbot serve`
+    builds from the environment: a messenger for each platform, and Teams authenticated."""
+    both = {
+        "SLACK_BOT_TOKEN": "xoxb-serve",
+        "SLACK_SIGNING_SECRET": "serve-signing-secret-0123456789",
+        "SLACK_DSL_CHANNEL_ID": "C0DSL",
+        "SLACK_SLT_CHANNEL_ID": "C0SLT",
+        "MicrosoftAppId": "11111111-2222-3333-4444-555555555555",
+        "MicrosoftAppPassword": "secret",
+        "MicrosoftAppTenantId": "66666666-7777-8888-9999-000000000000",
+        "TEAMS_DSL_CHANNEL_ID": "19:dsl@thread.tacv2",
+        "TEAMS_SLT_CHANNEL_ID": "19:slt@thread.tacv2",
+    }
+    body, teams_status, out = await run_serve(tmp_path, "--host", "127.0.0.1", extra=both)
+    assert body["messaging"] == ["slack", "teams"]  # the order direct messages are tried in
+    assert "messages via: slack, teams" in out
+    assert teams_status == 401  # a real app id: no token, no entry (and no Emulator mode)
+    assert "Teams: /api/messages authenticated for app 11111111" in out
 
 
 def modes(folder: Path, pattern: str) -> dict[str, int]:
