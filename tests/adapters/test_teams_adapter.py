@@ -195,10 +195,13 @@ async def start(core: Units, connector: LoopbackConnector, **settings: Any) -> T
         "database_url": core.db.url if hasattr(core.db, "url") else "",
         "listen_host": "127.0.0.1",
         "teams_emulator": not settings.get("teams_app_id"),
-        "teams_service_url_hosts": ("127.0.0.1",),
         "teams_dsl_channel": DSL_CHANNEL,
         "teams_slt_channel": SLT_CHANNEL,
     }
+    if settings.get("teams_app_id"):
+        # The loopback connector stands where Microsoft's hosts would: allowed the way a
+        # school allows an extra host (TEAMS_SERVICE_URL_HOSTS). Emulator mode needs nothing.
+        values["teams_service_url_hosts"] = ("127.0.0.1",)
     runtime = runtime_for(core, Settings(**{**values, **settings}))
     runner = await start_server(runtime, 0, with_scheduler=False)
     port = runner.addresses[0][1]
