@@ -35,6 +35,12 @@ def seconds(name: str, raw: str, default: float) -> float:
 ZOOM_API_URL = "https://api.zoom.us/v2"
 ZOOM_OAUTH_URL = "https://zoom.us/oauth/token"
 
+# Microsoft's public cloud, where Teams signs its requests to the bot and the bot signs in to
+# answer (botbuilder's own defaults). Microsoft's government and China clouds use other ones.
+TEAMS_OPENID_METADATA_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+TEAMS_LOGIN_URL = "https://login.microsoftonline.com"
+TEAMS_TOKEN_ISSUER = "https://api.botframework.com"
+
 
 def service_url(name: str, raw: str, default: str) -> str:
     """A URL the bot sends credentials to: https, or plain http to this machine only (tests,
@@ -50,6 +56,15 @@ def service_url(name: str, raw: str, default: str) -> str:
     if not host or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
         raise SettingsError(f"{name}={raw!r}: give an https:// URL, e.g. {default}")
     return raw.rstrip("/")
+
+
+def https_url(name: str, raw: str, default: str) -> str:
+    """A URL that must be https even on this machine (Microsoft's sign-in library, MSAL,
+    refuses anything else)."""
+    url = service_url(name, raw, default)
+    if urlsplit(url).scheme != "https":
+        raise SettingsError(f"{name}={raw!r}: give an https:// URL, e.g. {default}")
+    return url
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,10 @@ class Settings:
     teams_dsl_channel: str = ""
     teams_slt_channel: str = ""
     teams_service_url_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Microsoft's sign-in for the bot: the public cloud's unless set (see adapters/teams/auth.py).
+    teams_openid_metadata_url: str = TEAMS_OPENID_METADATA_URL
+    teams_login_url: str = TEAMS_LOGIN_URL
+    teams_token_issuer: str = TEAMS_TOKEN_ISSUER
     # Unauthenticated Bot Framework Emulator mode, asked for with `chatbot serve
     # --teams-emulator`; only honoured without MicrosoftAppId and on a loopback listen_host.
     teams_emulator: bool = False
@@ -162,6 +181,15 @@ class Settings:
             teams_dsl_channel=get("TEAMS_DSL_CHANNEL_ID"),
             teams_slt_channel=get("TEAMS_SLT_CHANNEL_ID"),
             teams_service_url_hosts=hosts,
+            teams_openid_metadata_url=service_url(
+                "TEAMS_OPENID_METADATA_URL",
+                get("TEAMS_OPENID_METADATA_URL"),
+                TEAMS_OPENID_METADATA_URL,
+            ),
+            teams_login_url=https_url("TEAMS_LOGIN_URL", get("TEAMS_LOGIN_URL"), TEAMS_LOGIN_URL),
+            teams_token_issuer=service_url(
+                "TEAMS_TOKEN_ISSUER", get("TEAMS_TOKEN_ISSUER"), TEAMS_TOKEN_ISSUER
+            ),
             zoom_account_id=get("ZOOM_ACCOUNT_ID"),
             zoom_client_id=get("ZOOM_CLIENT_ID"),
             zoom_client_secret=get("ZOOM_CLIENT_SECRET"),

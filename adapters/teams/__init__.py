@@ -108,7 +108,9 @@ class TeamsApp:
         if refused := self._refuse(request, activity):
             return refused
 
-        header = request.headers.get("Authorization", "")
+        # No header is None, not "": botbuilder's own "no token" refusal with an app id (its
+        # other checks fail on "" with an AttributeError) and anonymous in Emulator mode.
+        header = request.headers.get("Authorization") or None
         try:
             auth = await self.auth.authenticate_request(activity, header)
         except Exception as exc:  # PermissionError, bad JWT, unreachable key endpoint...

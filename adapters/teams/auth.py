@@ -17,10 +17,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity
+from botbuilder.schema import Activity, CallerIdConstants
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
     AuthenticateRequestResult,
+    AuthenticationConstants,
     BotFrameworkAuthentication,
     ClaimsIdentity,
     ConnectorFactory,
@@ -36,15 +37,37 @@ log = logging.getLogger("chatbot.teams.auth")
 
 
 def bot_framework_configuration(settings: Settings) -> SimpleNamespace:
-    """The configuration object botbuilder reads (the samples' ``DefaultConfig``)."""
+    """The configuration object botbuilder reads (the samples' ``DefaultConfig``).
+
+    With an app id it names Microsoft's cloud in full: where the keys Teams signs with are
+    published, who issues Teams' tokens (the same address is the audience of the bot's own
+    token) and where the bot signs in. They are the public cloud's unless the school set
+    TEAMS_OPENID_METADATA_URL, TEAMS_TOKEN_ISSUER or TEAMS_LOGIN_URL (Microsoft's government and
+    China clouds use their own). Given every key, botbuilder checks tokens with one class, its
+    "parameterized" one, in whichever cloud the bot runs.
+    """
     if not settings.teams_app_id:
         # Emulator mode (`--teams-emulator`): no app id means authentication is disabled.
         return SimpleNamespace(APP_ID="", APP_PASSWORD="", APP_TYPE="MultiTenant", APP_TENANTID="")
+    # The authority MSAL signs in at. botbuilder adds the tenant itself for Microsoft's public and
+    # US government login hosts and takes any other (China's) as given, so it is added here.
+    tenant = settings.teams_tenant_id or AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
     return SimpleNamespace(
         APP_ID=settings.teams_app_id,
         APP_PASSWORD=settings.teams_app_password,
         APP_TYPE=settings.teams_app_type or "SingleTenant",
         APP_TENANTID=settings.teams_tenant_id,
+        TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=settings.teams_openid_metadata_url,
+        TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=settings.teams_token_issuer,
+        TO_CHANNEL_FROM_BOT_OAUTH_SCOPE=settings.teams_token_issuer,
+        TO_CHANNEL_FROM_BOT_LOGIN_URL=f"{settings.teams_login_url}/{tenant}",
+        # Botbuilder's public-cloud values for what this bot never relies on: tokens from the
+        # Emulator, the user sign-in service (OAuth cards) and the caller id stamped on activities.
+        TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL=(
+            AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL
+        ),
+        OAUTH_URL=AuthenticationConstants.OAUTH_URL,
+        CALLER_ID=CallerIdConstants.public_azure_channel,
     )
 
 
@@ -101,7 +124,7 @@ class CachingBotFrameworkAuthentication(BotFrameworkAuthentication):
         return str(c.get("aud") or c.get("appid") or "")
 
     async def authenticate_request(
-        self, activity: Activity, auth_header: str
+        self, activity: Activity, auth_header: str | None
     ) -> AuthenticateRequestResult:
         result = await self.inner.authenticate_request(activity, auth_header)
         if result.connector_factory is not None:

@@ -3,30 +3,23 @@ school moving from one to the other runs it: a direct message goes to the platfo
 was last seen on, and DSL and SLT posts go to the channels on both.
 
 Slack requests are signed with the signing secret against the loopback Web API. Teams runs
-with an app id, so its activities must be authenticated: as in test_other_tenants_are_refused,
-botbuilder's JWT check is replaced by one that accepts the request (no token issuer to talk to
-here), and so is its token request for the bot's own replies; everything after that (storing
-conversation references, matching people, the outbox) is the real code."""
+with an app id, so its activities carry tokens signed as the Bot Connector signs them, which
+botbuilder checks, and the bot signs in to answer, against a stand-in for Microsoft's sign-in
+services on 127.0.0.1 (tests/doubles/microsoft_login.py); everything is the real code."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from botframework.connector.auth import (
-    AuthenticateRequestResult,
-    ClaimsIdentity,
-    MicrosoftAppCredentials,
-)
 from sqlalchemy import select
 
 from adapters.server import build_app, runtime_for
 from adapters.slack import SLACK
-from adapters.teams import TEAMS, TeamsApp
 from chatbot.concerns.records import note_deliveries
 from chatbot.config import Settings
 from chatbot.ports import FixedClock
@@ -38,30 +31,23 @@ from tests.adapters.test_slack_render import check_call
 from tests.adapters.test_slack_support import BOTS, SECRET, TEAM, USERS, Slack
 from tests.adapters.test_teams_adapter import (
     APP_ID,
+    APP_PASSWORD,
     DSL_CHANNEL,
     PEOPLE,
     SLT_CHANNEL,
     TENANT,
     Teams,
 )
+from tests.adapters.test_teams_adapter import microsoft as _microsoft
 from tests.doubles.bot_connector import LoopbackConnector
+from tests.doubles.microsoft_login import MicrosoftLogin
 from tests.doubles.slack_api import FakeSlackAPI
 
 COHOST = "colleague@school.test"
 HOST = "teacher@school.test"
 
 
-def authenticated(teams: TeamsApp) -> Callable[..., Any]:
-    """What botbuilder returns for a request whose token it validated."""
-
-    async def authenticate_request(activity: Any, header: str) -> AuthenticateRequestResult:
-        result = AuthenticateRequestResult()
-        result.claims_identity = ClaimsIdentity({"aud": APP_ID, "appid": APP_ID}, True)
-        result.audience = "https://api.botframework.com"
-        result.connector_factory = teams.auth.inner.create_connector_factory(result.claims_identity)
-        return result
-
-    return authenticate_request
+microsoft = _microsoft  # Microsoft's sign-in services for APP_ID, on 127.0.0.1
 
 
 async def outbox(core: Units, *where: Any) -> list[OutboxMessage]:
@@ -81,7 +67,7 @@ class Both:
 
 
 @pytest.fixture
-async def both(school: Units, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Both]:
+async def both(school: Units, microsoft: MicrosoftLogin) -> AsyncIterator[Both]:
     api = FakeSlackAPI(users=dict(USERS), bots=set(BOTS), team_id=TEAM)
     await api.start()
     connector = LoopbackConnector()
@@ -95,18 +81,15 @@ async def both(school: Units, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         slack_dsl_channel="C0DSL",
         slack_slt_channel="C0SLT",
         teams_app_id=APP_ID,
-        teams_app_password="secret",
+        teams_app_password=APP_PASSWORD,
         teams_tenant_id=TENANT,
         teams_dsl_channel=DSL_CHANNEL,
         teams_slt_channel=SLT_CHANNEL,
         teams_service_url_hosts=("127.0.0.1",),
+        **microsoft.settings(),
     )
     runtime = runtime_for(school, settings)
     app = build_app(runtime, with_scheduler=False)
-    monkeypatch.setattr(app[TEAMS].auth.inner, "authenticate_request", authenticated(app[TEAMS]))
-    monkeypatch.setattr(
-        MicrosoftAppCredentials, "get_access_token", lambda self, force_refresh=False: "t0ken"
-    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -114,7 +97,7 @@ async def both(school: Units, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     async with aiohttp.ClientSession() as session:
         slack = Slack(url, api, runtime, app[SLACK], session)
-        teams = Teams(runtime, connector, url + "/api/messages", runner, session)
+        teams = Teams(runtime, connector, url + "/api/messages", runner, session, login=microsoft)
         try:
             yield Both(url, slack, teams)
             for call in api.calls:
@@ -127,7 +110,7 @@ async def both(school: Units, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 
 async def test_each_person_reached_where_last_seen_and_channels_on_both(
-    both: Both, school: Units, clock: FixedClock
+    both: Both, school: Units, clock: FixedClock, microsoft: MicrosoftLogin
 ) -> None:
     slack, teams, api = both.slack, both.teams, both.slack.api
     async with slack.session.get(both.url + "/healthz") as r:
@@ -190,3 +173,10 @@ async def test_each_person_reached_where_last_seen_and_channels_on_both(
             await s.execute(select(ConcernEvent.detail).where(ConcernEvent.kind == "delivered"))
         ).scalars()
         assert {"DSL channel on Slack", "DSL channel on Teams"} <= set(details)
+
+    # Teams' activities got in on the Bot Connector's tokens; the bot signed in once, with its
+    # app id and secret, and every call it made to the Bot Connector carried that token.
+    [token] = microsoft.issued
+    assert teams.connector.authorizations == [f"Bearer {token}"] * len(teams.connector.requests)
+    [asked] = microsoft.token_requests()
+    assert (asked["client_id"], asked["client_secret"]) == (APP_ID, APP_PASSWORD)

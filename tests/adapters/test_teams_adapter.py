@@ -1,14 +1,18 @@
 """The Teams adapter end to end: the real server on 127.0.0.1, real-shape activities posted to
 /api/messages, and a loopback Bot Connector (also on 127.0.0.1) that records what the bot sends.
 Every Adaptive Card the bot sends is validated against the official 1.5 schema, and every
-activity is checked for markdown links where Teams parses markdown."""
+activity is checked for markdown links where Teams parses markdown.
+
+Most tests run in Emulator mode. With an app id, activities carry tokens signed as the Bot
+Connector signs them, and botbuilder checks them and the bot signs in to answer, against a
+stand-in for Microsoft's sign-in services on 127.0.0.1 (tests/doubles/microsoft_login.py)."""
 
 from __future__ import annotations
 
 import copy
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +34,7 @@ from chatbot.uow import Units
 from tests.adapters.text_checks import teams_findings
 from tests.conftest import open_database
 from tests.doubles.bot_connector import Call, LoopbackConnector
+from tests.doubles.microsoft_login import SCOPE, MicrosoftLogin
 
 PAYLOADS = Path(__file__).parents[1] / "payloads" / "teams"
 SCHEMAS = Path(__file__).parents[2].parent / "shared" / "schemas"
@@ -38,6 +43,7 @@ BOT_ID = "28:00000000-0000-0000-0000-000000000000"
 DSL_CHANNEL = "19:safeguarding0000000000000000000@thread.tacv2"
 SLT_CHANNEL = "19:leadership000000000000000000000@thread.tacv2"
 APP_ID = "11111111-2222-4333-8444-555555555555"
+APP_PASSWORD = "secret"
 MONDAY_10AM = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
 PEOPLE = {  # email -> (pairwise id, aad object id, personal conversation id)
@@ -97,6 +103,8 @@ class Teams:
     session: aiohttp.ClientSession
     n: int = 0
     validated: int = field(default=0)
+    # With an app id: Microsoft's sign-in, whose tokens ``post`` sends as Teams does.
+    login: MicrosoftLogin | None = None
 
     def _id(self) -> str:
         return f"1764489{next(ACTIVITY_IDS):06d}"  # unique across restarts, as Teams' are
@@ -119,7 +127,12 @@ class Teams:
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> int:
-        h = {"Content-Type": "application/json", **(headers or {})}
+        """POST an activity; with an app id, signed as the Bot Connector signs it, unless
+        ``headers`` are given (then exactly those, with the content type)."""
+        h = {"Content-Type": "application/json"}
+        if headers is None and self.login is not None:
+            h.update(self.login.bearer(str(activity.get("serviceUrl") or "")))
+        h.update(headers or {})
         body = raw if raw is not None else json.dumps(activity).encode()
         async with self.session.post(self.url, data=body, headers=h) as r:
             await r.read()
@@ -188,9 +201,11 @@ class Teams:
                 self.validated += 1
 
 
-async def start(core: Units, connector: LoopbackConnector, **settings: Any) -> Teams:
+async def start(
+    core: Units, connector: LoopbackConnector, login: MicrosoftLogin | None = None, **settings: Any
+) -> Teams:
     """The server as `chatbot serve` starts it, on 127.0.0.1: in Emulator mode
-    (`--teams-emulator`) unless ``settings`` give an app id."""
+    (`--teams-emulator`) unless ``settings`` give an app id; then it signs in at ``login``."""
     values: dict[str, Any] = {
         "database_url": core.db.url if hasattr(core.db, "url") else "",
         "listen_host": "127.0.0.1",
@@ -202,12 +217,16 @@ async def start(core: Units, connector: LoopbackConnector, **settings: Any) -> T
         # The loopback connector stands where Microsoft's hosts would: allowed the way a
         # school allows an extra host (TEAMS_SERVICE_URL_HOSTS). Emulator mode needs nothing.
         values["teams_service_url_hosts"] = ("127.0.0.1",)
+        # Never Microsoft's own sign-in: there is no internet here.
+        assert login is not None, "an app id needs the stand-in for Microsoft's sign-in"
+        values.update(login.settings())
+    else:
+        login = None
     runtime = runtime_for(core, Settings(**{**values, **settings}))
     runner = await start_server(runtime, 0, with_scheduler=False)
     port = runner.addresses[0][1]
-    return Teams(
-        runtime, connector, f"http://127.0.0.1:{port}/api/messages", runner, aiohttp.ClientSession()
-    )
+    url = f"http://127.0.0.1:{port}/api/messages"
+    return Teams(runtime, connector, url, runner, aiohttp.ClientSession(), login=login)
 
 
 async def stop(t: Teams) -> None:
@@ -223,6 +242,30 @@ async def connector() -> AsyncIterator[LoopbackConnector]:
     await c.start()
     yield c
     await c.stop()
+
+
+@pytest.fixture
+def microsoft(monkeypatch: pytest.MonkeyPatch) -> Iterator[MicrosoftLogin]:
+    """Microsoft's sign-in services for the app APP_ID, on 127.0.0.1, and nothing else."""
+    with MicrosoftLogin(APP_ID, APP_PASSWORD, TENANT) as login:
+        login.use(monkeypatch)
+        yield login
+    assert login.off_machine == []  # nothing tried to reach Microsoft, or anywhere else
+
+
+async def signed_in(
+    core: Units, connector: LoopbackConnector, login: MicrosoftLogin, **settings: Any
+) -> Teams:
+    """The server with the school's Teams app registration, as in production."""
+    return await start(
+        core,
+        connector,
+        login,
+        teams_app_id=APP_ID,
+        teams_app_password=APP_PASSWORD,
+        teams_tenant_id=TENANT,
+        **settings,
+    )
 
 
 @pytest.fixture
@@ -467,13 +510,13 @@ async def test_no_reference_waits_and_429_is_honoured(teams: Teams) -> None:
 # ----- HTTP security -----
 
 
-async def test_authentication_and_bad_requests(school: Units, connector: LoopbackConnector) -> None:
-    t = await start(
-        school, connector, teams_app_id=APP_ID, teams_app_password="secret", teams_tenant_id=TENANT
-    )
+async def test_authentication_and_bad_requests(
+    school: Units, connector: LoopbackConnector, microsoft: MicrosoftLogin
+) -> None:
+    t = await signed_in(school, connector, microsoft)
     try:
         a = t.activity("message_personal", "teacher@school.test")
-        assert await t.post(a) == 401
+        assert await t.post(a, {}) == 401  # no Authorization header
         assert await t.post(a, {"Authorization": "Bearer not-a-jwt"}) == 401
         assert await t.post(a, {"Authorization": "Basic dXNlcjpwYXNz"}) == 401
         forged = (
@@ -493,32 +536,127 @@ async def test_authentication_and_bad_requests(school: Units, connector: Loopbac
         await stop(t)
 
 
-async def test_other_tenants_are_refused(
-    school: Units, connector: LoopbackConnector, monkeypatch: pytest.MonkeyPatch
+async def test_a_token_from_teams_lets_the_bot_in_and_it_signs_in_to_answer(
+    school: Units, connector: LoopbackConnector, microsoft: MicrosoftLogin
 ) -> None:
-    from botframework.connector.auth import AuthenticateRequestResult, ClaimsIdentity
-
-    t = await start(
-        school, connector, teams_app_id=APP_ID, teams_app_password="secret", teams_tenant_id=TENANT
-    )
+    """Activities signed as the Bot Connector signs them are let in; the bot signs in with its
+    app id and secret, once, and every call it makes to the Bot Connector (replies, look-ups,
+    the outbox's messages) carries the token it was given."""
+    t = await signed_in(school, connector, microsoft)
     try:
+        req = await book(t)  # installs, a reply, a form, a booking, a proactive co-host request
+        assert "Waiting for Colin Colleague" in t.last_to("teacher@school.test").text
+        assert req.conversation_id == "a:chat-colleague"
+        t.validate_cards()
+    finally:
+        await stop(t)
+    [token] = microsoft.issued
+    assert len(connector.requests) > 5
+    assert connector.authorizations == [f"Bearer {token}"] * len(connector.requests)
+    [asked] = microsoft.token_requests()
+    assert asked["grant_type"] == "client_credentials"
+    assert (asked["client_id"], asked["client_secret"]) == (APP_ID, APP_PASSWORD)
+    assert asked["scope"] == SCOPE == "https://api.botframework.com/.default"
+    # The keys were fetched once for every activity; MSAL found the tenant and asked for the
+    # token, and asked nobody else about the sign-in host (no instance discovery).
+    p = microsoft.prefix
+    assert microsoft.requests() == [
+        f"GET /{p}/v1/.well-known/openidconfiguration",
+        f"GET /{p}/v1/.well-known/keys",
+        f"GET /{TENANT}/v2.0/.well-known/openid-configuration",
+        f"POST /{TENANT}/oauth2/v2.0/token",
+    ]
 
-        async def authenticated(activity: Any, header: str) -> AuthenticateRequestResult:
-            r = AuthenticateRequestResult()
-            r.claims_identity = ClaimsIdentity({"aud": APP_ID}, True)
-            return r
 
+OTHER_APP = "99999999-8888-4777-8666-555555555555"
+Forgery = Callable[[MicrosoftLogin, str], str]
+FORGERIES: dict[str, Forgery] = {
+    "a key Microsoft does not publish": lambda m, url: m.channel_token(url, key=m.other_key),
+    "another key under Teams' key id": lambda m, url: m.channel_token(
+        url, key=m.other_key, kid=m.teams_key.kid
+    ),
+    "a key published for Web Chat only": lambda m, url: m.channel_token(url, key=m.webchat_key),
+    "for another bot": lambda m, url: m.channel_token(url, audience=OTHER_APP),
+    "for another service URL": lambda m, url: m.channel_token("http://127.0.0.1:9/"),
+    "expired an hour ago": lambda m, url: m.channel_token(url, age=2 * 3600),
+    "valid only in an hour": lambda m, url: m.channel_token(url, age=-3600),
+    "from another issuer": lambda m, url: m.channel_token(url, issuer="https://api.evil.example"),
+}
+
+
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES.keys())
+async def test_tokens_teams_did_not_issue_are_refused(
+    school: Units, connector: LoopbackConnector, microsoft: MicrosoftLogin, forge: Forgery
+) -> None:
+    t = await signed_in(school, connector, microsoft)
+    try:
+        a = t.activity("message_personal", "teacher@school.test", text="book-call")
+        token = forge(microsoft, connector.url)
+        assert await t.post(a, {"Authorization": f"Bearer {token}"}) == 401
+        assert connector.requests == [] and microsoft.issued == []  # nothing sent, no sign-in
+        async with school.db.reading() as s:
+            assert list((await s.execute(select(ConversationReference))).scalars()) == []
+            assert list((await s.execute(select(OutboxMessage))).scalars()) == []
+        # The same activity with the token Teams would send is answered: only the token differed.
+        assert await t.post(a) == 201
+        assert "book_call" in t.last_to("teacher@school.test").text
+    finally:
+        await stop(t)
+
+
+async def test_other_tenants_are_refused(
+    school: Units, connector: LoopbackConnector, microsoft: MicrosoftLogin
+) -> None:
+    t = await signed_in(school, connector, microsoft)
+    try:
         teams_app = t.runner.app[TEAMS]
-        monkeypatch.setattr(teams_app.auth.inner, "authenticate_request", authenticated)
         a = t.activity("message_personal", "teacher@school.test")
         a["channelData"]["tenant"]["id"] = "another-tenant"
         a["conversation"]["tenantId"] = "another-tenant"
-        assert await t.post(a, {"Authorization": "Bearer x"}) == 403
+        assert await t.post(a) == 403  # a good token from Teams, for another school's tenant
         assert connector.calls == []
+        assert microsoft.issued == []  # the bot did not even sign in to answer
         # With Teams configured, the Teams messenger is the outbox's way out.
         assert t.runtime.dispatcher.messengers == {"teams": teams_app.messenger}
     finally:
         await stop(t)
+
+
+async def test_botbuilder_is_given_the_public_cloud_unless_told_otherwise() -> None:
+    """Unset, botbuilder gets its own public-cloud values, and the bot's credentials sign in
+    where they always have; with a US government cloud's settings (README), its own constants
+    for that cloud."""
+    from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
+    from botframework.connector.auth import AuthenticationConstants as Public
+    from botframework.connector.auth import GovernmentConstants as Gov
+    from botframework.connector.auth import MicrosoftGovernmentAppCredentials
+
+    from adapters.teams.auth import bot_framework_configuration
+    from tests.unit.test_settings import GCC_HIGH
+
+    registration = {
+        "MicrosoftAppId": APP_ID,
+        "MicrosoftAppPassword": APP_PASSWORD,
+        "MicrosoftAppTenantId": TENANT,
+    }
+    for env, cloud in ((registration, Public), ({**registration, **GCC_HIGH}, Gov)):
+        c = bot_framework_configuration(Settings.from_env(env))
+        assert (
+            c.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+            == cloud.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+        )
+        assert c.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER == cloud.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
+        assert c.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE == cloud.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+        assert (
+            c.TO_CHANNEL_FROM_BOT_LOGIN_URL == cloud.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX + TENANT
+        )
+        credentials = await ConfigurationServiceClientCredentialFactory(c).create_credentials(
+            APP_ID, c.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE, c.TO_CHANNEL_FROM_BOT_LOGIN_URL, True
+        )
+        assert credentials.oauth_endpoint == cloud.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX + TENANT
+        assert credentials.oauth_scope == cloud.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+        government = isinstance(credentials, MicrosoftGovernmentAppCredentials)
+        assert government == (cloud is Gov)
 
 
 # ----- concerns -----

@@ -36,12 +36,15 @@ from tests.adapters.test_teams_adapter import (
     stop,
 )
 from tests.adapters.test_teams_adapter import connector as _connector
+from tests.adapters.test_teams_adapter import microsoft as _microsoft
 from tests.adapters.test_teams_adapter import teams as _teams
 from tests.doubles.bot_connector import LoopbackConnector
+from tests.doubles.microsoft_login import MicrosoftLogin
 from tests.doubles.slack_api import FakeSlackAPI
 from tests.unit.test_concern_support import NARRATIVE, audits, concerns, events, file_concern
 
-connector, teams = _connector, _teams  # the Teams tests' fixtures: a loopback connector, a server
+# The Teams tests' fixtures: a loopback connector, a server, and Microsoft's sign-in.
+connector, teams, microsoft = _connector, _teams, _microsoft
 
 ATTACKER_ID, ATTACKER_AAD = "29:attacker", "aad-attacker"
 
@@ -173,7 +176,10 @@ async def test_emulator_mode_refuses_a_service_url_off_loopback(
 
 
 async def test_service_url_must_be_an_http_url(
-    school: Units, connector: LoopbackConnector, caplog: pytest.LogCaptureFixture
+    school: Units,
+    connector: LoopbackConnector,
+    microsoft: MicrosoftLogin,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Missing or not http(s): 400, with no traceback (it used to be 200 and one)."""
     caplog.set_level(logging.INFO)
@@ -181,7 +187,7 @@ async def test_service_url_must_be_an_http_url(
         {},
         {"teams_app_id": APP_ID, "teams_app_password": "x", "teams_tenant_id": TENANT},
     ):
-        t = await start(school, connector, **mode)
+        t = await start(school, connector, microsoft, **mode)
         try:
             a = t.activity("message_personal", "teacher@school.test")
             del a["serviceUrl"]

@@ -4,7 +4,8 @@ Records what the bot sends (``POST /v3/conversations/{id}/activities[/{replyTo}]
 updates, ``POST /v3/conversations``) and answers member look-ups
 (``GET /v3/conversations/{id}/members/{member}``) from a small table of people.
 ``fail_next`` makes the next calls answer with a given status (and headers), to exercise 429s
-and outages. ``requests`` lists every request that reached it, look-ups included.
+and outages. ``requests`` lists every request that reached it, look-ups included, and
+``authorizations`` the Authorization header each one carried.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class LoopbackConnector:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)  # "GET /v3/...", every one received
+    authorizations: list[str] = field(default_factory=list)  # each one's Authorization header
     fail_next: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     record: bool = True
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -124,6 +126,7 @@ class LoopbackConnector:
     async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.record:
             self.requests.append(f"{request.method} {request.path}")
+            self.authorizations.append(request.headers.get("Authorization", ""))
         return await handler(request)
 
     def app(self) -> web.Application:

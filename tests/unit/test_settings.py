@@ -44,3 +44,32 @@ def test_sqlite_older_than_3_35_is_refused_by_name() -> None:
         check_sqlite((3, 34, 1))
     check_sqlite((3, 35, 0))  # the first version with RETURNING
     check_sqlite(sqlite3.sqlite_version_info)  # this machine's
+
+
+GCC_HIGH = {
+    "TEAMS_OPENID_METADATA_URL": "https://login.botframework.azure.us/v1/.well-known/openidconfiguration",
+    "TEAMS_LOGIN_URL": "https://login.microsoftonline.us/",
+    "TEAMS_TOKEN_ISSUER": "https://api.botframework.us",
+}
+
+
+def test_microsoft_cloud_for_teams() -> None:
+    """Microsoft's public cloud unless set (for a government or China cloud); https only."""
+    public = Settings.from_env({})
+    assert (
+        public.teams_openid_metadata_url
+        == "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    )
+    assert public.teams_login_url == "https://login.microsoftonline.com"
+    assert public.teams_token_issuer == "https://api.botframework.com"
+    gov = Settings.from_env(GCC_HIGH)
+    assert gov.teams_openid_metadata_url == GCC_HIGH["TEAMS_OPENID_METADATA_URL"]
+    assert gov.teams_login_url == "https://login.microsoftonline.us"
+    assert gov.teams_token_issuer == "https://api.botframework.us"
+    for name, bad in (
+        ("TEAMS_OPENID_METADATA_URL", "http://login.botframework.azure.us/v1/x"),
+        ("TEAMS_TOKEN_ISSUER", "api.botframework.us"),
+        ("TEAMS_LOGIN_URL", "http://127.0.0.1:8443"),  # MSAL signs in over https only
+    ):
+        with pytest.raises(SettingsError, match=f"{name}=.*https://"):
+            Settings.from_env({name: bad})
