@@ -26,8 +26,6 @@ every text shown (``no_controls``); the data a card sends back is not shown and 
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from typing import Any
 
 from chatbot.interaction import SubmittedValue
@@ -298,13 +296,32 @@ def closed_card(title: str, text: str) -> dict[str, Any]:
 
 
 def form_spec(form: Form) -> dict[str, Any]:
-    # Through JSON so tuples become lists (msrest would send a tuple as its repr).
-    d: dict[str, Any] = json.loads(json.dumps(asdict(form)))
-    d.pop("state", None)
-    for i in d["inputs"]:
-        if i["kind"] in (*PUPIL_KINDS, "staff"):
-            i["options"] = []  # the core fills them in again when the card is redrawn
-    return d
+    """The form's definition, carried in the card's data, in plain JSON types (msrest would
+    send a tuple as its repr); its state travels beside it. Written out field by field:
+    ``dataclasses.asdict`` deep-copies every option, and cost more than the rest of a turn."""
+    return {
+        "id": form.id,
+        "title": form.title,
+        "inputs": [_input_spec(i) for i in form.inputs],
+        "submit_label": form.submit_label,
+        "intro": form.intro,
+    }
+
+
+def _input_spec(i: Input) -> dict[str, Any]:
+    # People pickers are left empty: the core fills them in again when the card is redrawn.
+    listed = () if i.kind in (*PUPIL_KINDS, "staff") else i.options
+    return {
+        "id": i.id,
+        "label": i.label,
+        "kind": i.kind,
+        "required": i.required,
+        "options": [{"value": o.value, "label": o.label} for o in listed],
+        "initial": list(i.initial) if isinstance(i.initial, tuple) else i.initial,
+        "placeholder": i.placeholder,
+        "hint": i.hint,
+        "max_length": i.max_length,
+    }
 
 
 def form_from_spec(spec: Any, state: dict[str, str]) -> Form | None:

@@ -37,8 +37,8 @@ from chatbot.interaction import SubmittedValue
 from chatbot.mail import invites
 from chatbot.meetings import service as meetings
 from chatbot.policy import Policy
-from chatbot.roster.identity import staff_by_email
-from chatbot.roster.pupils import pupils_by_upn, with_consent
+from chatbot.roster.identity import normalise_email, staff_by_email
+from chatbot.roster.pupils import pupils_with_consent
 from chatbot.storage.models import AuditEvent, Booking, BookingPupil, Pupil, Staff
 from chatbot.terms.calendar import closed_reason
 from chatbot.uow import Unit
@@ -90,6 +90,20 @@ _WEEK_SLOTS = select(BookingPupil.pupil_id, BookingPupil.slot).where(
     BookingPupil.week == bindparam("week"),
     BookingPupil.active.is_(True),
 )
+
+
+_LOCK_PEOPLE = (
+    select(Staff)
+    .where(or_(Staff.id == bindparam("host"), Staff.email == bindparam("cohost")))
+    .with_for_update()
+)
+
+
+async def _lock_people(s: AsyncSession, host: Staff, cohost_email: str) -> Staff | None:
+    """Lock the host's row and the co-host's (found by email); returns the co-host."""
+    email = normalise_email(cohost_email) if cohost_email else ""
+    rows = (await s.execute(_LOCK_PEOPLE, {"host": host.id, "cohost": email})).scalars()
+    return next((x for x in rows if email and x.email == email), None)
 
 
 async def overlapping(
@@ -152,10 +166,15 @@ async def create_booking(u: Unit, host: Staff, values: dict[str, SubmittedValue]
     starts_at: datetime | None = None
     if day and start_t:
         starts_at = datetime.combine(day, start_t, tzinfo=p.zone)
-    pupils, unknown = await pupils_by_upn(s, upns)
+    pupils, unknown, consented = await pupils_with_consent(s, upns)
     cohost: Staff | None = None
-    if cohost_email:
+    if not u.serial:
+        # Lock the host's and co-host's rows so two bookings for the same people are checked
+        # one after the other; the same statement finds the co-host.
+        cohost = await _lock_people(s, host, cohost_email)
+    elif cohost_email:
         cohost = await staff_by_email(s, cohost_email)
+    if cohost_email:
         if cohost is None or not cohost.active:
             _add(
                 errors,
@@ -164,17 +183,11 @@ async def create_booking(u: Unit, host: Staff, values: dict[str, SubmittedValue]
             )
             cohost = None
     result.cohost = cohost
-    if not u.serial:
-        # Lock the host's and co-host's rows so two bookings for the same people are checked
-        # one after the other.
-        people = [host.id] + ([cohost.id] if cohost else [])
-        await s.execute(select(Staff.id).where(Staff.id.in_(people)).with_for_update())
     facts = BookingFacts(now=u.now, unknown_pupils=tuple(unknown))
     taken: dict[int, set[int]] = {}
     if starts_at is not None and minutes is not None:
         facts, taken = await _time_facts(u, facts, host, cohost, pupils, starts_at, minutes)
     if p.consent_required:
-        consented = await with_consent(s, [x.id for x in pupils])
         facts = replace(
             facts, without_consent=tuple(x.short_name for x in pupils if x.id not in consented)
         )

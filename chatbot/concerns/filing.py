@@ -45,6 +45,7 @@ STAFF_CATEGORY = "staff_conduct"
 FUTURE_SLACK = timedelta(minutes=5)
 # Built once: a new concern's row (see file()).
 _INSERT_CONCERN = insert(cast(Table, Concern.__table__)).returning(Concern.id)
+_INSERT_EVENT = insert(cast(Table, ConcernEvent.__table__))
 
 
 def thread_key(concern_id: int) -> str:
@@ -269,7 +270,8 @@ async def file(
     # The concern as an object the alert and the receipt can read; not added to the session.
     c = Concern(id=concern_id, **row)
     detail = "out of school hours" if ooh else ""
-    add_event(s, c, now, "filed", reporter, reporter_label, detail=detail)
+    # Also a Core insert, for the same reason; the entry is made as add_event makes it.
+    await s.execute(_INSERT_EVENT, event(c, now, "filed", reporter, reporter_label, detail))
     u.audit(
         reporter or reporter_label,
         "concern.file",
@@ -300,18 +302,33 @@ def add_event(
     note: str | None = None,
     outbox_id: int | None = None,
 ) -> ConcernEvent:
-    e = ConcernEvent(
-        concern_id=c.id,
-        at=at,
-        kind=kind,
-        actor_id=actor.id if actor else None,
-        actor_label=(actor.name if actor else actor_label)[:320],
-        detail=detail[:500],
-        note=note,
-        outbox_id=outbox_id,
-    )
+    """Add an entry to the concern's chronology (append-only: the database refuses edits)."""
+    e = ConcernEvent(**event(c, at, kind, actor, actor_label, detail, note, outbox_id))
     s.add(e)
     return e
+
+
+def event(
+    c: Concern,
+    at: datetime,
+    kind: str,
+    actor: Staff | None,
+    actor_label: str = "system",
+    detail: str = "",
+    note: str | None = None,
+    outbox_id: int | None = None,
+) -> dict[str, object]:
+    """A chronology entry's columns: who acted is named as the roster has them."""
+    return {
+        "concern_id": c.id,
+        "at": at,
+        "kind": kind,
+        "actor_id": actor.id if actor else None,
+        "actor_label": (actor.name if actor else actor_label)[:320],
+        "detail": detail[:500],
+        "note": note,
+        "outbox_id": outbox_id,
+    }
 
 
 # ---------------------------------------------------------------- who hears about it
@@ -340,9 +357,11 @@ def _others(people: list[Staff], subject: Staff | None) -> list[Staff]:
 ALERTED_ROLES = ("dsl", "deputy_dsl", "slt", "admin")
 
 
-async def audience(s: AsyncSession, policy: Policy, c: Concern) -> Audience:
+async def audience(s: AsyncSession, policy: Policy, c: Concern, people: bool = True) -> Audience:
+    """Who hears about ``c``. Without ``people`` the lists of DSLs, SLT and heads are left
+    empty: for a new concern about no member of staff, the channels are the whole audience."""
     subject = await s.get(Staff, c.subject_staff_id) if c.subject_staff_id else None
-    alerted = await outbox.people_with_roles(s, ALERTED_ROLES)
+    alerted = await outbox.people_with_roles(s, ALERTED_ROLES) if people else []
 
     def holding(*roles: str) -> list[Staff]:
         return [p for p in alerted if p.has_role(*roles)]
@@ -387,7 +406,10 @@ async def send_alert(u: Unit, c: Concern, stage: cn.AlertStage) -> list[str]:
     """Queue the alert for ``stage`` in the unit; returns who it goes to (labels for the
     chronology, no personal details of the pupil)."""
     s = u.session
-    who = await audience(s, u.policy, c)
+    # Direct messages go to people only on a chase, or when the concern is about a colleague
+    # (the DSL channel may be the wrong place, and the head is told); otherwise the channels.
+    people = stage in ("escalation", "repeat") or c.subject_staff_id is not None
+    who = await audience(s, u.policy, c, people)
     msg = cn.alert(
         await alert_facts(s, u.policy, c),
         u.zone,

@@ -110,6 +110,12 @@ class PlatformIdentity(Base):
     seen_at: Mapped[datetime]
 
 
+def short_name(forename: str, surname: str) -> str:
+    """Forename and surname initial ("Sam T"): how pupils are shown to other staff. No full
+    stop, so a sentence that ends with a name ends with one full stop."""
+    return f"{forename} {surname[:1]}" if surname else forename
+
+
 class Pupil(Base):
     __tablename__ = "pupil"
 
@@ -134,9 +140,8 @@ class Pupil(Base):
 
     @property
     def short_name(self) -> str:
-        """Forename and surname initial ("Sam T"): how pupils are shown to other staff. No
-        full stop, so a sentence that ends with a name ends with one full stop."""
-        return f"{self.forename} {self.surname[:1]}" if self.surname else self.forename
+        """How the pupil is shown to other staff (see the function of that name)."""
+        return short_name(self.forename, self.surname)
 
     @property
     def initials(self) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 
 from chatbot.policy.model import DAY_NAMES, MONTH_NAMES
 from chatbot.storage.db import rows_changed
@@ -35,23 +35,24 @@ def _long(day: date) -> str:
     return f"{DAY_NAMES[day.weekday()]} {day.day} {MONTH_NAMES[day.month - 1]} {day.year}"
 
 
+# Every term, and whatever else covers the day; built once (every booking runs it).
+_COVERING = (
+    select(CalendarEntry)
+    .where(
+        or_(
+            CalendarEntry.kind == "term",
+            (CalendarEntry.starts_on <= bindparam("day"))
+            & (CalendarEntry.ends_on >= bindparam("day")),
+        )
+    )
+    .order_by(CalendarEntry.starts_on, CalendarEntry.id)
+)
+
+
 async def closed_reason(u: Unit, day: date) -> str | None:
     """Why the imported calendar closes ``day`` (a named holiday or INSET day, or a day
     outside every imported term), or None if it is open."""
-    rows = list(
-        (
-            await u.session.execute(
-                select(CalendarEntry)
-                .where(
-                    or_(
-                        CalendarEntry.kind == "term",
-                        (CalendarEntry.starts_on <= day) & (CalendarEntry.ends_on >= day),
-                    )
-                )
-                .order_by(CalendarEntry.starts_on, CalendarEntry.id)
-            )
-        ).scalars()
-    )
+    rows = list((await u.session.execute(_COVERING, {"day": day})).scalars())
     for e in rows:
         if e.kind == "inset" and e.starts_on <= day <= e.ends_on:
             return f"{_long(day)} is an INSET day, when the school is closed to pupils ({e.name})"
