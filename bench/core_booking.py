@@ -14,6 +14,11 @@ public schema is emptied first), each migrated as ``chatbot serve`` migrates it 
 2. The floor: as many one-INSERT transactions, from as many tasks, through the same
    ``chatbot.storage.db.Database`` class (bench/floor.py): the part of a booking's CPU that
    is the database driver and SQLAlchemy committing a row at all.
+3. The statements floor: as many transactions again, each running as many statements as a
+   stored booking ran in step 1 (counted there, BEGIN included), as plain SQLAlchemy Core on
+   the same database: primary-key reads of staff rows, and one INSERT. What a booking's
+   statements cost through this stack with no logic around them: the least this design (one
+   transaction, SQLAlchemy, these drivers) can spend on a booking.
 
 Prints, per database, this process's CPU time per stored booking beside the target from
 issue #10 (at most 3 ms) and the floor's CPU per INSERT. On PostgreSQL the server's own CPU
@@ -31,6 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from bench_school import PUPILS, STAFF, BookingPlan, email, seed  # noqa: E402
 from floor import Floor  # noqa: E402
 from report import load_average  # noqa: E402
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import Table, bindparam, event, func, insert, select, text  # noqa: E402
 
 from chatbot.bootstrap import build_bot  # noqa: E402
 from chatbot.effects import CloseForm, FormErrors  # noqa: E402
@@ -46,7 +52,7 @@ from chatbot.interaction import Interaction, UserRef  # noqa: E402
 from chatbot.policy import default_policy  # noqa: E402
 from chatbot.storage.db import Database  # noqa: E402
 from chatbot.storage.migrate import upgrade  # noqa: E402
-from chatbot.storage.models import Booking  # noqa: E402
+from chatbot.storage.models import AuditEvent, Booking, Staff  # noqa: E402
 from chatbot.uow import Units  # noqa: E402
 
 TARGET_MS = 3.0
@@ -89,6 +95,31 @@ async def concurrently(
     return time.process_time() - cpu0, time.perf_counter() - t0
 
 
+_STAFF_ROW = select(Staff.__table__).where(Staff.__table__.c.id == bindparam("id"))
+_AUDIT_ROW = insert(cast(Table, AuditEvent.__table__))
+
+
+async def statements_floor(
+    db: Database, args: argparse.Namespace, statements: int
+) -> tuple[float, float]:
+    """``statements`` Core statements in each of ``--bookings`` transactions (reads of staff
+    rows by primary key, then one INSERT); (CPU ms per transaction, transactions/s)."""
+    reads = max(statements - 2, 0)  # less the INSERT and the BEGIN every transaction has
+
+    async def one(i: int) -> None:
+        async with db.transaction() as s:
+            for k in range(reads):
+                await s.execute(_STAFF_ROW, {"id": 1 + (i + k) % STAFF})
+            row = {"at": datetime.now(UTC), "actor_id": None, "actor_label": "bench"}
+            row |= {"action": "bench", "subject_type": "bench", "subject_id": str(i)}
+            await s.execute(_AUDIT_ROW, {**row, "detail": {}})
+
+    for i in range(2 * args.concurrency):
+        await one(i)
+    cpu, wall = await concurrently(args.concurrency, args.bookings, one)
+    return 1000 * cpu / args.bookings, args.bookings / wall
+
+
 async def run(url: str, args: argparse.Namespace) -> tuple[str, bool]:
     """Bookings then the floor on one database; returns (the printed row, target met)."""
     db = await fresh(url)
@@ -110,9 +141,18 @@ async def run(url: str, args: argparse.Namespace) -> tuple[str, bool]:
     answers.update(stored=0, refused=0, other=0)
     async with db.reading() as s:
         before = (await s.execute(select(func.count()).select_from(Booking))).scalar_one()
+    executed = [0]
+
+    def counted(*_: object) -> None:
+        executed[0] += 1
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", counted)
     cpu, wall = await concurrently(args.concurrency, args.bookings, lambda i: submit(warm + i))
+    event.remove(db.engine.sync_engine, "before_cursor_execute", counted)
     async with db.reading() as s:
         stored = (await s.execute(select(func.count()).select_from(Booking))).scalar_one() - before
+    statements = round(executed[0] / max(stored, 1))
+    stmts_cpu, stmts_rate = await statements_floor(db, args, statements)
     dialect = db.dialect
     await db.dispose()
 
@@ -139,6 +179,7 @@ async def run(url: str, args: argparse.Namespace) -> tuple[str, bool]:
     line = (
         f"{dialect:<11}{total:>8}{stored:>8}{refused:>8}{total / wall:>11.0f}{per_booking:>11.2f}"
         f"{args.bookings / floor_wall:>11.0f}{1000 * floor_cpu / args.bookings:>11.2f}"
+        f"{statements:>7}{stmts_rate:>9.0f}{stmts_cpu:>11.2f}"
         f"   <= {TARGET_MS} ms   {verdict}"
     )
     return line, not why
@@ -154,12 +195,15 @@ async def main(args: argparse.Namespace) -> int:
         f"\nBookings through Bot.handle: {args.bookings} submissions from {args.concurrency} "
         f"tasks ({STAFF} staff, {PUPILS} pupils); cpu ms = this process's CPU per stored "
         f"booking.\nFloor: one INSERT committed per transaction through the same Database "
-        f"class, from as many tasks. Machine load average {load_before} at the start, "
+        f"class, from as many tasks.\nStatements floor: as many transactions, each running "
+        f"as many SQLAlchemy Core statements as a booking ran (stmts, BEGIN included): reads by "
+        f"primary key and one INSERT.\nMachine load average {load_before} at the start, "
         f"{load_average()} at the end.\n"
     )
     head = (
         f"{'database':<11}{'submits':>8}{'stored':>8}{'refused':>8}{'booked/s':>11}"
-        f"{'cpu ms':>11}{'floor/s':>11}{'floor cpu':>11}   {'target':<13}verdict"
+        f"{'cpu ms':>11}{'floor/s':>11}{'floor cpu':>11}{'stmts':>7}{'stmts/s':>9}"
+        f"{'stmts cpu':>11}   {'target':<13}verdict"
     )
     print(head)
     print("-" * len(head))
