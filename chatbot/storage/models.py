@@ -118,6 +118,8 @@ def short_name(forename: str, surname: str) -> str:
 
 class Pupil(Base):
     __tablename__ = "pupil"
+    # Pickers list pupils in this order, fifty at a time: read in index order, not sorted.
+    __table_args__ = (Index("ix_pupil_search_key", "search_key", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     upn: Mapped[str] = mapped_column(String(20), unique=True)
