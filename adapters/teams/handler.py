@@ -46,6 +46,7 @@ MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
 PUPIL_SEARCH_LIMIT = 50  # the core answers a pupil search with at most this many
 QUERY_MAX = 50
+REMEMBERED = 10_000  # conversations whose last reference is remembered in memory
 
 
 def tenant_of(activity: Activity) -> str:
@@ -100,6 +101,8 @@ class TeamsHandler(TeamsActivityHandler):
         self.out = out
         self.refs = refs
         self.hosts = hosts
+        # Per conversation: where its last activity came from (see _remember).
+        self._last_seen: dict[str, tuple[Any, ...]] = {}
 
     # ----- turn plumbing -----
 
@@ -123,6 +126,12 @@ class TeamsHandler(TeamsActivityHandler):
                 (a.service_url or "")[:100],
             )
             return
+        # The reference is built from these fields alone; when they are what this
+        # conversation's last activity had, the stored one is current. Building and
+        # serialising it again cost about a tenth of a turn.
+        seen = (a.service_url, a.channel_id, a.locale, a.from_property, a.recipient, a.conversation)
+        if self._last_seen.get(a.conversation.id) == seen:
+            return
         ref: dict[str, Any] = TurnContext.get_conversation_reference(a).serialize()
         ref.pop("activityId", None)  # proactive sends start new messages; keeps rows stable
         ctype = a.conversation.conversation_type
@@ -136,6 +145,9 @@ class TeamsHandler(TeamsActivityHandler):
                 chan_ref = dict(ref, conversation=dict(ref.get("conversation") or {}, id=channel))
                 await self.refs.save(f"channel:{channel}", chan_ref)
         await self.refs.save(f"conv:{a.conversation.id.split(';')[0]}", ref)
+        if len(self._last_seen) >= REMEMBERED:
+            self._last_seen.clear()
+        self._last_seen[a.conversation.id] = seen
 
     def _interaction(self, a: Activity, **kw: Any) -> Interaction:
         conv = a.conversation

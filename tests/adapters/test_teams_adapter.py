@@ -29,7 +29,9 @@ from adapters.teams import TEAMS
 from chatbot.config import Settings
 from chatbot.policy import Policy
 from chatbot.ports import FixedClock
+from chatbot.roster.identity import staff_by_email
 from chatbot.storage.models import ConversationReference, OutboxMessage
+from chatbot.ui import Message, Section
 from chatbot.uow import Units
 from tests.adapters.text_checks import teams_findings
 from tests.conftest import open_database
@@ -471,6 +473,48 @@ async def test_proactive_send_after_restart(
         second.validate_cards()
     finally:
         await stop(second)
+
+
+async def test_a_conversation_that_moves_is_reached_where_it_went(teams: Teams) -> None:
+    """Teams may move a conversation to another service URL (or the person changes language):
+    the next activity from there updates the stored reference, and later messages follow it.
+    Activities that change nothing leave it as it was."""
+    t = teams
+    moved = LoopbackConnector()
+    for email, (pid, aad, _chat) in PEOPLE.items():
+        moved.add_member(pid, aad, email)
+    await moved.start()
+    try:
+
+        async def reference() -> dict[str, Any]:
+            async with t.runtime.units.db.reading() as s:
+                q = select(ConversationReference.reference).where(
+                    ConversationReference.key == "user:aad-teacher"
+                )
+                return dict((await s.execute(q)).scalar_one())
+
+        assert await t.say("teacher@school.test", "help") == 201
+        assert await t.say("teacher@school.test", "help") == 201  # nothing changed
+        assert (await reference())["serviceUrl"] == t.connector.url
+        a = t.activity("message_personal", "teacher@school.test", text="help")
+        a["serviceUrl"] = moved.url
+        assert await t.post(a) == 201
+        assert (await reference())["serviceUrl"] == moved.url
+        a = t.activity("message_personal", "teacher@school.test", text="help", locale="cy-GB")
+        a["serviceUrl"] = moved.url
+        assert await t.post(a) == 201
+        assert (await reference())["locale"] == "cy-GB"
+
+        # A proactive message now goes where the conversation went.
+        u = t.runtime.units
+        async with u.write() as w:
+            teacher = await staff_by_email(w.session, "teacher@school.test")
+            assert teacher is not None
+            w.to_staff(teacher.id, Message("Moved", (Section("You moved."),)))
+        await t.drain()
+        assert [c.text for c in moved.calls if "You moved" in c.text]
+    finally:
+        await moved.stop()
 
 
 async def test_no_reference_waits_and_429_is_honoured(teams: Teams) -> None:
