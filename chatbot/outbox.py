@@ -249,15 +249,22 @@ class Dispatcher:
         if not ids:
             return report
         renewal = asyncio.create_task(self._keep_claim(token, ids))
+        # A sent row is marked delivered in the transaction that takes the next row (one
+        # transaction a message, not two); the batch's last one, or one left when taking the
+        # next failed, on its own. A crash in between repeats only that message.
+        sent: list[dict[str, Any]] = []
         try:
             for row_id in ids:
-                outcome = await self._deliver(row_id, token)
+                outcome = await self._deliver(row_id, token, sent)
                 if outcome is True:
                     report.delivered += 1
                 elif outcome is False:
                     report.failed += 1
         finally:
             renewal.cancel()
+            if sent:
+                async with self.db.connection() as conn:
+                    await conn.execute(_DONE, sent)
         return report
 
     async def drain(self, rounds: int = 100) -> DispatchReport:
@@ -319,24 +326,30 @@ class Dispatcher:
             except Exception as exc:  # the next renewal may work; the lease is the safety net
                 log.warning("outbox: could not renew a claim (%s)", type(exc).__name__)
 
-    async def _deliver(self, row_id: int, token: str) -> bool | None:
+    async def _deliver(self, row_id: int, token: str, sent: list[dict[str, Any]]) -> bool | None:
         """True when delivered, False when it failed (and was rescheduled), None when the row
-        is no longer this batch's to send (its lease ran out and another replica took it)."""
+        is no longer this batch's to send (its lease ran out and another replica took it).
+        ``sent`` holds the marks of rows sent but not yet marked delivered: they are written
+        with this row's taking, and this row's mark is added to it once it is sent."""
         async with self.db.transaction() as s:
             conn = await s.connection()
+            if sent:
+                await conn.execute(_DONE, sent)
             until = self.clock.now() + self.lease
             taken = await conn.execute(_TAKE, {"row_id": row_id, "token": token, "until": until})
             row = taken.one_or_none()
-            if row is None:
-                return None
-            message = Message.from_json(row.payload)
-            kind, role, platform = row.kind, row.role, row.platform
-            if kind == "role" and platform is None and self.messengers:
-                platform = await self._copy_for_each_platform(conn, row_id, row)
-            routes = await self._routes(conn, row.staff_id) if kind == "staff" else []
-            targets: list[tuple[str, str]] | None = []
-            if kind == "update":
-                targets = await self._update_targets(s, row_id, row.thread_key)
+            if row is not None:
+                message = Message.from_json(row.payload)
+                kind, role, platform = row.kind, row.role, row.platform
+                if kind == "role" and platform is None and self.messengers:
+                    platform = await self._copy_for_each_platform(conn, row_id, row)
+                routes = await self._routes(conn, row.staff_id) if kind == "staff" else []
+                targets: list[tuple[str, str]] | None = []
+                if kind == "update":
+                    targets = await self._update_targets(s, row_id, row.thread_key)
+        sent.clear()  # committed with the taking
+        if row is None:
+            return None
 
         if kind == "staff":
             outcome = await self._to_staff(routes, message, row_id)
@@ -347,7 +360,7 @@ class Dispatcher:
             outcome = await self._edit(targets, message)
 
         if isinstance(outcome, Delivered):
-            await self._delivered(row_id, kind, outcome)
+            sent.append(self._delivered(row_id, kind, outcome))
             return True
         platform, error = outcome[0]
         if kind == "role" and isinstance(error, ChannelUnavailable):
@@ -462,11 +475,10 @@ class Dispatcher:
                 targets.append((o.platform, o.message_ref))
         return targets
 
-    async def _delivered(self, row_id: int, kind: str, sent: Delivered) -> None:
-        done = {"row_id": row_id, "at": self.clock.now(), "ref": sent.ref, "via": sent.platform}
-        async with self.db.connection() as conn:
-            await conn.execute(_DONE, done)
+    def _delivered(self, row_id: int, kind: str, sent: Delivered) -> dict[str, Any]:
+        """The row's mark as delivered (see run_once for when it is written)."""
         log.info("outbox %s delivered (%s via %s)", row_id, kind, sent.platform or "nothing")
+        return {"row_id": row_id, "at": self.clock.now(), "ref": sent.ref, "via": sent.platform}
 
     async def _failed(self, row_id: int, token: str, failures: Failures) -> None:
         """Try again later: after the longest Retry-After a platform asked for, else backoff."""

@@ -15,7 +15,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chatbot.concerns.filing import add_event
+from chatbot.concerns.filing import chronology_entry
 from chatbot.fields import record_id
 from chatbot.storage.models import Concern, Staff
 from chatbot.uow import Unit
@@ -58,5 +58,5 @@ async def by_reference(s: AsyncSession, reference: str) -> Concern | None:
 def refuse(u: Unit, c: Concern, who: Staff | None, label: str, action: str) -> None:
     u.audit(who or label, f"concern.{action}_refused", "concern", c.reference)
     if action == "view":
-        add_event(u.session, c, u.now, "view_refused", who, label)
+        u.session.add(chronology_entry(c, u.now, "view_refused", who, label))
     log.warning("concern %s: %s refused for someone it was not sent to", c.reference, action)

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, select, update
 
 from chatbot.concerns.filing import (
     ack_minutes,
-    add_event,
+    chronology_entry,
     out_of_hours,
     repeat_minutes,
     send_alert,
@@ -76,14 +76,15 @@ async def _step(
         sent = await send_alert(u, c, stage)
         minutes = int((now - c.filed_at).total_seconds() // 60)
         event = EVENT[stage]
-        add_event(
-            s,
-            c,
-            now,
-            event,
-            None,
-            "system",
-            detail=f"not acknowledged after {minutes} min; to {', '.join(sent) or 'nobody'}",
+        s.add(
+            chronology_entry(
+                c,
+                now,
+                event,
+                None,
+                "system",
+                detail=f"not acknowledged after {minutes} min; to {', '.join(sent) or 'nobody'}",
+            )
         )
         u.audit(
             None,

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from chatbot.concerns import notices as cn
 from chatbot.concerns.access import by_reference, may_see, refuse
-from chatbot.concerns.filing import add_event
+from chatbot.concerns.filing import chronology_entry
 from chatbot.concerns.records import details_facts, note_deliveries
 from chatbot.concerns.retention import concern_retention
 from chatbot.roster.identity import staff_by_email
@@ -40,7 +40,7 @@ async def export(units: Units, reference: str, as_email: str, destination: str) 
                 "Only a DSL or deputy DSL on the roster (or the head teacher, for a concern "
                 "about a member of staff) can export a concern; this attempt has been recorded.",
             )
-        add_event(s, c, now, "exported", who, as_email, detail=destination[:200])
+        s.add(chronology_entry(c, now, "exported", who, as_email, detail=destination[:200]))
         u.audit(who, "concern.export", "concern", c.reference, {"destination": destination[:200]})
         await s.flush()
         events = list(

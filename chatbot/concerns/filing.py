@@ -270,8 +270,9 @@ async def file(
     # The concern as an object the alert and the receipt can read; not added to the session.
     c = Concern(id=concern_id, **row)
     detail = "out of school hours" if ooh else ""
-    # Also a Core insert, for the same reason; the entry is made as add_event makes it.
-    await s.execute(_INSERT_EVENT, event(c, now, "filed", reporter, reporter_label, detail))
+    # The first chronology entry goes in with a Core insert too, for the same reason.
+    first = chronology_entry(c, now, "filed", reporter, reporter_label, detail)
+    await s.execute(_INSERT_EVENT, {k: getattr(first, k) for k in _EVENT_COLUMNS})
     u.audit(
         reporter or reporter_label,
         "concern.file",
@@ -291,8 +292,7 @@ async def file(
     return FileResult(concern=c)
 
 
-def add_event(
-    s: AsyncSession,
+def chronology_entry(
     c: Concern,
     at: datetime,
     kind: str,
@@ -302,33 +302,21 @@ def add_event(
     note: str | None = None,
     outbox_id: int | None = None,
 ) -> ConcernEvent:
-    """Add an entry to the concern's chronology (append-only: the database refuses edits)."""
-    e = ConcernEvent(**event(c, at, kind, actor, actor_label, detail, note, outbox_id))
-    s.add(e)
-    return e
+    """A new entry for the concern's chronology (append-only: the database refuses edits),
+    naming who acted as the roster has them; the caller adds it to its session."""
+    return ConcernEvent(
+        concern_id=c.id,
+        at=at,
+        kind=kind,
+        actor_id=actor.id if actor else None,
+        actor_label=(actor.name if actor else actor_label)[:320],
+        detail=detail[:500],
+        note=note,
+        outbox_id=outbox_id,
+    )
 
 
-def event(
-    c: Concern,
-    at: datetime,
-    kind: str,
-    actor: Staff | None,
-    actor_label: str = "system",
-    detail: str = "",
-    note: str | None = None,
-    outbox_id: int | None = None,
-) -> dict[str, object]:
-    """A chronology entry's columns: who acted is named as the roster has them."""
-    return {
-        "concern_id": c.id,
-        "at": at,
-        "kind": kind,
-        "actor_id": actor.id if actor else None,
-        "actor_label": (actor.name if actor else actor_label)[:320],
-        "detail": detail[:500],
-        "note": note,
-        "outbox_id": outbox_id,
-    }
+_EVENT_COLUMNS = tuple(col.key for col in ConcernEvent.__table__.columns if col.key != "id")
 
 
 # ---------------------------------------------------------------- who hears about it

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from chatbot.bookings import notices
 from chatbot.concerns import notices as cn
 from chatbot.concerns.access import DSL_ROLES, by_id, is_head, may_see, refuse
-from chatbot.concerns.filing import add_event, alert_facts, thread_key
+from chatbot.concerns.filing import alert_facts, chronology_entry, thread_key
 from chatbot.storage.db import rows_changed
 from chatbot.storage.models import Booking, Concern, ConcernEvent, OutboxMessage, Pupil, Staff
 from chatbot.ui import Message
@@ -86,7 +86,7 @@ async def view(u: Unit, who: Staff | None, label: str, concern_id: str) -> Outco
     if not may_see(who, c, u.policy.head_teacher_email):
         refuse(u, c, who, label, "view")
         return Outcome(False, cn.refused("see the details of"), reference=c.reference)
-    add_event(u.session, c, u.now, "viewed", who, label)
+    u.session.add(chronology_entry(c, u.now, "viewed", who, label))
     u.audit(who, "concern.view", "concern", c.reference)
     msg = cn.details(await details_facts(u, c), u.zone)
     log.info("concern %s details viewed", c.reference)
@@ -123,7 +123,9 @@ async def acknowledge(u: Unit, who: Staff | None, label: str, concern_id: str) -
             c.reference,
         )
     minutes = int((now - c.filed_at).total_seconds() // 60)
-    add_event(s, c, now, "acknowledged", who, label, detail=f"{minutes} min after filing")
+    s.add(
+        chronology_entry(c, now, "acknowledged", who, label, detail=f"{minutes} min after filing")
+    )
     u.audit(who, "concern.ack", "concern", c.reference, {"minutes": minutes})
     await u.update_thread(thread_key(c.id), msg)
     if c.reporter_id is not None and c.reporter_id != who.id:
@@ -169,9 +171,9 @@ async def add_note(
         if c.acknowledged_at is None:
             c.acknowledged_at, c.acknowledged_by_label = now, who.name if who else label
             c.acknowledged_by_id = who.id if who else None
-        add_event(s, c, now, "closed", who, label, note=note)
+        s.add(chronology_entry(c, now, "closed", who, label, note=note))
     else:
-        add_event(s, c, now, "note", who, label, note=note)
+        s.add(chronology_entry(c, now, "note", who, label, note=note))
     u.audit(who, "concern.close" if close else "concern.note", "concern", c.reference)
     await s.flush()
     msg = cn.alert(await alert_facts(s, u.policy, c), u.zone)
@@ -266,15 +268,16 @@ async def note_deliveries(units: Units, limit: int = 500) -> int:
         try:
             async with units.write() as u:
                 assert row.delivered_at is not None
-                add_event(
-                    u.session,
-                    c,
-                    row.delivered_at,
-                    "delivered",
-                    None,
-                    "system",
-                    detail=where,
-                    outbox_id=row.id,
+                u.session.add(
+                    chronology_entry(
+                        c,
+                        row.delivered_at,
+                        "delivered",
+                        None,
+                        "system",
+                        detail=where,
+                        outbox_id=row.id,
+                    )
                 )
             done += 1
         except IntegrityError:  # another replica noted it first

@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import delete, select
 
 from chatbot.concerns.access import by_reference, is_dsl, may_see
-from chatbot.concerns.filing import add_event, thread_key
+from chatbot.concerns.filing import chronology_entry, thread_key
 from chatbot.fields import PUPIL_LIFETIME_YEARS
 from chatbot.roster.identity import cli_actor
 from chatbot.storage.models import Concern, ConcernEvent, OutboxMessage, Pupil, Staff
@@ -61,7 +61,7 @@ async def set_hold(units: Units, reference: str, on: bool, as_email: str) -> str
         if c is None:
             return f"No concern with reference {reference[:30]!r}."
         c.legal_hold = on
-        add_event(s, c, now, "legal_hold_on" if on else "legal_hold_off", who, label)
+        s.add(chronology_entry(c, now, "legal_hold_on" if on else "legal_hold_off", who, label))
         u.audit(who, "concern.legal_hold", "concern", c.reference, {"on": on})
     log.info("concern %s legal hold %s", c.reference, "on" if on else "off")
     return None
