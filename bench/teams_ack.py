@@ -48,9 +48,10 @@ from botbuilder.integration.aiohttp import (  # noqa: E402
 )
 from report import HEADER, Run, Target, load_average, passed, process_cpu, row  # noqa: E402
 
-from adapters.server import (
-    build_app,  # noqa: E402
-    runtime_for,  # noqa: E402
+from adapters.server import (  # noqa: E402
+    build_app,
+    runtime_for,
+    settle_heap,
 )
 from chatbot.config import Settings  # noqa: E402
 from chatbot.policy import default_policy  # noqa: E402
@@ -210,6 +211,7 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ours, our_url = await serve(await our_app(Path(tmp), args.clients, args.database_url))
         bare, bare_url = await serve(bare_app())
+        settle_heap()  # as chatbot serve does once it has started (the bare bot gains too)
         loop = asyncio.get_running_loop()
         pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
 
