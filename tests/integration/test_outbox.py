@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from chatbot.effects import CloseForm
 from chatbot.outbox import LEASE_SECONDS, MAX_BACKOFF_SECONDS, Dispatcher
 from chatbot.ports import FixedClock, Role, StaffAddress
+from chatbot.roster.identity import staff_by_email
 from chatbot.router import Bot
 from chatbot.storage.db import Database
 from chatbot.storage.models import OutboxMessage
@@ -189,6 +191,64 @@ async def test_row_of_crashed_dispatcher_redelivered_after_lease(
     assert len(messenger.to(COHOST)) == 1
     await dispatcher.drain()
     assert len(messenger.sent) == 1
+
+
+class SecondCrashes(RecordingMessenger):
+    """Sends the first message, then the process dies while sending the second (a kill:
+    before it dies it notes what the database already says was delivered)."""
+
+    db: Database | None = None
+    recorded_before_crash: list[int] = []
+
+    async def send_to_staff(
+        self, to: StaffAddress, message: Message, *, outbox_id: int | None = None
+    ) -> str:
+        if self.sent:
+            assert self.db is not None
+            done = [r.id for r in await rows(self.db) if r.delivered_at is not None]
+            self.recorded_before_crash = done
+            raise Crash()
+        return await super().send_to_staff(to, message, outbox_id=outbox_id)
+
+
+async def test_a_sent_message_stays_sent_when_the_process_dies_on_the_next(
+    school: Units, clock: FixedClock, messenger: RecordingMessenger, dispatcher: Dispatcher
+) -> None:
+    """A sent message is marked delivered together with the taking of the next one in its
+    batch: a crash while that next one is sent repeats only it."""
+    async with school.write() as u:
+        host = await staff_by_email(u.session, HOST)
+        assert host is not None
+        for n in (1, 2):
+            u.to_staff(host.id, Message(f"Note {n}"))
+    crashing = SecondCrashes()
+    crashing.db = school.db
+    with pytest.raises(Crash):
+        await Dispatcher(school.db, clock, crashing).run_once()
+    assert [m.message.text for m in crashing.sent] == ["Note 1"]
+    first, second = await rows(school.db)
+    # Recorded before the second was sent, so a kill (no clean-up at all) loses nothing more.
+    assert crashing.recorded_before_crash == [first.id]
+    assert first.delivered_at is not None and first.message_ref == crashing.sent[0].ref
+    assert second.delivered_at is None
+
+    clock.advance(seconds=LEASE_SECONDS + 1)  # the dead batch's lease runs out
+    await dispatcher.drain()
+    assert [m.message.text for m in messenger.sent] == ["Note 2"]
+
+
+async def test_the_last_message_of_a_batch_is_marked_too(
+    school: Units, clock: FixedClock, messenger: RecordingMessenger, dispatcher: Dispatcher
+) -> None:
+    async with school.write() as u:
+        host = await staff_by_email(u.session, HOST)
+        assert host is not None
+        for n in range(7):  # more than one batch
+            u.to_staff(host.id, Message(f"Note {n}"))
+    report = await dispatcher.drain()
+    assert report.delivered == 7
+    assert all(r.delivered_at is not None and r.message_ref for r in await rows(school.db))
+    assert await dispatcher.drain() == type(report)()  # nothing left to send
 
 
 async def test_two_dispatchers_deliver_once(
