@@ -21,13 +21,22 @@ _WITH_CONSENT = select(Consent.pupil_id).where(
 )
 
 
+def _wanted(upns: list[str]) -> list[str]:
+    return list(dict.fromkeys(u.strip().upper() for u in upns if u.strip()))
+
+
+def _as_asked(found: dict[str, Pupil], wanted: list[str]) -> tuple[list[Pupil], list[str]]:
+    """The pupils found, in the order asked for, and the UPNs not found."""
+    return [found[u] for u in wanted if u in found], [u[:20] for u in wanted if u not in found]
+
+
 async def pupils_by_upn(s: AsyncSession, upns: list[str]) -> tuple[list[Pupil], list[str]]:
     """The active pupils with these UPNs, and the UPNs not found (in the order given)."""
-    wanted = list(dict.fromkeys(u.strip().upper() for u in upns if u.strip()))
+    wanted = _wanted(upns)
     if not wanted:
         return [], []
     found = {p.upn: p for p in (await s.execute(_BY_UPN, {"upns": wanted})).scalars()}
-    return [found[u] for u in wanted if u in found], [u[:20] for u in wanted if u not in found]
+    return _as_asked(found, wanted)
 
 
 # The same pupils, each with whether written consent is on file: one statement for a booking.
@@ -44,7 +53,7 @@ async def pupils_with_consent(
     s: AsyncSession, upns: list[str]
 ) -> tuple[list[Pupil], list[str], set[int]]:
     """:func:`pupils_by_upn`, and the ids of those with current written consent on file."""
-    wanted = list(dict.fromkeys(u.strip().upper() for u in upns if u.strip()))
+    wanted = _wanted(upns)
     if not wanted:
         return [], [], set()
     found: dict[str, Pupil] = {}
@@ -53,8 +62,7 @@ async def pupils_with_consent(
         found[pupil.upn] = pupil
         if ok:
             consented.add(pupil.id)
-    pupils = [found[u] for u in wanted if u in found]
-    return pupils, [u[:20] for u in wanted if u not in found], consented
+    return *_as_asked(found, wanted), consented
 
 
 async def with_consent(s: AsyncSession, pupil_ids: list[int]) -> set[int]:
