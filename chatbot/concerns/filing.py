@@ -46,6 +46,7 @@ FUTURE_SLACK = timedelta(minutes=5)
 # Built once: a new concern's row (see file()).
 _INSERT_CONCERN = insert(cast(Table, Concern.__table__)).returning(Concern.id)
 _INSERT_EVENT = insert(cast(Table, ConcernEvent.__table__))
+_EVENT_COLUMNS = tuple(col.key for col in ConcernEvent.__table__.columns if col.key != "id")
 
 
 def thread_key(concern_id: int) -> str:
@@ -314,9 +315,6 @@ def chronology_entry(
         note=note,
         outbox_id=outbox_id,
     )
-
-
-_EVENT_COLUMNS = tuple(col.key for col in ConcernEvent.__table__.columns if col.key != "id")
 
 
 # ---------------------------------------------------------------- who hears about it

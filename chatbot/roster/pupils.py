@@ -13,11 +13,11 @@ SEARCH_LIMIT = 50  # a picker never shows more than this (Slack allows 100 optio
 
 
 # Built once (see booking._OVERLAPPING): every booking and consent form runs these.
-_BY_UPN = select(Pupil).where(
-    Pupil.upn.in_(bindparam("upns", expanding=True)), Pupil.active.is_(True)
-)
+_ASKED = (Pupil.upn.in_(bindparam("upns", expanding=True)), Pupil.active.is_(True))
+_CURRENT = Consent.withdrawn_at.is_(None)  # consent on file: given and not withdrawn
+_BY_UPN = select(Pupil).where(*_ASKED)
 _WITH_CONSENT = select(Consent.pupil_id).where(
-    Consent.pupil_id.in_(bindparam("ids", expanding=True)), Consent.withdrawn_at.is_(None)
+    Consent.pupil_id.in_(bindparam("ids", expanding=True)), _CURRENT
 )
 
 
@@ -42,11 +42,8 @@ async def pupils_by_upn(s: AsyncSession, upns: list[str]) -> tuple[list[Pupil], 
 # The same pupils, each with whether written consent is on file: one statement for a booking.
 _BY_UPN_WITH_CONSENT = select(
     Pupil,
-    exists()
-    .where(Consent.pupil_id == Pupil.id, Consent.withdrawn_at.is_(None))
-    .correlate(Pupil)
-    .label("consented"),
-).where(Pupil.upn.in_(bindparam("upns", expanding=True)), Pupil.active.is_(True))
+    exists().where(Consent.pupil_id == Pupil.id, _CURRENT).correlate(Pupil).label("consented"),
+).where(*_ASKED)
 
 
 async def pupils_with_consent(
