@@ -1,4 +1,6 @@
-"""The floor under a stored submission: one INSERT committed, nothing else.
+"""The floor under a stored submission: one INSERT committed, nothing else (or, with
+``reads``, that many primary-key reads before it, in the same transaction: the statements
+floor, for a submission's statement count without any of its logic).
 
 Written with SQLAlchemy Core (no ORM session) through the product's own
 ``chatbot.storage.db.Database``: the same SQLite pragmas (WAL, ``synchronous=NORMAL``, foreign
@@ -19,7 +21,18 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, event, insert
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    event,
+    insert,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from chatbot.storage.db import Database, is_sqlite
@@ -34,6 +47,15 @@ submissions = Table(
     Column("form", String(100), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+people = Table(  # what the statements floor reads: a staff-sized table
+    "bench_floor_people",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+)
+PEOPLE = 100
+_PERSON = select(people).where(people.c.id == bindparam("id"))
 
 
 class Floor:
@@ -70,9 +92,17 @@ class Floor:
         async with self._writing() as conn:
             await conn.run_sync(metadata.drop_all)
             await conn.run_sync(metadata.create_all)
+            rows = [
+                {"id": n, "email": f"p{n}@school.test", "name": f"Person {n}"}
+                for n in range(PEOPLE)
+            ]
+            await conn.execute(insert(people), rows)
 
-    async def store(self, delivery_id: str, user_id: str, form: str) -> None:
+    async def store(self, delivery_id: str, user_id: str, form: str, reads: int = 0) -> None:
+        """One submission: ``reads`` reads of a person by primary key, then its INSERT."""
         async with self._writing() as conn:
+            for k in range(reads):
+                (await conn.execute(_PERSON, {"id": (len(delivery_id) + k) % PEOPLE})).one()
             await conn.execute(
                 insert(submissions).values(
                     delivery_id=delivery_id[:200],

@@ -20,11 +20,14 @@ Processes on 127.0.0.1, each server in its own:
   ``chatbot.storage.db.Database`` (bench/floor.py says why) to a database of the same kind: its
   own SQLite file with the product's settings, or a table in the ``--database-url`` database.
   ``--plain-floor`` uses a stock SQLAlchemy engine on aiosqlite instead;
-- the insert+api floor: the insert floor, making after each ack the two Web API calls that
-  any server doing what the policy asks must make for a submission (chat.postMessage to the
+- the stmts+api floor: the insert floor, running first in the same transaction as many
+  statements as the real server runs to store that form's submission (the difference made up
+  with reads by primary key; the real server's count is taken before the run, see
+  ``statements_per_submission``), and making after each ack the two Web API calls that any
+  server doing what the policy asks must make for a submission (chat.postMessage to the
   person who submitted: the receipt or the booking's confirmation; and chat.postMessage to
-  the DSL channel or the co-host: the alert or the co-host request). What storing a row and
-  sending both messages costs, shown beside the issue's rows.
+  the DSL channel or the co-host: the alert or the co-host request). What this design's
+  statements and both messages cost with none of the logic, shown beside the issue's rows.
 All servers use bolt with ``process_before_response``, as the real server does.
 
 Five phases. In each, ``--clients`` concurrent clients send the same signed requests, one at a
@@ -49,8 +52,11 @@ phases queued, so a phase's figures carry only its own deliveries.
 A submission not stored is reported with the field errors its ack carried, and fails its row:
 a refusal costs less than a stored booking or concern, so refusals would flatter the figures.
 
-Then one table: ours and the floor (requests/s, p50 and p99 ack latency, the server processes'
-CPU ms per request), the throughput ratio, the target from issue #10, PASS or MISS. The
+Then three tables: ours and the issue's floor (requests/s, p50 and p99 ack latency, the server
+processes' CPU ms per request), the throughput ratio, the target from issue #10, PASS or MISS;
+ours against the bare+api and stmts+api floors; and those two floors themselves held to the
+issue's targets against the issue's floors, which says whether a target is within reach of any
+server that does that much. The
 outbox delivers the notices a phase queues while the phase runs, as it would in production
 (its CPU is counted), and the notes say how many were delivered during the phase.
 ``--outbox-seconds 3600`` keeps their delivery out of the figures altogether.
@@ -86,7 +92,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from bench_school import PUPILS, STAFF, BookingPlan, email, seed, upn  # noqa: E402
+from bench_school import HOSTS, PUPILS, STAFF, BookingPlan, email, seed, upn  # noqa: E402
 from report import HEADER, Run, Target, load_average, passed, process_cpu, row  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
@@ -140,20 +146,10 @@ async def serve_fake_api() -> None:
     await _listen(api.app())
 
 
-async def serve_real(api_url: str, database_url: str, port: int, outbox: float | None) -> None:
-    from adapters.server import build_app, build_runtime, settle_heap
+def real_settings(api_url: str, database_url: str) -> Any:
     from chatbot.config import Settings
 
-    first = port == 0
-    if first and database_url.startswith("postgresql"):
-        from sqlalchemy import text
-
-        db = Database(database_url)
-        async with db.engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await db.dispose()
-    settings = Settings(
+    return Settings(
         database_url=database_url,
         slack_bot_token=TOKEN,
         slack_signing_secret=SECRET,
@@ -161,6 +157,27 @@ async def serve_real(api_url: str, database_url: str, port: int, outbox: float |
         slack_dsl_channel="C0DSL",
         slack_slt_channel="C0SLT",
     )
+
+
+async def emptied(database_url: str) -> None:
+    """A PostgreSQL database's public schema emptied (a SQLite file is always a new one)."""
+    if database_url.startswith("postgresql"):
+        from sqlalchemy import text
+
+        db = Database(database_url)
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await db.dispose()
+
+
+async def serve_real(api_url: str, database_url: str, port: int, outbox: float | None) -> None:
+    from adapters.server import build_app, build_runtime, settle_heap
+
+    first = port == 0
+    if first:
+        await emptied(database_url)
+    settings = real_settings(api_url, database_url)
     if outbox is not None:
         settings = replace(settings, outbox_interval_seconds=outbox)
     runtime = await build_runtime(settings, migrate=first)
@@ -198,11 +215,17 @@ class _Profiler:
 
 
 async def serve_floor(
-    api_url: str, floor_url: str | None, port: int, plain: bool, follow_up: bool = False
+    api_url: str,
+    floor_url: str | None,
+    port: int,
+    plain: bool,
+    follow_up: bool = False,
+    reads: dict[str, int] | None = None,
 ) -> None:
     """A bolt app that acks everything; with ``floor_url``, each view_submission first
-    commits one INSERT there; with ``follow_up``, each command and click is followed, after
-    the ack, by the one Web API call its answer needs, as the real server's are."""
+    commits one INSERT there (after ``reads[callback_id]`` reads by primary key, in the same
+    transaction); with ``follow_up``, each command and click is followed, after the ack, by
+    the one Web API call its answer needs, and each submission by its two messages."""
     from floor import Floor
     from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
     from slack_bolt.app.async_app import AsyncApp
@@ -262,7 +285,8 @@ async def serve_floor(
         async def stored(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
             view = body.get("view") or {}
             user = (body.get("user") or {}).get("id", "")
-            await store.store(str(body.get("trigger_id")), user, str(view.get("callback_id")))
+            form = str(view.get("callback_id"))
+            await store.store(str(body.get("trigger_id")), user, form, (reads or {}).get(form, 0))
             await ack()
             if follow_up:  # the receipt to the person, the alert to the DSL channel
                 after_ack(client.chat_postMessage(channel=user, **receipt))
@@ -407,6 +431,27 @@ def concern_view() -> tuple[dict[str, Any], str]:
     return form_view(form), category
 
 
+class Submissions:
+    """The two forms' view_submissions, as the bench's staff send them."""
+
+    def __init__(self) -> None:
+        self.plan = BookingPlan(default_policy(), datetime.now(UTC).date())
+        self.b_view = booking_view()
+        self.c_view, category = concern_view()
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        self.c_values = {"category": category, "risk": "no", "when_date": yesterday}
+
+    def booking(self, i: int) -> Request:
+        """The plan's ``i``-th booking, submitted by its host."""
+        p = self.plan[i]
+        return submit(p.host, self.b_view, p.values(cohost=uid(p.cohost)))
+
+    def concern(self, i: int) -> Request:
+        """A concern about pupil ``i`` (modulo the roll), from staff member ``i`` (likewise)."""
+        about = {"pupil": upn(i % PUPILS), "when_time": "10:30", "narrative": NARRATIVE}
+        return submit(i % STAFF, self.c_view, {**self.c_values, **about})
+
+
 NARRATIVE = (
     "During the reading call the pupil said an older boy they met online keeps asking them to "
     "turn their camera on when they are alone, and told them not to tell anyone. They seemed "
@@ -515,7 +560,10 @@ class Bench:
 
     async def drained(self, db: Database, limit: float = 120.0) -> None:
         """Wait, with only the real server running, until its outbox has delivered every
-        notice queued so far: a phase then pays for its own deliveries, not earlier ones."""
+        notice queued so far: a phase then pays for its own deliveries, not earlier ones.
+        With ``--outbox-seconds`` nothing is delivered during the run, so there is no wait."""
+        if self.args.outbox_seconds:
+            return
         others = [p for s in self.servers.values() if s.name != "real" for p in s.procs]
         t0 = time.perf_counter()
         with paused(others):
@@ -622,34 +670,20 @@ def refusals(run: Run) -> str:
 
 async def phases(
     bench: Bench, db: Database, api_url: str
-) -> tuple[list[str], list[str], list[str]]:
-    """Run the five phases; return the table's rows (the issue's floors, then the bare+api
-    floor's) and the notes under it."""
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Run the five phases; return the table's rows against the issue's floors, against the
+    floors that also do the least the answer needs, those floors' own rows against the
+    issue's floors, and the notes under them."""
     n, clients = bench.args.requests, bench.args.clients
     response_url = api_url.replace("/api/", "/response/bench")
-    plan = BookingPlan(default_policy(), datetime.now(UTC).date())
+    forms = Submissions()
     planned = itertools.count()
-    b_view = booking_view()
-    c_view, category = concern_view()
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 
     def bookings(k: int) -> list[Request]:
-        out = []
-        for i in itertools.islice(planned, k):
-            p = plan[i]
-            out.append(submit(p.host, b_view, p.values(cohost=uid(p.cohost))))
-        return out
+        return [forms.booking(i) for i in itertools.islice(planned, k)]
 
     def concerns(k: int) -> list[Request]:
-        values = {"category": category, "risk": "no", "when_date": yesterday}
-        return [
-            submit(
-                i % STAFF,
-                c_view,
-                {**values, "pupil": upn(i % PUPILS), "when_time": "10:30", "narrative": NARRATIVE},
-            )
-            for i in range(k)
-        ]
+        return [forms.concern(i) for i in range(k)]
 
     def commands(k: int) -> list[Request]:
         return [command(i % STAFF, response_url) for i in range(k)]
@@ -664,7 +698,8 @@ async def phases(
         return [click(co, "cohost.accept", str(b), response_url) for b, _, co in booked]
 
     lines: list[str] = []
-    fairer: list[str] = []  # against the floors that also make the Web API calls
+    fairer: list[str] = []  # against the floors that also do the least the answer needs
+    reach: list[str] = []  # those floors held to the issue's targets
     notes: list[str] = []
 
     async def submissions(name: str, model: Any, requests: list[Request]) -> None:
@@ -672,12 +707,13 @@ async def phases(
         before = await count(db, select(func.count()).select_from(model))
         await bench.drained(db)
         async with Outbox(db) as outbox:
-            ours, floor, fair = await bench.pair("insert", requests, "insert+api")
+            ours, floor, fair = await bench.pair("insert", requests, "stmts+api")
         stored = await count(db, select(func.count()).select_from(model)) - before
         missing = ours.done - stored
         short = f"{missing} not stored" if missing else ""
         lines.append(row(name, ours, "insert", floor, SUBMIT_TARGET, short))
-        fairer.append(row(name, ours, "insert+api", fair, SUBMIT_TARGET, short))
+        fairer.append(row(name, ours, "stmts+api", fair, SUBMIT_TARGET, short))
+        reach.append(row(name, fair, "insert", floor, SUBMIT_TARGET))
         notes.append(
             f"{name}: {ours.done} answered, {stored} stored, {missing} not stored "
             f"({100 * missing / max(ours.done, 1):.1f}%). {refusals(ours)} {outbox}"
@@ -694,6 +730,7 @@ async def phases(
         short = f"only {done} confirmed" if confirms and done != ours.done else ""
         lines.append(row(name, ours, "bare", floor, COMMAND_TARGET, short))
         fairer.append(row(name, ours, "bare+api", fair, COMMAND_TARGET, short))
+        reach.append(row(name, fair, "bare", floor, COMMAND_TARGET))
         said = f", {done} bookings confirmed" if confirms else ""
         notes.append(f"{name}: {ours.done} answered{said}. {outbox}")
 
@@ -705,7 +742,7 @@ async def phases(
     await bench.warm("bare", commands(warm) + checklist_clicks(warm, booked))
     await bench.warm("bare+api", commands(warm) + checklist_clicks(warm, booked))
     await bench.warm("insert", bookings(warm) + concerns(warm))
-    await bench.warm("insert+api", bookings(warm) + concerns(warm))
+    await bench.warm("stmts+api", bookings(warm) + concerns(warm))
     bench.profiled("warm-up")
 
     # Accepts need the bookings phase's bookings, so the phases run in this order.
@@ -720,17 +757,87 @@ async def phases(
     booked = await bookings_awaiting(db)
     await clicks("click cohost.accept", accepts(booked[:n]), confirms=True)
     bench.profiled("click cohost.accept")
-    return lines, fairer, notes
+    return lines, fairer, reach, notes
+
+
+async def statements_per_submission(api_url: str, url: str) -> dict[str, int]:
+    """For each form, how many more statements the real server runs to store one submission
+    than the insert floor runs to store its row: the reads the stmts+api floor adds.
+
+    Counted in this process before the bench's servers start, through ``build_app`` as
+    ``chatbot serve`` builds it (its scheduler off, so nothing else runs), on a school of its
+    own: ``url`` is a scratch SQLite file, or the PostgreSQL database that the real server
+    empties when it starts. Each form is sent three times by people the server has met, and
+    the fewest statements counted (a first contact also looks the person up)."""
+    from floor import Floor
+    from sqlalchemy import event
+
+    from adapters.server import build_app, build_runtime
+
+    executed = [0]
+
+    def counted(*_: object) -> None:
+        executed[0] += 1
+
+    await emptied(url)
+    runtime = await build_runtime(real_settings(api_url, url))
+    await seed(runtime.units)
+    runner = web.AppRunner(build_app(runtime, with_scheduler=False), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    forms = Submissions()
+    engine = runtime.units.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def statements(req: Request) -> int:
+                executed[0] = 0
+                where = f"http://127.0.0.1:{port}/slack/events"
+                async with session.post(where, data=req.body, headers=req.headers) as resp:
+                    said = outcome(resp.status, await resp.read())
+                if said != "ok":
+                    raise SystemExit(f"counting statements: the real server answered {said}")
+                await asyncio.sleep(0.2)  # and made the ack's follow-up calls
+                return executed[0]
+
+            # The same host (staff 0) and co-host each time, on other slots and pupils.
+            ours = {
+                forms.c_view["callback_id"]: [
+                    await statements(forms.concern(i * STAFF)) for i in range(3)
+                ],
+                forms.b_view["callback_id"]: [
+                    await statements(forms.booking(i * HOSTS)) for i in range(3)
+                ],
+            }
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+        await runner.cleanup()
+        await runtime.units.db.dispose()
+    floor = Floor(url)
+    await floor.create()
+    event.listen(floor.engine.sync_engine, "before_cursor_execute", counted)
+    rows = []
+    for i in range(3):
+        executed[0] = 0
+        await floor.store(f"count-{i}", "U0", "form")
+        rows.append(executed[0])
+    await floor.dispose()
+    return {form: max(min(counts) - min(rows), 0) for form, counts in ours.items()}
 
 
 def start_servers(
-    args: argparse.Namespace, db_url: str, floor_url: str, procs: list[subprocess.Popen[str]]
-) -> tuple[Server, dict[str, Server]]:
-    """The loopback Slack API, then the real server and the two floors (each started process
-    is added to ``procs`` at once, so it is stopped whatever happens next)."""
-    api_proc, api_port = spawn("--serve", "api")
-    procs.append(api_proc)
-    api = Server("api", [api_proc], api_port)
+    args: argparse.Namespace,
+    api: Server,
+    db_url: str,
+    floor_url: str,
+    reads: dict[str, int],
+    procs: list[subprocess.Popen[str]],
+) -> dict[str, Server]:
+    """The real server and the floors (each started process is added to ``procs`` at once,
+    so it is stopped whatever happens next)."""
     servers: dict[str, Server] = {}
     outbox = ("--outbox-seconds", str(args.outbox_seconds)) if args.outbox_seconds else ()
     for name, extra in (
@@ -738,7 +845,15 @@ def start_servers(
         ("bare", ()),
         ("bare+api", ()),
         ("insert", ("--db-url", floor_url, *(("--plain-floor",) if args.plain_floor else ()))),
-        ("insert+api", ("--db-url", floor_url.replace("floor.db", "floor-api.db"))),
+        (
+            "stmts+api",
+            (
+                "--db-url",
+                floor_url.replace("floor.db", "floor-api.db"),
+                "--reads",
+                json.dumps(reads),
+            ),
+        ),
     ):
         # The first copy prepares the database; the others join it on the same port.
         server_args = ("--serve", name.replace("+", "-"), "--api-url", api.api_url, *extra)
@@ -747,18 +862,24 @@ def start_servers(
         for _ in range(args.replicas - 1):
             procs.append(spawn(*server_args, "--port", str(port))[0])
         servers[name] = Server(name, procs[-args.replicas :], port)
-    return api, servers
+    return servers
 
 
 async def main(args: argparse.Namespace) -> int:
     procs: list[subprocess.Popen[str]] = []
+    reads: dict[str, int] = {}
     started = time.perf_counter()
     load_before = load_average()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             db_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
             floor_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/floor.db"
-            api, servers = start_servers(args, db_url, floor_url, procs)
+            api_proc, api_port = spawn("--serve", "api")
+            procs.append(api_proc)
+            api = Server("api", [api_proc], api_port)
+            count_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/count.db"
+            reads = await statements_per_submission(api.api_url, count_url)
+            servers = start_servers(args, api, db_url, floor_url, reads, procs)
             print(
                 f"servers ready in {time.perf_counter() - started:.1f}s ({args.replicas} "
                 f"of each; {STAFF} staff and {PUPILS} pupils seeded)",
@@ -767,7 +888,7 @@ async def main(args: argparse.Namespace) -> int:
             bench = Bench(args, api, servers)
             db = Database(db_url)
             try:
-                table, fairer, notes = await phases(bench, db, api.api_url)
+                table, fairer, reach, notes = await phases(bench, db, api.api_url)
             finally:
                 await db.dispose()
     finally:
@@ -795,19 +916,27 @@ async def main(args: argparse.Namespace) -> int:
     print(HEADER)
     print("-" * len(HEADER.splitlines()[1]))
     print("\n".join(table))
+    forms = ", ".join(f"{form} {n}" for form, n in reads.items())
     print(
-        "\nAgainst floors that also make the Web API calls the answer needs, after the ack as "
-        "the real server does. Not the\nissue's targets; shown for what the calls themselves "
-        "cost. bare+api = the bare app, then one call (views.open\nwith the booking form; "
-        "chat.postMessage or chat.update with a checklist-sized message). insert+api = the "
-        "insert\nfloor, then two chat.postMessage calls (the receipt to the person, the alert "
-        "to a channel).\n"
+        "\nAgainst floors that also do the least the answer needs, with none of its logic. "
+        "bare+api = the bare app, then\nthe one Web API call the answer needs, after the ack "
+        "as the real server makes it (views.open with the booking\nform; chat.postMessage or "
+        "chat.update with a checklist-sized message). stmts+api = the insert floor, running\n"
+        "first as many statements in its transaction as the real server runs to store that "
+        f"submission (reads by primary\nkey added: {forms}), then two chat.postMessage calls "
+        "(the receipt to the person, the alert to a channel).\n"
     )
     print("\n".join(fairer))
+    print(
+        "\nWithin reach? Those floors held to the issue's targets against the issue's floors "
+        "(in the 'ours' columns).\nA MISS here means no server that does that much can meet "
+        "the target on this machine.\n"
+    )
+    print("\n".join(reach))
     print("\n" + "\n".join(notes))
     print(
         f"longest wait for idle servers before a round: {max(bench.settle_waits):.1f}s; "
-        f"for the outbox to empty before a phase: {max(bench.drain_waits):.1f}s; "
+        f"for the outbox to empty before a phase: {max(bench.drain_waits, default=0):.1f}s; "
         f"whole run {time.perf_counter() - started:.0f}s"
     )
     if bench.profiles:
@@ -850,11 +979,12 @@ def cli() -> int:
     )
     p.add_argument(
         "--serve",
-        choices=["api", "real", "bare", "bare-api", "insert", "insert-api"],
+        choices=["api", "real", "bare", "bare-api", "insert", "stmts-api"],
         help=argparse.SUPPRESS,
     )
     p.add_argument("--api-url", help=argparse.SUPPRESS)
     p.add_argument("--db-url", help=argparse.SUPPRESS)
+    p.add_argument("--reads", default="{}", help=argparse.SUPPRESS)  # stmts-api: per form
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.profile:
@@ -870,8 +1000,9 @@ def cli() -> int:
         asyncio.run(serve_floor(args.api_url, None, args.port, False, follow_up=True))
     elif args.serve == "insert":
         asyncio.run(serve_floor(args.api_url, args.db_url, args.port, args.plain_floor))
-    elif args.serve == "insert-api":
-        asyncio.run(serve_floor(args.api_url, args.db_url, args.port, False, follow_up=True))
+    elif args.serve == "stmts-api":
+        reads = json.loads(args.reads)
+        asyncio.run(serve_floor(args.api_url, args.db_url, args.port, False, True, reads))
     else:
         return asyncio.run(main(args))
     return 0
