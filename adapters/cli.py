@@ -169,7 +169,7 @@ async def _units(settings: Settings) -> Units:
     from adapters.email import mail_setup
 
     policy = load_policy(settings.policy_path)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
     await upgrade(db)
     return Units(db=db, policy=policy, clock=SystemClock(), mail=mail_setup(settings))
 

@@ -95,7 +95,7 @@ def runtime_for(units: Units, settings: Settings | None = None) -> Runtime:
 async def build_runtime(
     settings: Settings, clock: Clock | None = None, migrate: bool = True
 ) -> Runtime:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.database_pool_size)
     if migrate:
         await upgrade(db)
     units = Units(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from chatbot.storage.db import DEFAULT_URL, libpq_options, normalise_url
+from chatbot.storage.db import DEFAULT_URL, POOL_SIZE, libpq_options, normalise_url
 
 GRAPH_API_URL = "https://graph.microsoft.com/v1.0"
 GRAPH_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
@@ -30,6 +30,14 @@ def seconds(name: str, raw: str, default: float) -> float:
     if not 0 < value < 86400:
         raise SettingsError(f"{name}={raw!r}: give a number of seconds, e.g. {default:g}")
     return value
+
+
+def whole_number(name: str, raw: str, default: int, most: int) -> int:
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) <= most:
+        raise SettingsError(f"{name}={raw!r}: give a whole number from 1 to {most}, e.g. {default}")
+    return int(raw)
 
 
 ZOOM_API_URL = "https://api.zoom.us/v2"
@@ -70,6 +78,7 @@ def https_url(name: str, raw: str, default: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_URL
+    database_pool_size: int = POOL_SIZE  # PostgreSQL connections each server process keeps
     policy_path: str | None = None
     # Slack
     slack_bot_token: str = ""
@@ -167,6 +176,9 @@ class Settings:
         return cls(
             **mail,
             database_url=database_url,
+            database_pool_size=whole_number(
+                "DATABASE_POOL_SIZE", get("DATABASE_POOL_SIZE"), POOL_SIZE, most=1000
+            ),
             policy_path=get("CHATBOT_POLICY") or None,
             slack_bot_token=get("SLACK_BOT_TOKEN"),
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),

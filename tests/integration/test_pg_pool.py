@@ -4,6 +4,7 @@ machine's PostgreSQL directly, whichever database the rest of the suite runs on.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
@@ -65,3 +66,40 @@ async def test_connection_cut_while_idle_is_replaced(
     monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)  # "idle for long enough"
     second = await backend_pid(pg)  # no error: the dead connection was swapped out
     assert second != first
+
+
+async def test_bursts_reuse_the_pool_that_chatbot_serve_builds() -> None:
+    """The server's pool opens connections up to DATABASE_POOL_SIZE for a burst of requests and
+    keeps them: a second burst opens none. (SQLAlchemy's default pool closed up to ten of them
+    whenever the load dipped and opened them again with the next burst, each one starting
+    without asyncpg's prepared statements.)"""
+    from sqlalchemy import event
+
+    from adapters.server import build_runtime
+    from chatbot.config import Settings
+
+    settings = Settings.from_env({"DATABASE_URL": PG_URL, "DATABASE_POOL_SIZE": "6"})
+    runtime = await build_runtime(settings, migrate=False)
+    database = runtime.units.db
+    opened = 0
+
+    def connected(*_: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    event.listen(database.engine.sync_engine, "connect", connected)
+
+    async def request() -> None:
+        async with database.transaction() as s:
+            await s.execute(text("SELECT 1"))
+            await asyncio.sleep(0.01)  # the request's other work, holding the connection
+
+    try:
+        await asyncio.gather(*(request() for _ in range(30)))
+        assert opened == 6  # as many as the setting allows, all in use at once
+        assert database.engine.pool.checkedin() == 6  # and all kept
+        await asyncio.gather(*(request() for _ in range(3)))  # a lull: three at a time
+        await asyncio.gather(*(request() for _ in range(30)))
+        assert opened == 6  # the same six connections throughout
+    finally:
+        await database.dispose()

@@ -22,6 +22,14 @@ def test_outbox_interval() -> None:
             Settings.from_env(env)
 
 
+def test_database_pool_size() -> None:
+    assert Settings.from_env({}).database_pool_size == 15
+    assert Settings.from_env({"DATABASE_POOL_SIZE": "40"}).database_pool_size == 40
+    for bad in ("many", "0", "-3", "2.5", "5000"):
+        with pytest.raises(SettingsError, match=f"DATABASE_POOL_SIZE='{bad}': give a whole"):
+            Settings.from_env({"DATABASE_POOL_SIZE": bad})
+
+
 def test_database_url_options_become_server_settings() -> None:
     assert libpq_options(PG) == (PG, {})
     assert libpq_options(PG + "?options=-csearch_path%3Dbot") == (PG, {"search_path": "bot"})
