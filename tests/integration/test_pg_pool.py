@@ -5,6 +5,7 @@ machine's PostgreSQL directly, whichever database the rest of the suite runs on.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from collections.abc import AsyncIterator
 
@@ -101,5 +102,47 @@ async def test_bursts_reuse_the_pool_that_chatbot_serve_builds() -> None:
         await asyncio.gather(*(request() for _ in range(3)))  # a lull: three at a time
         await asyncio.gather(*(request() for _ in range(30)))
         assert opened == 6  # the same six connections throughout
+    finally:
+        await database.dispose()
+
+
+async def test_connections_go_to_transactions_in_the_order_they_asked() -> None:
+    """Ten clients share two pooled connections, each asking again as soon as it is done, as
+    a busy server's requests do. Each gets a connection before those who asked after it (the
+    pool alone gave a returned connection to whoever asked next, so the client that had just
+    let it go took it back while others waited on, and a request could wait many turns)."""
+    database = Database(PG_URL, pool_size=2)
+    tickets = itertools.count()
+    served: list[int] = []
+
+    async def client() -> None:
+        for _ in range(10):
+            ticket = next(tickets)  # the order of asking
+            async with database.transaction() as s:
+                await s.connection()  # a connection of its own now
+                served.append(ticket)
+                await s.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.gather(*(client() for _ in range(10)))
+    finally:
+        await database.dispose()
+    assert sorted(served) == list(range(100))
+    # Each one may be passed by the one let in beside it, never by more.
+    passed_by = [sum(1 for u in served[:i] if u > t) for i, t in enumerate(served)]
+    assert max(passed_by) <= 1, served
+
+
+async def test_waiting_too_long_for_a_connection_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db_module, "POOL_WAIT_SECONDS", 0.2)
+    database = Database(PG_URL, pool_size=1)
+    try:
+        async with database.transaction() as holder:
+            await holder.execute(text("SELECT 1"))
+            with pytest.raises(TimeoutError, match=r"no database connection came free in 0.2 s"):
+                async with database.reading():
+                    pass
+        async with database.reading() as s:  # and once it is free, the next one gets it
+            assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
     finally:
         await database.dispose()
