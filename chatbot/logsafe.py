@@ -23,6 +23,7 @@ NOISY = (
     "aiohttp.client",
     "aiohttp.access",
     "aiosmtplib",  # logs each line of the conversation at DEBUG: addresses, passcodes
+    "apscheduler",  # two lines at INFO for every run of every sweep: every two seconds
 )
 
 

@@ -215,3 +215,26 @@ async def test_serve_warns_loudly_until_term_dates_are_set(tmp_path: Path) -> No
     assert r.returncode == 0 and "1 term(s)" in r.stdout, r.stderr
     _, _, out = await run_serve(tmp_path, "--host", "127.0.0.1")
     assert "NO TERM DATES" not in out
+
+
+async def test_serve_log_is_not_flooded_by_the_scheduler(tmp_path: Path) -> None:
+    """The sweeps run every few seconds all day; the log an IT technician reads says what
+    happened, not that each sweep ran (APScheduler writes two lines at INFO for every run)."""
+    port = free_port()
+    extra = {"CHATBOT_OUTBOX_INTERVAL_SECONDS": "0.2"}
+    proc = spawn_serve(tmp_path, port, "--host", "127.0.0.1", extra=extra)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                        assert r.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # the outbox sweep runs about seven times
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert "listening on http://127.0.0.1:" in out  # the log still says what matters
+    assert "INFO apscheduler" not in out, out[-2000:]
