@@ -317,7 +317,7 @@ def follow_up_message() -> dict[str, Any]:
 
 
 def submission_messages() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The insert+api floor's two messages per submission, about as long as a concern's
+    """The stmts+api floor's two messages per submission, about as long as a concern's
     receipt and DSL alert, rendered by our own Slack renderer once."""
     from adapters.slack.blocks import message_payload
     from chatbot.ui import Message, Section
