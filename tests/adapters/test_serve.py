@@ -46,6 +46,19 @@ def spawn_serve(
     )
 
 
+async def healthy(port: int) -> dict[str, Any]:
+    """Wait for the server on ``port`` to answer /healthz; its answer."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    assert r.status == 200
+                    return dict(await r.json())
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing answered /healthz on port {port}")
+
+
 async def run_serve(
     tmp_path: Path, *args: str, extra: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], int, str]:
@@ -54,15 +67,8 @@ async def run_serve(
     port = free_port()
     proc = spawn_serve(tmp_path, port, *args, extra=extra)
     try:
-        body: dict[str, Any] = {}
+        body = await healthy(port)
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                        body = await r.json()
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
             help_message = {
                 "type": "message",
                 "text": "help",
@@ -123,14 +129,7 @@ async def test_serve_keeps_the_database_files_private(tmp_path: Path) -> None:
     port = free_port()
     proc = spawn_serve(tmp_path, port, "--host", "127.0.0.1")
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                        assert r.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
+        await healthy(port)
         # While the server runs, SQLite's write-ahead log and shared-memory files exist too.
         files = modes(tmp_path, "serve.db*")
         assert set(files) == {"serve.db", "serve.db-wal", "serve.db-shm"}, files
@@ -224,14 +223,7 @@ async def test_serve_log_is_not_flooded_by_the_scheduler(tmp_path: Path) -> None
     extra = {"CHATBOT_OUTBOX_INTERVAL_SECONDS": "0.2"}
     proc = spawn_serve(tmp_path, port, "--host", "127.0.0.1", extra=extra)
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                        assert r.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
+        await healthy(port)
         await asyncio.sleep(1.5)  # the outbox sweep runs about seven times
     finally:
         proc.terminate()
