@@ -112,6 +112,25 @@ class Floor:
                 )
             )
 
+    async def statements(self) -> int:
+        """How many statements one :meth:`store` runs (BEGIN counted where the driver sends
+        one): what another transaction's count is set against to find its ``reads``."""
+        executed = [0]
+
+        def counted(*_: object) -> None:
+            executed[0] += 1
+
+        event.listen(self.engine.sync_engine, "before_cursor_execute", counted)
+        try:
+            counts = []
+            for i in range(3):  # the fewest: a first use may also prepare the connection
+                executed[0] = 0
+                await self.store(f"count-{i}", "U0", "form")
+                counts.append(executed[0])
+        finally:
+            event.remove(self.engine.sync_engine, "before_cursor_execute", counted)
+        return min(counts)
+
     async def dispose(self) -> None:
         if self.db is not None:
             await self.db.dispose()

@@ -35,9 +35,13 @@ def seconds(name: str, raw: str, default: float) -> float:
 def whole_number(name: str, raw: str, default: int, most: int) -> int:
     if not raw:
         return default
-    if not raw.isdigit() or not 0 < int(raw) <= most:
+    try:
+        value = int(raw)
+    except ValueError:  # also "²", which str.isdigit() would have let through
+        value = 0
+    if not 0 < value <= most:
         raise SettingsError(f"{name}={raw!r}: give a whole number from 1 to {most}, e.g. {default}")
-    return int(raw)
+    return value
 
 
 ZOOM_API_URL = "https://api.zoom.us/v2"

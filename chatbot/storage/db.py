@@ -235,9 +235,8 @@ class Database:
         # could lose its turn again and again: with 50 requests at once on 15 connections, a
         # click's p99 was twice what it is with turns (bench/slack_ack.py).
         size = getattr(self.engine.pool, "size", None)
-        self._turns = (
-            asyncio.Semaphore(size()) if callable(size) and self._write_lock is None else None
-        )
+        self._pool_size = size() if callable(size) and self._write_lock is None else 0
+        self._turns = asyncio.Semaphore(self._pool_size) if self._pool_size else None
 
     @property
     def dialect(self) -> str:
@@ -317,7 +316,7 @@ class Database:
         except TimeoutError:
             raise TimeoutError(
                 f"no database connection came free in {POOL_WAIT_SECONDS:g} s "
-                f"(DATABASE_POOL_SIZE is {self.engine.pool.size()})"  # type: ignore[attr-defined]
+                f"(DATABASE_POOL_SIZE is {self._pool_size})"
             ) from None
         try:
             yield

@@ -25,7 +25,7 @@ def test_outbox_interval() -> None:
 def test_database_pool_size() -> None:
     assert Settings.from_env({}).database_pool_size == 15
     assert Settings.from_env({"DATABASE_POOL_SIZE": "40"}).database_pool_size == 40
-    for bad in ("many", "0", "-3", "2.5", "5000"):
+    for bad in ("many", "0", "-3", "2.5", "5000", "²"):
         with pytest.raises(SettingsError, match=f"DATABASE_POOL_SIZE='{bad}': give a whole"):
             Settings.from_env({"DATABASE_POOL_SIZE": bad})
 
